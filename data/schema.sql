@@ -1,0 +1,335 @@
+-- Store schema of the emergency-management console (DuckDB).
+-- Analysts query these tables directly: keep names and columns stable, add rather than rename.
+-- Conventions: lon/lat are WGS84 degrees; times are TIMESTAMPTZ (UTC in storage);
+-- risk_level and warning/incident level are one of 'red', 'orange', 'yellow', 'blue'.
+
+-- ---------------------------------------------------------------- geography
+CREATE TABLE IF NOT EXISTS cities (
+    city_code     VARCHAR PRIMARY KEY,   -- 6-digit GB/T 2260 code, e.g. '370100'
+    name          VARCHAR NOT NULL,      -- 济南市
+    name_en       VARCHAR,
+    lon           DOUBLE,                -- centroid
+    lat           DOUBLE
+);
+
+CREATE TABLE IF NOT EXISTS counties (
+    county_code   VARCHAR PRIMARY KEY,   -- 6-digit code, e.g. '370102'
+    name          VARCHAR NOT NULL,      -- 历下区
+    city          VARCHAR NOT NULL,      -- 济南市
+    city_code     VARCHAR NOT NULL,
+    lon           DOUBLE,                -- representative point inside the county
+    lat           DOUBLE,
+    area_km2      DOUBLE,
+    population    INTEGER
+);
+
+-- Outlines, GeoJSON (Polygon or MultiPolygon, WGS84) as text; level is 'city' or 'county'.
+CREATE TABLE IF NOT EXISTS boundaries (
+    code          VARCHAR NOT NULL,
+    level         VARCHAR NOT NULL,
+    name          VARCHAR NOT NULL,
+    parent_code   VARCHAR,
+    geojson       VARCHAR NOT NULL,
+    PRIMARY KEY (code, level)
+);
+
+-- ---------------------------------------------------------------- safety production
+CREATE TABLE IF NOT EXISTS enterprises (
+    enterprise_id INTEGER PRIMARY KEY,
+    name          VARCHAR NOT NULL,
+    industry      VARCHAR NOT NULL,      -- key of the industry list (hazchem, mining, ...)
+    size          VARCHAR NOT NULL,      -- large / medium / small / micro
+    county_code   VARCHAR NOT NULL,
+    address       VARCHAR,
+    contact_name  VARCHAR,
+    contact_phone VARCHAR,
+    lon           DOUBLE NOT NULL,
+    lat           DOUBLE NOT NULL,
+    risk_level    VARCHAR NOT NULL,      -- red / orange / yellow / blue (the enterprise's grade)
+    is_major_hazard BOOLEAN DEFAULT FALSE
+);
+
+CREATE TABLE IF NOT EXISTS risk_points (
+    point_id      INTEGER PRIMARY KEY,
+    enterprise_id INTEGER NOT NULL,
+    county_code   VARCHAR NOT NULL,
+    kind          VARCHAR NOT NULL,      -- equipment, process, place, operation, ...
+    risk_level    VARCHAR NOT NULL,      -- red / orange / yellow / blue
+    lon           DOUBLE NOT NULL,
+    lat           DOUBLE NOT NULL
+);
+
+-- 隐患: hazards found in inspections, to be rectified by a deadline.
+CREATE TABLE IF NOT EXISTS hazards (
+    hazard_id     INTEGER PRIMARY KEY,
+    enterprise_id INTEGER NOT NULL,
+    point_id      INTEGER,
+    description   VARCHAR NOT NULL,
+    severity      VARCHAR NOT NULL,      -- general / major
+    found_on      DATE NOT NULL,
+    deadline      DATE NOT NULL,
+    status        VARCHAR NOT NULL,      -- open / rectifying / closed
+    closed_on     DATE
+);
+
+-- 重大危险源: major hazard installations at chemical enterprises.
+CREATE TABLE IF NOT EXISTS installations (
+    installation_id INTEGER PRIMARY KEY,
+    enterprise_id INTEGER NOT NULL,
+    name          VARCHAR NOT NULL,
+    kind          VARCHAR NOT NULL,      -- tank_farm / reactor / warehouse / pipeline
+    hazard_grade  INTEGER NOT NULL,      -- 1 (highest) .. 4
+    lon           DOUBLE NOT NULL,
+    lat           DOUBLE NOT NULL
+);
+
+-- ---------------------------------------------------------------- natural hazards monitoring
+-- Rain gauges, river stations, reservoirs and weather stations.
+CREATE TABLE IF NOT EXISTS stations (
+    station_id    VARCHAR PRIMARY KEY,
+    kind          VARCHAR NOT NULL,      -- rain / river / reservoir / weather
+    name          VARCHAR NOT NULL,
+    county_code   VARCHAR NOT NULL,
+    lon           DOUBLE NOT NULL,
+    lat           DOUBLE NOT NULL,
+    river         VARCHAR,               -- river stations
+    warning_level DOUBLE,                -- river: 警戒水位 (m)
+    guarantee_level DOUBLE,              -- river: 保证水位 (m)
+    scale         VARCHAR,               -- reservoir: large / medium
+    flood_limit_level DOUBLE,            -- reservoir: 汛限水位 (m)
+    normal_level  DOUBLE,                -- reservoir: 正常蓄水位 (m)
+    dam_crest_level DOUBLE,              -- reservoir: 坝顶高程 (m)
+    capacity_mcm  DOUBLE                 -- reservoir: total capacity, million m³
+);
+
+-- Every sensor of the registry: installation sensors and station sensors alike.
+-- Thresholds are NULL where they do not apply (e.g. no low limits for gas).
+CREATE TABLE IF NOT EXISTS sensors (
+    sensor_id     VARCHAR PRIMARY KEY,
+    kind          VARCHAR NOT NULL,      -- tank_level / temperature / pressure / toxic_gas / flammable_gas
+                                         -- / rain / river_level / reservoir_level / air_temperature / wind_speed / humidity
+    unit          VARCHAR NOT NULL,
+    lon           DOUBLE NOT NULL,
+    lat           DOUBLE NOT NULL,
+    county_code   VARCHAR NOT NULL,
+    installation_id INTEGER,             -- set for installation sensors
+    enterprise_id INTEGER,               -- set for installation sensors
+    station_id    VARCHAR,               -- set for station sensors
+    period_s      DOUBLE NOT NULL,       -- nominal reporting period
+    normal        DOUBLE,                -- typical value
+    lo_lo         DOUBLE,
+    lo            DOUBLE,
+    hi            DOUBLE,
+    hi_hi         DOUBLE,
+    deadband      DOUBLE                 -- hysteresis for clearing an alarm
+);
+
+CREATE TABLE IF NOT EXISTS landslide_points (
+    point_id      INTEGER PRIMARY KEY,
+    name          VARCHAR NOT NULL,
+    kind          VARCHAR NOT NULL,      -- landslide / debris_flow / collapse / subsidence
+    county_code   VARCHAR NOT NULL,
+    lon           DOUBLE NOT NULL,
+    lat           DOUBLE NOT NULL,
+    scale         VARCHAR NOT NULL,      -- small / medium / large
+    threatened_people INTEGER NOT NULL,
+    rain_threshold_mm DOUBLE NOT NULL    -- 24 h rainfall above which the point's risk rises
+);
+
+-- ---------------------------------------------------------------- resources
+CREATE TABLE IF NOT EXISTS warehouses (
+    warehouse_id  INTEGER PRIMARY KEY,
+    name          VARCHAR NOT NULL,
+    level         VARCHAR NOT NULL,      -- province / city / county
+    owner_unit    VARCHAR NOT NULL,
+    county_code   VARCHAR NOT NULL,
+    address       VARCHAR,
+    lon           DOUBLE NOT NULL,
+    lat           DOUBLE NOT NULL,
+    contact_name  VARCHAR,
+    contact_phone VARCHAR
+);
+
+CREATE TABLE IF NOT EXISTS material_kinds (
+    kind_id       INTEGER PRIMARY KEY,
+    name          VARCHAR NOT NULL,
+    category      VARCHAR NOT NULL,      -- flood / fire / rescue / living / medical / hazchem / power / communication
+    unit          VARCHAR NOT NULL,      -- 件, 顶, 台, 吨, ...
+    countable     BOOLEAN NOT NULL       -- FALSE for bulk goods measured in tonnes / m³
+);
+
+-- Current stock. initial_quantity is the stock when the store was built; every change after
+-- that is a row of stock_ledger, so quantity = initial_quantity + SUM(ledger.delta).
+CREATE TABLE IF NOT EXISTS stock (
+    warehouse_id  INTEGER NOT NULL,
+    kind_id       INTEGER NOT NULL,
+    quantity      DOUBLE NOT NULL CHECK (quantity >= 0),
+    initial_quantity DOUBLE NOT NULL,
+    min_quantity  DOUBLE NOT NULL,
+    PRIMARY KEY (warehouse_id, kind_id)
+);
+
+CREATE TABLE IF NOT EXISTS rescue_teams (
+    team_id       INTEGER PRIMARY KEY,
+    name          VARCHAR NOT NULL,
+    kind          VARCHAR NOT NULL,      -- fire / mine / hazchem / flood / forest_fire / medical / power / volunteer
+    county_code   VARCHAR NOT NULL,
+    lon           DOUBLE NOT NULL,
+    lat           DOUBLE NOT NULL,
+    members       INTEGER NOT NULL,
+    leader        VARCHAR,
+    phone         VARCHAR,
+    equipment     VARCHAR
+);
+
+CREATE TABLE IF NOT EXISTS shelters (
+    shelter_id    INTEGER PRIMARY KEY,
+    name          VARCHAR NOT NULL,
+    kind          VARCHAR NOT NULL,      -- school / park / stadium / square / community
+    county_code   VARCHAR NOT NULL,
+    lon           DOUBLE NOT NULL,
+    lat           DOUBLE NOT NULL,
+    capacity      INTEGER NOT NULL,
+    area_m2       DOUBLE
+);
+
+CREATE TABLE IF NOT EXISTS expert_tags (
+    tag           VARCHAR PRIMARY KEY,
+    type          VARCHAR NOT NULL       -- safety / natural / rescue / general
+);
+
+CREATE TABLE IF NOT EXISTS experts (
+    expert_id     INTEGER PRIMARY KEY,
+    name          VARCHAR NOT NULL,
+    type          VARCHAR NOT NULL,      -- safety / natural / rescue / general
+    title         VARCHAR,               -- 高级工程师, 教授, ...
+    employer      VARCHAR,
+    employer_enterprise_id INTEGER,      -- set when employed by an enterprise of the registry
+    county_code   VARCHAR NOT NULL,
+    lon           DOUBLE NOT NULL,
+    lat           DOUBLE NOT NULL,
+    phone         VARCHAR,
+    email         VARCHAR,
+    available     BOOLEAN NOT NULL,
+    rating        DOUBLE                 -- mean of past ratings, 1..5
+);
+
+CREATE TABLE IF NOT EXISTS expert_tag_links (
+    expert_id     INTEGER NOT NULL,
+    tag           VARCHAR NOT NULL,
+    PRIMARY KEY (expert_id, tag)
+);
+
+-- ---------------------------------------------------------------- live feeds
+-- feed is the feed URL as given on the command line; (feed, seq) is the idempotency key,
+-- unique across every message table below.
+CREATE TABLE IF NOT EXISTS readings (
+    feed          VARCHAR NOT NULL,
+    seq           BIGINT NOT NULL,
+    ts            TIMESTAMPTZ NOT NULL,
+    sensor_id     VARCHAR NOT NULL,
+    value         DOUBLE NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS hotspots (
+    feed          VARCHAR NOT NULL,
+    seq           BIGINT NOT NULL,
+    ts            TIMESTAMPTZ NOT NULL,
+    hotspot_id    VARCHAR NOT NULL,
+    lon           DOUBLE NOT NULL,
+    lat           DOUBLE NOT NULL,
+    confidence    DOUBLE NOT NULL,
+    satellite     VARCHAR NOT NULL,
+    extra         VARCHAR                -- unknown extra fields, JSON
+);
+
+CREATE TABLE IF NOT EXISTS quakes (
+    feed          VARCHAR NOT NULL,
+    seq           BIGINT NOT NULL,
+    ts            TIMESTAMPTZ NOT NULL,
+    quake_id      VARCHAR NOT NULL,
+    lon           DOUBLE NOT NULL,
+    lat           DOUBLE NOT NULL,
+    depth_km      DOUBLE NOT NULL,
+    magnitude     DOUBLE NOT NULL,
+    extra         VARCHAR
+);
+
+-- Warnings, append-only: every Alert / Update / Cancel is a row (its history); the current
+-- state of a warning is its latest version. source is 'feed' or 'officer'.
+CREATE TABLE IF NOT EXISTS warnings (
+    warning_id    VARCHAR NOT NULL,
+    version       INTEGER NOT NULL,
+    msg_type      VARCHAR NOT NULL,      -- Alert / Update / Cancel
+    event         VARCHAR NOT NULL,
+    level         VARCHAR NOT NULL,      -- blue / yellow / orange / red
+    headline      VARCHAR NOT NULL,
+    description   VARCHAR,
+    area_codes    VARCHAR[],             -- county codes
+    area_geojson  VARCHAR,               -- GeoJSON Polygon when the area was drawn
+    effective     TIMESTAMPTZ NOT NULL,
+    expires       TIMESTAMPTZ NOT NULL,
+    source        VARCHAR NOT NULL,
+    sender        VARCHAR NOT NULL,      -- officer user name or feed URL
+    created_at    TIMESTAMPTZ NOT NULL,
+    feed          VARCHAR,
+    seq           BIGINT,
+    extra         VARCHAR,
+    PRIMARY KEY (warning_id, version)
+);
+
+-- Incidents, append-only like warnings: the current state is the latest row per incident_id.
+CREATE TABLE IF NOT EXISTS incidents (
+    feed          VARCHAR NOT NULL,
+    seq           BIGINT NOT NULL,
+    ts            TIMESTAMPTZ NOT NULL,
+    incident_id   VARCHAR NOT NULL,
+    kind          VARCHAR NOT NULL,
+    lon           DOUBLE NOT NULL,
+    lat           DOUBLE NOT NULL,
+    title         VARCHAR NOT NULL,
+    level         VARCHAR NOT NULL,
+    status        VARCHAR NOT NULL,      -- open / closed
+    county_code   VARCHAR,
+    extra         VARCHAR
+);
+
+CREATE TABLE IF NOT EXISTS quarantine (
+    feed          VARCHAR NOT NULL,
+    received_at   TIMESTAMPTZ NOT NULL,
+    reason        VARCHAR NOT NULL,
+    raw           VARCHAR NOT NULL       -- cut at 64 KiB
+);
+
+-- ---------------------------------------------------------------- alarms
+CREATE TABLE IF NOT EXISTS alarms (
+    alarm_id      BIGINT PRIMARY KEY,
+    sensor_id     VARCHAR NOT NULL,
+    installation_id INTEGER,
+    enterprise_id INTEGER,
+    county_code   VARCHAR,
+    kind          VARCHAR NOT NULL,      -- hi / hi_hi / lo / lo_lo / stale
+    level         VARCHAR NOT NULL,      -- red / orange / yellow
+    raised_at     TIMESTAMPTZ NOT NULL,
+    trigger_value DOUBLE,
+    peak_value    DOUBLE,
+    peak_at       TIMESTAMPTZ,
+    cleared_at    TIMESTAMPTZ,           -- when the value came back within limits (held)
+    state         VARCHAR NOT NULL,      -- raised / acknowledged / disposed / closed
+    acked_by      VARCHAR,
+    acked_at      TIMESTAMPTZ,
+    disposed_by   VARCHAR,
+    disposed_at   TIMESTAMPTZ,
+    disposal_note VARCHAR,
+    closed_by     VARCHAR,
+    closed_at     TIMESTAMPTZ,
+    escalated_at  TIMESTAMPTZ
+);
+
+CREATE TABLE IF NOT EXISTS alarm_actions (
+    alarm_id      BIGINT NOT NULL,
+    action        VARCHAR NOT NULL,      -- raise / acknowledge / dispose / close / clear / escalate
+    actor         VARCHAR NOT NULL,
+    at            TIMESTAMPTZ NOT NULL,
+    note          VARCHAR
+);

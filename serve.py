@@ -1,0 +1,225 @@
+"""Serve the emergency-management console.
+
+``python serve.py`` with no arguments builds the demo database if it is missing, starts the
+demo feed, ingests it and serves every app at http://localhost:5006.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+DEFAULT_DB = ROOT / "var" / "console.duckdb"
+
+log = logging.getLogger("console")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[1])
+    p.add_argument("--port", type=int, default=5006, help="HTTP port (default 5006)")
+    p.add_argument("--address", default="localhost", help="address to listen on")
+    p.add_argument("--db", default=str(DEFAULT_DB), help="DuckDB store (built if missing)")
+    p.add_argument(
+        "--scale", default="demo", choices=["tiny", "small", "demo", "large"],
+        help="scale of the demo data when the store must be built",
+    )
+    p.add_argument("--seed", type=int, default=7, help="seed of the demo data")
+    p.add_argument(
+        "--feed", action="append", default=[], metavar="URL",
+        help="feed URL to ingest (repeatable); replaces the demo feed",
+    )
+    p.add_argument("--no-demo-feed", action="store_true", help="do not start the demo feed")
+    p.add_argument("--demo-port", type=int, default=0, help="port of the demo feed (0: any)")
+    p.add_argument("--speed", type=float, default=1.0, help="time acceleration of the demo feed")
+    p.add_argument("--lang", default="zh", choices=["zh", "en"], help="default language")
+    p.add_argument("--basic-auth", default=None, help="Panel basic auth: a password or a JSON file")
+    p.add_argument("--cookie-secret", default=None, help="cookie secret (with --basic-auth)")
+    p.add_argument(
+        "--allow-websocket-origin", action="append", default=[],
+        help="extra host[:port] allowed to open the page's websocket",
+    )
+    return p.parse_args(argv)
+
+
+def ensure_database(path: Path, scale: str, seed: int) -> None:
+    """Build the demo store when the file is missing (with a progress bar)."""
+    if path.exists():
+        return
+    from data.generate import build
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    print(f"building the {scale} demo database at {path} ...", flush=True)
+    build(path, scale=scale, seed=seed, progress=True)
+
+
+def start_demo_feed(db: Path, port: int, speed: float) -> tuple[subprocess.Popen, str]:
+    """Start ``python -m data.simulate`` and wait until it serves.
+
+    The simulator reads the registry from the store and closes it before it says READY, so
+    the console can open the file read-write afterwards.
+    """
+    cmd = [sys.executable, "-m", "data.simulate", "--db", str(db), "--port", str(port),
+           "--speed", str(speed)]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    assert proc.stdout is not None
+    while time.time() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"the demo feed exited with code {proc.wait()}")
+        if line.startswith("READY "):
+            url = line.split()[1]
+            # keep draining its stdout so it never blocks on a full pipe
+            threading.Thread(target=proc.stdout.read, daemon=True).start()
+            return proc, url
+    proc.terminate()
+    raise RuntimeError("the demo feed did not start within 120 s")
+
+
+def make_runtime(db: Path, feeds: list[str], lang: str):
+    """Open the store and start the shared services: hub, ingests (one per feed)."""
+    from sources.feed import FeedIngest
+    from sources.runtime import Runtime
+    from sources.store import Store
+
+    runtime = Runtime(store=Store(db), lang=lang).install()
+    for url in feeds:
+        ingest = FeedIngest(url=url, store=runtime.store, hub=runtime.hub)
+        runtime.ingests = [*runtime.ingests, ingest]
+        ingest.start()
+        runtime.on_stop(ingest.stop)
+    for start in _service_starters():
+        start(runtime)
+    return runtime
+
+
+def _service_starters():
+    """Server-wide services that dashboards declare (alarm engine, expiry of warnings...).
+
+    A dashboard module may define ``start_services(runtime)``; each runs once, here.
+    """
+    import dashboards
+
+    seen = set()
+    for cls in dashboards.discover():
+        module = sys.modules[cls.__module__]
+        fn = getattr(module, "start_services", None)
+        if fn is not None and fn not in seen:
+            seen.add(fn)
+            yield fn
+
+
+def health(runtime) -> dict:
+    """The JSON of ``/health``."""
+    return {
+        "status": "ok",
+        "db": runtime.store.path,
+        "uptime_s": round(time.time() - runtime.started_at, 1),
+        "feeds": [ingest.status() for ingest in runtime.ingests],
+    }
+
+
+def make_handlers(runtime) -> list[tuple]:
+    import tornado.web
+
+    import dashboards
+
+    class HealthHandler(tornado.web.RequestHandler):
+        def get(self):
+            self.set_header("Content-Type", "application/json; charset=utf-8")
+            self.set_header("Cache-Control", "no-store")
+            self.write(json.dumps(health(runtime), ensure_ascii=False))
+
+    handlers: list[tuple] = [(r"/health", HealthHandler)]
+    for cls in dashboards.discover():
+        handlers.extend(cls.handlers(runtime))
+    return handlers
+
+
+def serve(args: argparse.Namespace) -> None:
+    import panel as pn
+
+    import dashboards
+
+    db = Path(args.db)
+    ensure_database(db, args.scale, args.seed)
+
+    feeds = list(args.feed)
+    demo = None
+    if not feeds and not args.no_demo_feed:
+        demo, url = start_demo_feed(db, args.demo_port, args.speed)
+        feeds = [url]
+        print(f"demo feed at {url}", flush=True)
+
+    runtime = make_runtime(db, feeds, args.lang)
+    if demo is not None:
+        runtime.on_stop(lambda: (demo.terminate(), demo.wait(10)))
+
+    from views.i18n import t
+
+    routes, titles = {}, {}
+    for cls in dashboards.discover():
+        key = "/" if cls.route == "" else cls.route
+        routes[key] = cls.app(runtime)
+        titles[key] = t(cls.title_key, args.lang)
+    kwargs = {}
+    if args.basic_auth:
+        kwargs["basic_auth"] = args.basic_auth
+        kwargs["cookie_secret"] = args.cookie_secret or os.urandom(24).hex()
+    origins = [f"{args.address}:{args.port}", f"localhost:{args.port}",
+               f"127.0.0.1:{args.port}", *args.allow_websocket_origin]
+    server = pn.serve(
+        routes,
+        port=args.port,
+        address=args.address,
+        show=False,
+        start=False,
+        title={r: cls_title for r, cls_title in titles.items()},
+        websocket_origin=origins,
+        extra_patterns=make_handlers(runtime),
+        check_unused_sessions=10_000,
+        unused_session_lifetime=30_000,
+        **kwargs,
+    )
+
+    loop = server.io_loop
+    stopping = threading.Event()
+
+    def shutdown(signum=None, frame=None):
+        if stopping.is_set():
+            return
+        stopping.set()
+        log.info("stopping (signal %s)", signum)
+
+        def stop_loop():
+            server.stop()
+            loop.stop()
+
+        loop.add_callback(stop_loop)
+
+    signal.signal(signal.SIGTERM, shutdown)
+    signal.signal(signal.SIGINT, shutdown)
+    server.start()
+    print(f"console at http://{args.address}:{args.port}/", flush=True)
+    try:
+        loop.start()
+    finally:
+        runtime.stop()
+        print("stopped", flush=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    serve(parse_args(argv))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,11 @@
+"""Sources: the store (DuckDB), the hub (in-process pub/sub), feed ingest and query sources.
+
+Nothing here imports Panel, ``views`` or ``dashboards``.
+"""
+from __future__ import annotations
+
+from .base import Source
+from .hub import Hub, Subscription
+from .store import Store
+
+__all__ = ["Hub", "Source", "Store", "Subscription"]

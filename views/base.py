@@ -1,0 +1,67 @@
+"""The base class of every view."""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import ClassVar
+
+import panel as pn
+import param
+
+from sources.base import Source
+from sources.hub import Message
+
+from .i18n import LANGS, t
+
+
+class View(pn.viewable.Viewer):
+    """A view of the console: parameters in, one displayable out.
+
+    Subclasses declare their parameters (with ``doc=``), take their data from ``source`` and
+    implement ``__panel__``. They build their panes once and update them in place.
+    ``view_type`` names the type in specs; concrete views are found with
+    ``param.concrete_descendents(View)``.
+    """
+
+    view_type: ClassVar[str | None] = None
+
+    source = param.ClassSelector(class_=Source, doc="The query source the view reads from.")
+    lang = param.Selector(default="zh", objects=list(LANGS), doc="Interface language.")
+
+    def t(self, key: str, **fmt) -> str:
+        """The label ``key`` in this view's language."""
+        return t(key, self.lang, **fmt)
+
+    # ------------------------------------------------------------------ live updates
+    def subscribe(
+        self,
+        topics: Iterable[str],
+        on_messages: Callable[[list[Message], bool], None],
+        *,
+        period_ms: int = 250,
+        maxsize: int = 1000,
+    ):
+        """Receive hub messages for ``topics`` on this page's own thread.
+
+        The hub puts messages in a bounded queue; a periodic callback of this page drains it
+        and calls ``on_messages(messages, missed)``. ``missed`` is True when the queue
+        overflowed: reload from the store then. Unsubscribes when the page closes.
+        Returns the subscription, or None when the source has no hub (a snapshot).
+        """
+        hub = getattr(self.source, "hub", None)
+        if hub is None:
+            return None
+        sub = hub.subscribe(topics, maxsize=maxsize)
+
+        def drain():
+            messages, missed = sub.drain()
+            if messages or missed:
+                on_messages(messages, missed)
+
+        cb = pn.state.add_periodic_callback(drain, period=period_ms)
+        self.on_close(lambda: (cb.stop(), hub.unsubscribe(sub)))
+        return sub
+
+    def on_close(self, fn: Callable[[], None]) -> None:
+        """Run ``fn`` when the page (session) that shows this view closes."""
+        if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
+            pn.state.on_session_destroyed(lambda _ctx: fn())

@@ -86,12 +86,13 @@ def start_demo_feed(db: Path, port: int, speed: float) -> tuple[subprocess.Popen
 
 def make_runtime(db: Path, feeds: list[str], lang: str):
     """Open the store and start the shared services: hub, ingests (one per feed)."""
-    from sources.feed import FeedIngest
     from sources.runtime import Runtime
     from sources.store import Store
 
     runtime = Runtime(store=Store(db), lang=lang).install()
     for url in feeds:
+        from sources.feed import FeedIngest
+
         ingest = FeedIngest(url=url, store=runtime.store, hub=runtime.hub)
         runtime.ingests = [*runtime.ingests, ingest]
         ingest.start()
@@ -193,7 +194,7 @@ def serve(args: argparse.Namespace) -> None:
     loop = server.io_loop
     stopping = threading.Event()
 
-    def shutdown(signum=None, frame=None):
+    def shutdown(signum=None):
         if stopping.is_set():
             return
         stopping.set()
@@ -205,8 +206,8 @@ def serve(args: argparse.Namespace) -> None:
 
         loop.add_callback(stop_loop)
 
-    signal.signal(signal.SIGTERM, shutdown)
-    signal.signal(signal.SIGINT, shutdown)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.asyncio_loop.add_signal_handler(sig, shutdown, sig)
     server.start()
     print(f"console at http://{args.address}:{args.port}/", flush=True)
     try:

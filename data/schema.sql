@@ -330,6 +330,121 @@ CREATE TABLE IF NOT EXISTS alarm_actions (
     alarm_id      BIGINT NOT NULL,
     action        VARCHAR NOT NULL,      -- raise / acknowledge / dispose / close / clear / escalate
     actor         VARCHAR NOT NULL,
-    at            TIMESTAMPTZ NOT NULL,
+    acted_at      TIMESTAMPTZ NOT NULL,
     note          VARCHAR
+);
+
+-- ---------------------------------------------------------------- inventory (experts and materials; owner: inventory)
+CREATE SEQUENCE IF NOT EXISTS inventory_ids START 1;
+
+-- A task experts are drawn for (an incident, an inspection, an assessment).
+CREATE TABLE IF NOT EXISTS expert_tasks (
+    task_id       BIGINT PRIMARY KEY,
+    title         VARCHAR NOT NULL,
+    enterprise_id INTEGER,               -- the enterprise involved (its experts are excluded)
+    lon           DOUBLE,
+    lat           DOUBLE,
+    created_by    VARCHAR NOT NULL,
+    created_at    TIMESTAMPTZ NOT NULL
+);
+
+-- 专家抽取: every draw (and every redraw replacing a declining expert) with its seed and pool,
+-- so random.Random(seed).sample(pool, n) re-run gives the same result.
+CREATE TABLE IF NOT EXISTS expert_draws (
+    draw_id       BIGINT PRIMARY KEY,
+    task_id       BIGINT NOT NULL,
+    parent_draw_id BIGINT,               -- set for a redraw
+    replaces_expert_id INTEGER,          -- set for a redraw: the expert who declined
+    drawn_by      VARCHAR NOT NULL,
+    drawn_at      TIMESTAMPTZ NOT NULL,
+    criteria      VARCHAR NOT NULL,      -- JSON: tags, type, county, enterprise, exclude_days, n
+    seed          BIGINT NOT NULL,
+    pool          INTEGER[] NOT NULL,    -- qualified expert ids, ascending
+    pool_size     INTEGER NOT NULL,
+    n             INTEGER NOT NULL,
+    result        INTEGER[] NOT NULL     -- drawn expert ids, in draw order
+);
+
+CREATE TABLE IF NOT EXISTS expert_draw_members (
+    draw_id       BIGINT NOT NULL,
+    task_id       BIGINT NOT NULL,
+    expert_id     INTEGER NOT NULL,
+    drawn_at      TIMESTAMPTZ NOT NULL,
+    status        VARCHAR NOT NULL,      -- drawn / declined
+    declined_at   TIMESTAMPTZ,
+    note          VARCHAR
+);
+
+-- Rating after a task (1..5 each); experts.rating is updated as a running mean.
+CREATE TABLE IF NOT EXISTS expert_ratings (
+    task_id       BIGINT NOT NULL,
+    expert_id     INTEGER NOT NULL,
+    professionalism DOUBLE NOT NULL,
+    conduct       DOUBLE NOT NULL,
+    timeliness    DOUBLE NOT NULL,
+    score         DOUBLE NOT NULL,
+    rated_by      VARCHAR NOT NULL,
+    rated_at      TIMESTAMPTZ NOT NULL
+);
+
+-- Fees owed to an expert for a task (settled per expert and period).
+CREATE TABLE IF NOT EXISTS expert_fees (
+    fee_id        BIGINT PRIMARY KEY,
+    task_id       BIGINT NOT NULL,
+    expert_id     INTEGER NOT NULL,
+    work_date     DATE NOT NULL,
+    days          DOUBLE NOT NULL,
+    daily_rate    DOUBLE NOT NULL,
+    travel        DOUBLE NOT NULL,
+    amount        DOUBLE NOT NULL,
+    recorded_by   VARCHAR NOT NULL,
+    recorded_at   TIMESTAMPTZ NOT NULL
+);
+
+-- 调拨: request -> approve -> ship (stock leaves) -> receive (stock arrives, when the
+-- destination is a warehouse). status: requested / approved / shipped / received / rejected.
+CREATE TABLE IF NOT EXISTS dispatches (
+    dispatch_id   BIGINT PRIMARY KEY,
+    kind_id       INTEGER NOT NULL,
+    quantity      DOUBLE NOT NULL,
+    from_warehouse_id INTEGER NOT NULL,
+    to_warehouse_id INTEGER,             -- NULL when delivered to a place
+    destination   VARCHAR NOT NULL,      -- warehouse name, county or place
+    requester     VARCHAR NOT NULL,
+    status        VARCHAR NOT NULL,
+    requested_at  TIMESTAMPTZ NOT NULL,
+    approved_by   VARCHAR,
+    approved_at   TIMESTAMPTZ,
+    shipped_by    VARCHAR,
+    shipped_at    TIMESTAMPTZ,
+    received_by   VARCHAR,
+    received_at   TIMESTAMPTZ,
+    note          VARCHAR
+);
+
+-- Every movement of stock: stock.quantity = stock.initial_quantity + SUM(delta).
+CREATE TABLE IF NOT EXISTS stock_ledger (
+    entry_id      BIGINT PRIMARY KEY,
+    warehouse_id  INTEGER NOT NULL,
+    kind_id       INTEGER NOT NULL,
+    delta         DOUBLE NOT NULL,
+    reason        VARCHAR NOT NULL,      -- ship / receive / adjust
+    dispatch_id   BIGINT,
+    actor         VARCHAR NOT NULL,
+    moved_at      TIMESTAMPTZ NOT NULL,
+    note          VARCHAR
+);
+
+-- ---------------------------------------------------------------- demo data (owner: data generator)
+-- Industry keys of enterprises.industry with their labels (views must not import data/).
+CREATE TABLE IF NOT EXISTS industries (
+    industry      VARCHAR PRIMARY KEY,   -- hazchem, mining, ...
+    name_zh       VARCHAR NOT NULL,      -- 危险化学品
+    name_en       VARCHAR NOT NULL       -- Hazardous chemicals
+);
+
+-- How the store was generated: scale, seed, reference date (key/value text).
+CREATE TABLE IF NOT EXISTS build_info (
+    key           VARCHAR PRIMARY KEY,
+    value         VARCHAR NOT NULL
 );

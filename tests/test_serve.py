@@ -1,0 +1,53 @@
+"""serve.py end to end: every route answers, /health tells the truth, SIGTERM stops cleanly."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import dashboards
+from tests.conftest import wait_until
+
+pytestmark = pytest.mark.slow
+
+
+def test_every_route_is_served_and_health_is_json(serve):
+    console = serve("--no-demo-feed")
+    for cls in dashboards.discover():
+        status, body, _ = console.get(f"/{cls.route}")
+        assert status == 200, (cls.route, body[:300])
+        assert b"<html" in body.lower()
+    status, body, headers = console.get("/health")
+    assert status == 200
+    assert headers["Content-Type"].startswith("application/json")
+    data = json.loads(body)
+    assert data["status"] == "ok"
+    assert data["db"] == str(console.db)
+    assert data["feeds"] == []
+
+
+def test_unknown_route_is_404(serve):
+    console = serve("--no-demo-feed")
+    status, _, _ = console.get("/no-such-page")
+    assert status == 404
+
+
+def test_sigterm_stops_cleanly_and_releases_the_store(serve):
+    console = serve("--no-demo-feed")
+    assert console.stop() == 0
+    # the file is released: another process (this one) can open it read-write
+    from sources.store import Store
+
+    Store(console.db).close()
+
+
+def test_demo_feed_flows_into_health(serve):
+    console = serve("--speed", "10")
+    feeds = console.health()["feeds"]
+    assert len(feeds) == 1 and feeds[0]["url"].startswith("ws://")
+    first = wait_until(lambda: console.health()["feeds"][0]["received"] > 0, timeout=30)
+    assert first
+    received = console.health()["feeds"][0]["received"]
+    wait_until(lambda: console.health()["feeds"][0]["received"] > received, timeout=30,
+               message="received does not grow")
+    assert console.health()["feeds"][0]["connected"] is True

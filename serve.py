@@ -171,6 +171,10 @@ def serve(args: argparse.Namespace) -> None:
         key = "/" if cls.route == "" else cls.route
         routes[key] = cls.app(runtime)
         titles[key] = t(cls.title_key, args.lang)
+    from dashboards.notebooks_served import notebook_apps  # dashboards/notebooks/*.ipynb
+
+    for key, (app, title) in notebook_apps(args.lang).items():
+        routes[key], titles[key] = app, title
     kwargs = {}
     if args.basic_auth:
         kwargs["basic_auth"] = args.basic_auth

@@ -328,7 +328,7 @@ CREATE TABLE IF NOT EXISTS alarms (
 
 CREATE TABLE IF NOT EXISTS alarm_actions (
     alarm_id      BIGINT NOT NULL,
-    action        VARCHAR NOT NULL,      -- raise / acknowledge / dispose / close / clear / escalate
+    action        VARCHAR NOT NULL,      -- raise / upgrade (hi -> hi_hi) / acknowledge / dispose / close / clear / escalate
     actor         VARCHAR NOT NULL,
     acted_at      TIMESTAMPTZ NOT NULL,
     note          VARCHAR
@@ -447,4 +447,15 @@ CREATE TABLE IF NOT EXISTS industries (
 CREATE TABLE IF NOT EXISTS build_info (
     key           VARCHAR PRIMARY KEY,
     value         VARCHAR NOT NULL
+);
+
+-- ---------------------------------------------------------------- analysts
+-- Saved query consoles (/console): cells as JSON [{"sql": ..., "title": ...}]; pinned ones
+-- are shown, run, on /pinned (and wherever a dashboard puts views.query_console.PinnedConsole).
+CREATE TABLE IF NOT EXISTS saved_consoles (
+    name          VARCHAR PRIMARY KEY,
+    cells         VARCHAR NOT NULL,
+    pinned        BOOLEAN NOT NULL DEFAULT FALSE,
+    saved_by      VARCHAR,
+    saved_at      TIMESTAMPTZ NOT NULL
 );

@@ -17,7 +17,7 @@ class Source(param.Parameterized):
     they never import Panel. ``source_type`` names the type in specs.
 
     Build one in a notebook with ``RiskSource.from_path("console.duckdb")``: when the console
-    runs and holds the file, this opens a snapshot copy (see :meth:`Store.snapshot`).
+    runs and holds the file, this opens the newest snapshot the console wrote (see :mod:`sources.snapshot`).
     """
 
     source_type: ClassVar[str | None] = None
@@ -31,10 +31,6 @@ class Source(param.Parameterized):
     @classmethod
     def from_path(cls, path: str | Path, **params) -> Source:
         """Open a source on a store file, read-only, or on a snapshot if the file is held."""
-        import duckdb
+        from .snapshot import open_read_only  # the newest consistent snapshot when held
 
-        try:
-            store = Store(path, read_only=True)
-        except duckdb.IOException:
-            store = Store.snapshot(path)
-        return cls(store=store, **params)
+        return cls(store=open_read_only(path), **params)

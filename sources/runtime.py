@@ -32,7 +32,7 @@ class Runtime(param.Parameterized):
         params.setdefault("started_at", time.time())
         super().__init__(**params)
         self._cache: dict[str, Any] = {}
-        self._cache_lock = threading.Lock()
+        self._cache_lock = threading.RLock()  # shared() factories may call shared()
         self._stoppers: list[Callable[[], None]] = []
 
     # ------------------------------------------------------------------ current

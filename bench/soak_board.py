@@ -1,0 +1,194 @@
+"""Soak test of the situation board: one wall page open for N minutes under a fast demo feed.
+
+Starts ``serve.py --speed 20`` (demo feed, accelerated) on a copy of a store, opens
+``/board?kiosk=1`` in headless Debian chromium at 1920×1080 and samples, every
+``--sample-s`` seconds, the server's RSS and the page's JS heap (CDP
+``Runtime.getHeapUsage`` after a forced GC) and DOM node count. The first sample is taken
+after ``--warmup-s`` (caches, JIT and the first events settle); growth is end against that.
+
+    python bench/soak_board.py --minutes 30            # the full soak
+    python bench/soak_board.py --minutes 5 --db var/demo.duckdb
+
+Target: RSS and heap growth each ≤ 10 %. The last line printed is a JSON object.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def rss_mb(pid: int) -> float:
+    import psutil
+
+    return psutil.Process(pid).memory_info().rss / 2**20
+
+
+def wait_health(url: str, proc: subprocess.Popen, timeout: float = 300) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"serve.py exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=3) as r:
+                if json.loads(r.read())["status"] == "ok":
+                    return
+        except OSError:
+            pass
+        time.sleep(0.5)
+    raise RuntimeError("the console did not start")
+
+
+FRESHNESS_JS = """() => {
+  const walk = (root) => {
+    const hit = root.querySelector('[data-board=freshness]');
+    if (hit) return hit;
+    for (const el of root.querySelectorAll('*')) {
+      if (el.shadowRoot) { const f = walk(el.shadowRoot); if (f) return f; }
+    }
+    return null;
+  };
+  const f = walk(document);
+  return f ? f.dataset.state : null;
+}"""
+
+
+def main(argv: list[str] | None = None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--minutes", type=float, default=30.0, help="soak duration (default 30)")
+    p.add_argument("--speed", type=float, default=20.0, help="demo feed acceleration")
+    p.add_argument("--db", default=None, help="store to copy (default: build a tiny one)")
+    p.add_argument("--sample-s", type=float, default=30.0, help="seconds between samples")
+    p.add_argument("--warmup-s", type=float, default=60.0, help="seconds before the baseline")
+    p.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    args = p.parse_args(argv)
+    if CHROMIUM is None:
+        raise SystemExit("no chromium: apt-get install -y chromium fonts-noto-cjk")
+
+    work = Path(tempfile.mkdtemp(prefix="soak-board-"))
+    db = work / "console.duckdb"
+    if args.db:
+        shutil.copy2(args.db, db)
+    else:
+        sys.path.insert(0, str(ROOT))
+        from data.generate import build
+
+        build(db, scale="tiny", seed=7, progress=False)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = open(work / "serve.log", "w")
+    server = subprocess.Popen(
+        [sys.executable, str(ROOT / "serve.py"), "--db", str(db), "--port", str(port),
+         "--address", "127.0.0.1", "--speed", str(args.speed)],
+        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    samples: list[dict] = []
+    result: dict = {}
+    try:
+        wait_health(url, server)
+        from playwright.sync_api import sync_playwright
+
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(
+                executable_path=CHROMIUM, headless=True,
+                args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                      "--enable-precise-memory-info"])
+            page = browser.new_page(viewport={"width": 1920, "height": 1080})
+            loads = []
+            page.on("load", lambda: loads.append(time.time()))
+            cdp = page.context.new_cdp_session(page)
+            cdp.send("Performance.enable")
+            page.goto(f"{url}/board?kiosk=1", timeout=300_000)
+
+            def sample(label: str) -> dict:
+                cdp.send("HeapProfiler.collectGarbage")
+                heap = cdp.send("Runtime.getHeapUsage")
+                metrics = {m["name"]: m["value"]
+                           for m in cdp.send("Performance.getMetrics")["metrics"]}
+                s = {"label": label, "t_s": round(time.time() - t0, 1),
+                     "rss_mb": round(rss_mb(server.pid), 1),
+                     "heap_mb": round(heap["usedSize"] / 2**20, 2),
+                     "dom_nodes": int(metrics.get("Nodes", 0)),
+                     "state": page.evaluate(FRESHNESS_JS)}
+                samples.append(s)
+                print(f"{s['t_s']:>8.0f} s  rss {s['rss_mb']:>8.1f} MB  heap "
+                      f"{s['heap_mb']:>7.2f} MB  nodes {s['dom_nodes']:>6}  {s['state']}",
+                      flush=True)
+                return s
+
+            t0 = time.time()
+            page.wait_for_timeout(args.warmup_s * 1000)
+            first = sample("start")
+            end_at = t0 + args.warmup_s + args.minutes * 60
+            while time.time() < end_at:
+                page.wait_for_timeout(min(args.sample_s, max(0.0, end_at - time.time())) * 1000)
+                sample("run")
+            last = sample("end")
+            browser.close()
+        health = json.loads(urllib.request.urlopen(f"{url}/health", timeout=10).read())
+        feed = (health.get("feeds") or [{}])[0]
+        result = {
+            "bench": "soak_board", "minutes": args.minutes, "speed": args.speed,
+            "warmup_s": args.warmup_s, "samples": len(samples),
+            "rss_start_mb": first["rss_mb"], "rss_end_mb": last["rss_mb"],
+            "rss_max_mb": max(s["rss_mb"] for s in samples),
+            "rss_growth_pct": round(100 * (last["rss_mb"] / first["rss_mb"] - 1), 2),
+            "heap_start_mb": first["heap_mb"], "heap_end_mb": last["heap_mb"],
+            "heap_max_mb": max(s["heap_mb"] for s in samples),
+            "heap_growth_pct": round(100 * (last["heap_mb"] / first["heap_mb"] - 1), 2),
+            "dom_nodes_start": first["dom_nodes"], "dom_nodes_end": last["dom_nodes"],
+            "page_loads": len(loads), "state_end": last["state"],
+            "stale_samples": sum(1 for s in samples if s["state"] != "live"),
+            "messages_stored": feed.get("stored"),
+            "target_growth_pct": 10.0,
+        }
+        result["ok"] = (result["rss_growth_pct"] <= 10 and result["heap_growth_pct"] <= 10
+                        and result["state_end"] == "live")
+    finally:
+        import psutil
+
+        try:  # the demo feed is serve.py's child: make sure it goes too
+            children = psutil.Process(server.pid).children(recursive=True)
+        except psutil.Error:
+            children = []
+        if server.poll() is None:
+            server.send_signal(signal.SIGTERM)
+            try:
+                server.wait(60)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait(10)
+        for child in children:
+            try:
+                child.wait(5)
+            except psutil.TimeoutExpired:
+                child.kill()
+            except psutil.Error:
+                pass
+        log.close()
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+    print(json.dumps(result, ensure_ascii=False))
+    return result
+
+
+if __name__ == "__main__":
+    main()

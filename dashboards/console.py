@@ -1,0 +1,83 @@
+"""``/console``: the analysts' query console; ``/pinned``: the consoles they pinned.
+
+``start_services`` starts the snapshot writer once per process: notebooks in other processes
+read its snapshots (DuckDB lets no other process open the file the console holds).
+"""
+from __future__ import annotations
+
+import os
+from typing import ClassVar
+
+import panel as pn
+
+from sources.base import Source
+from sources.runtime import Runtime
+from sources.snapshot import SnapshotWriter
+from views.query_console import PinnedConsole, QueryConsole
+
+from .base import Dashboard
+from .theme import page
+
+#: Seconds between snapshots for notebooks (``CONSOLE_SNAPSHOT_S`` overrides; 0 disables).
+SNAPSHOT_INTERVAL_S = 300.0
+
+EXAMPLE_CELLS = [
+    {"title": "县区风险点（按城市）",
+     "sql": "SELECT c.city, count(*) AS risk_points\nFROM risk_points r "
+            "JOIN counties c USING (county_code)\nGROUP BY 1 ORDER BY 2 DESC"},
+    {"title": "重大风险点分布",
+     "sql": "SELECT lon, lat, risk_level FROM risk_points WHERE risk_level IN ('red', 'orange')"},
+]
+
+
+def start_services(runtime: Runtime) -> None:
+    """Start the periodic snapshot writer (once, at serve start)."""
+    interval = float(os.environ.get("CONSOLE_SNAPSHOT_S", SNAPSHOT_INTERVAL_S))
+    if interval <= 0 or runtime.store.path == ":memory:" or runtime.store.read_only:
+        return
+    writer = runtime.shared("snapshot_writer", lambda: SnapshotWriter(
+        store=runtime.store, interval_s=interval).start())
+    runtime.on_stop(writer.stop)
+
+
+def _source(runtime: Runtime) -> Source:
+    return Source(store=runtime.store, hub=runtime.hub)
+
+
+def _writer(runtime: Runtime):
+    return runtime._cache.get("snapshot_writer")
+
+
+class QueryConsolePage(Dashboard):
+    """The query console: notebook-like read-only SQL cells over the live store."""
+
+    route: ClassVar[str] = "console"
+    title_key: ClassVar[str] = "app.console"
+    description_key: ClassVar[str] = "app.console.desc"
+    order: ClassVar[int] = 60
+
+    def layout(self):
+        args = getattr(pn.state, "session_args", None) or {}
+        name = (args.get("open", [b""])[0] or b"").decode(errors="replace")
+        console = QueryConsole(source=_source(self.runtime), lang=self.lang,
+                               cells=EXAMPLE_CELLS[:1], user=pn.state.user,
+                               snapshots=_writer(self.runtime))
+        if name:
+            console.open(name)
+        body = pn.Column(console, sizing_mode="stretch_both", scroll=True,
+                         css_classes=["console-main"], margin=(8, 16))
+        return page(self.t("app.console"), body, lang=self.lang, route=self.route)
+
+
+class PinnedPage(Dashboard):
+    """The pinned analyses: every pinned console, run when the page opens."""
+
+    route: ClassVar[str] = "pinned"
+    title_key: ClassVar[str] = "app.pinned"
+    description_key: ClassVar[str] = "app.pinned.desc"
+    order: ClassVar[int] = 61
+
+    def layout(self):
+        view = PinnedConsole(source=_source(self.runtime), lang=self.lang)
+        body = pn.Column(view, sizing_mode="stretch_both", scroll=True, margin=(8, 16))
+        return page(self.t("app.pinned"), body, lang=self.lang, route=self.route)

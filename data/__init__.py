@@ -1,0 +1,1 @@
+"""Demo data: the store schema, the deterministic generator and the demo feed."""

@@ -1,0 +1,617 @@
+"""The situation of the province for the command-hall board: KPIs, events, incidents, layers.
+
+Every query takes ``now_ms`` (epoch milliseconds, default: the wall clock) so that tests and
+case replays can ask "what did the board show at time T". Times leave DuckDB as epoch
+milliseconds (``epoch_ms``) so no time-zone conversion happens on the way.
+
+:meth:`SituationSource.situation` bundles everything one board page shows and is shared by
+every open page for ``max_age`` seconds: ten pages on the wall cost one set of queries.
+"""
+from __future__ import annotations
+
+import json
+import math
+import threading
+import time
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+import param
+
+from .base import Source
+
+LEVELS = ("red", "orange", "yellow", "blue")
+HOUR_MS = 3_600_000
+DAY_MS = 24 * HOUR_MS
+EARTH_KM = 6371.0088
+
+# incident kind (free text from the feed) -> material categories and expert types worth showing
+_KIND_NEEDS = (
+    (("fire", "burn", "火"), ("fire", "rescue"), ("safety", "rescue")),
+    (("chem", "leak", "explo", "gas", "toxic", "危化", "泄漏", "爆炸"), ("hazchem", "rescue", "medical"),
+     ("safety", "rescue")),
+    (("flood", "rain", "storm", "dam", "洪", "雨"), ("flood", "living", "rescue"), ("natural", "rescue")),
+    (("quake", "landslide", "collapse", "debris", "地震", "滑坡", "崩塌"), ("rescue", "living", "medical"),
+     ("natural", "rescue")),
+    (("mine", "矿"), ("rescue", "medical"), ("safety", "rescue")),
+)
+
+
+def haversine_sql(lon: str = "lon", lat: str = "lat") -> str:
+    """SQL for the great-circle distance in km from ``($lon, $lat)`` to the columns given."""
+    return (
+        f"2 * {EARTH_KM} * asin(sqrt(pow(sin(radians({lat} - $lat) / 2), 2) + "
+        f"cos(radians($lat)) * cos(radians({lat})) * pow(sin(radians({lon} - $lon) / 2), 2)))"
+    )
+
+
+def haversine_km(lon1, lat1, lon2, lat2):
+    """Great-circle distance in km (numpy-friendly)."""
+    lon1, lat1, lon2, lat2 = map(np.radians, (lon1, lat1, lon2, lat2))
+    a = np.sin((lat2 - lat1) / 2) ** 2 + np.cos(lat1) * np.cos(lat2) * np.sin((lon2 - lon1) / 2) ** 2
+    return 2 * EARTH_KM * np.arcsin(np.sqrt(a))
+
+
+def needs_for(kind: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(material categories, expert types) relevant to an incident of ``kind``."""
+    low = (kind or "").lower()
+    for words, materials, experts in _KIND_NEEDS:
+        if any(w in low for w in words):
+            return materials, experts
+    return ("rescue", "living", "medical"), ("rescue", "general")
+
+
+def _rings(geojson: str | dict | None) -> list[list[tuple[float, float]]]:
+    """Exterior rings of a GeoJSON Polygon / MultiPolygon (or Feature) as coordinate lists."""
+    if not isinstance(geojson, str | dict) or not geojson:
+        return []
+    try:
+        geo = json.loads(geojson) if isinstance(geojson, str) else geojson
+    except ValueError:  # a malformed drawn area must not take the board down
+        return []
+    if not isinstance(geo, dict):
+        return []
+    if geo.get("type") == "Feature":
+        geo = geo.get("geometry") or {}
+    kind, coords = geo.get("type"), geo.get("coordinates") or []
+    if kind == "Polygon":
+        return [coords[0]] if coords else []
+    if kind == "MultiPolygon":
+        return [poly[0] for poly in coords if poly]
+    return []
+
+
+def _simplify(ring, tolerance: float):
+    """Douglas-Peucker through shapely when present; the ring as it is otherwise."""
+    if tolerance <= 0 or len(ring) < 16:
+        return ring
+    try:
+        from shapely.geometry import LineString
+    except ImportError:  # pragma: no cover - shapely is a dependency
+        return ring
+    return list(LineString(ring).simplify(tolerance).coords)
+
+
+class SituationSource(Source):
+    """Live situation of the province: what the board shows, computed in one place."""
+
+    source_type: ClassVar[str] = "situation"
+
+    ticker_size = param.Integer(default=40, bounds=(1, 500), doc="Events kept in the ticker.")
+    max_incidents = param.Integer(default=3, bounds=(0, 12), doc="Incidents detailed in panels.")
+    nearest_k = param.Integer(default=3, bounds=(1, 20), doc="Nearest resources of each kind.")
+    max_age = param.Number(
+        default=2.0, bounds=(0, None),
+        doc="Seconds a computed situation is shared by every page before it is recomputed.")
+    rate_window_s = param.Number(default=60.0, bounds=(1, None),
+                                 doc="Window of the readings-per-second figure.")
+    outline_tolerance = param.Number(default=0.004, bounds=(0, None),
+                                     doc="Simplification of county outlines (degrees).")
+    point_layer = param.Callable(
+        default=None, allow_None=True,
+        doc="Returns the risk map's shared point layer (None: build one from risk_points).")
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        self._lock = threading.Lock()
+        self._cache: dict[str, Any] = {}
+        self._snapshot: tuple[float, dict] | None = None
+
+    # ------------------------------------------------------------------ helpers
+    @staticmethod
+    def now_ms() -> int:
+        return int(time.time() * 1000)
+
+    def _df(self, sql: str, params: dict | None = None) -> pd.DataFrame:
+        return self.store.df(sql, params or {})
+
+    def _static(self, name: str, factory):
+        """Registry-derived data computed once per source (the registries do not change live)."""
+        if name not in self._cache:
+            self._cache[name] = factory()
+        return self._cache[name]
+
+    # ------------------------------------------------------------------ KPIs
+    def kpis(self, now_ms: int | None = None, statuses: list[dict] | None = None) -> dict:
+        """Every KPI as ``{key: {"value": now, "before": 24 h ago}}``.
+
+        Keys: ``warnings.<level>``, ``warnings``, ``alarms.<level>``, ``alarms``,
+        ``alarms.unacked``, ``incidents``, ``hotspots``, ``quakes``, ``rate``,
+        ``feeds`` (connected feeds; ``total`` says of how many), ``rejected``
+        (quarantined messages in 24 h).
+        """
+        now = self.now_ms() if now_ms is None else int(now_ms)
+        before = now - DAY_MS
+        out: dict[str, dict] = {}
+
+        def put(key, value, prev):
+            out[key] = {"value": value, "before": prev}
+
+        w_now, w_before = self._warning_levels(now, None), self._warning_levels(before, before)
+        for lvl in LEVELS:
+            put(f"warnings.{lvl}", w_now.get(lvl, 0), w_before.get(lvl, 0))
+        put("warnings", sum(w_now.values()), sum(w_before.values()))
+
+        a = self._df(
+            """
+            SELECT level,
+              count(*) FILTER (WHERE state <> 'closed') AS open_now,
+              count(*) FILTER (WHERE state = 'raised') AS unacked_now,
+              count(*) FILTER (WHERE epoch_ms(raised_at) <= $b
+                 AND (closed_at IS NULL OR epoch_ms(closed_at) > $b)) AS open_before,
+              count(*) FILTER (WHERE epoch_ms(raised_at) <= $b
+                 AND (closed_at IS NULL OR epoch_ms(closed_at) > $b)
+                 AND (acked_at IS NULL OR epoch_ms(acked_at) > $b)) AS unacked_before
+            FROM alarms
+            WHERE state <> 'closed' OR closed_at IS NULL OR epoch_ms(closed_at) > $b
+            GROUP BY level
+            """, {"b": before}).set_index("level")
+        for lvl in ("red", "orange", "yellow"):
+            row = a.loc[lvl] if lvl in a.index else None
+            put(f"alarms.{lvl}", int(row.open_now) if row is not None else 0,
+                int(row.open_before) if row is not None else 0)
+        put("alarms", int(a.open_now.sum()), int(a.open_before.sum()))
+        put("alarms.unacked", int(a.unacked_now.sum()), int(a.unacked_before.sum()))
+
+        put("incidents", len(self.active_incidents(now)), len(self.active_incidents(before, before)))
+
+        for key, table in (("hotspots", "hotspots"), ("quakes", "quakes")):
+            counts = self.store.arrow(
+                f"SELECT count(*) FILTER (WHERE epoch_ms(ts) > $n - {DAY_MS}) AS now_n, "
+                f"count(*) FILTER (WHERE epoch_ms(ts) > $n - {2 * DAY_MS} "
+                f"AND epoch_ms(ts) <= $n - {DAY_MS}) AS before_n "
+                f"FROM {table} WHERE epoch_ms(ts) > $n - {2 * DAY_MS}", {"n": now}).to_pylist()[0]
+            put(key, int(counts["now_n"]), int(counts["before_n"]))
+
+        window = int(self.rate_window_s * 1000)
+        rate_now = None
+        if statuses:
+            rates = [s.get("rate_per_s") for s in statuses if s.get("rate_per_s") is not None]
+            rate_now = float(sum(rates)) if rates else None
+        if rate_now is None:
+            rate_now = self._readings_between(now - window, now) / self.rate_window_s
+        put("rate", round(rate_now, 1),
+            round(self._readings_between(before - window, before) / self.rate_window_s, 1))
+
+        statuses = statuses or []
+        connected = sum(1 for s in statuses if s.get("connected"))
+        out["feeds"] = {"value": connected, "before": None, "total": len(statuses)}
+        rej = self.store.arrow(
+            f"SELECT count(*) FILTER (WHERE epoch_ms(received_at) > $n - {DAY_MS}) AS now_n, "
+            f"count(*) FILTER (WHERE epoch_ms(received_at) <= $n - {DAY_MS}) AS before_n "
+            f"FROM quarantine WHERE epoch_ms(received_at) > $n - {2 * DAY_MS}",
+            {"n": now}).to_pylist()[0]
+        put("rejected", int(rej["now_n"]), int(rej["before_n"]))
+        return out
+
+    def _readings_between(self, start_ms: int, end_ms: int) -> int:
+        return int(self.store.scalar(
+            "SELECT count(*) FROM readings WHERE ts > to_timestamp($s / 1000.0) "
+            "AND ts <= to_timestamp($e / 1000.0)", {"s": start_ms, "e": end_ms}) or 0)
+
+    def _warning_levels(self, at_ms: int, created_upto: int | None) -> dict[str, int]:
+        df = self._current_warnings(at_ms, created_upto, columns="level")
+        return df.level.value_counts().to_dict() if len(df) else {}
+
+    def _current_warnings(self, at_ms: int, created_upto: int | None = None,
+                          columns: str = "*") -> pd.DataFrame:
+        """Warnings in force at ``at_ms``: latest version not a Cancel and not expired."""
+        return self._df(
+            f"""
+            WITH cur AS (
+              SELECT * FROM warnings
+              WHERE $u::BIGINT IS NULL OR epoch_ms(created_at) <= $u::BIGINT
+              QUALIFY row_number() OVER (PARTITION BY warning_id ORDER BY version DESC) = 1)
+            SELECT {columns} FROM cur
+            WHERE msg_type <> 'Cancel' AND epoch_ms(expires) > $t
+            """, {"t": at_ms, "u": created_upto})
+
+    # ------------------------------------------------------------------ layers
+    def active_warnings(self, now_ms: int | None = None) -> pd.DataFrame:
+        """Warnings in force now, most severe first."""
+        now = self.now_ms() if now_ms is None else now_ms
+        return self._current_warnings(
+            now, None,
+            columns="warning_id, version, event, level, headline, area_codes, area_geojson, "
+                    "epoch_ms(effective) AS effective_ms, epoch_ms(expires) AS expires_ms, "
+                    "epoch_ms(created_at) AS created_ms")
+
+    def warning_shapes(self, now_ms: int | None = None) -> dict[str, list]:
+        """Patches of the warnings in force (``xs, ys, level, headline``), red drawn last."""
+        warnings = self.active_warnings(now_ms)
+        county = self.county_rings()
+        out: dict[str, list] = {"xs": [], "ys": [], "level": [], "headline": [], "event": []}
+        order = {lvl: i for i, lvl in enumerate(reversed(LEVELS))}
+        warnings = warnings.assign(_o=warnings.level.map(order).fillna(-1)).sort_values("_o")
+        for w in warnings.itertuples():
+            rings = _rings(w.area_geojson)
+            codes = w.area_codes if isinstance(w.area_codes, list | np.ndarray) else []
+            for code in ([] if rings else codes):
+                rings.extend(county.get(code, []))
+            for ring in rings:
+                out["xs"].append([p[0] for p in ring])
+                out["ys"].append([p[1] for p in ring])
+                out["level"].append(w.level)
+                out["headline"].append(w.headline)
+                out["event"].append(w.event)
+        return out
+
+    def open_alarms(self) -> pd.DataFrame:
+        """Open alarms at their installations (sensor position when no installation)."""
+        return self._df(
+            """
+            SELECT a.alarm_id, a.level, a.state, a.kind, a.sensor_id,
+                   a.state = 'raised' AS unacked, a.escalated_at IS NOT NULL AS escalated,
+                   epoch_ms(a.raised_at) AS raised_ms,
+                   coalesce(i.lon, s.lon) AS lon, coalesce(i.lat, s.lat) AS lat,
+                   coalesce(i.name, a.sensor_id) AS name
+            FROM alarms a
+            LEFT JOIN installations i USING (installation_id)
+            LEFT JOIN sensors s ON s.sensor_id = a.sensor_id
+            WHERE a.state <> 'closed'
+            ORDER BY a.raised_at DESC
+            LIMIT 5000
+            """)
+
+    def hotspots(self, now_ms: int | None = None, hours: float = 24) -> pd.DataFrame:
+        now = self.now_ms() if now_ms is None else now_ms
+        return self._df(
+            "SELECT hotspot_id, lon, lat, confidence, epoch_ms(ts) AS ts_ms FROM hotspots "
+            "WHERE epoch_ms(ts) > $s ORDER BY ts DESC LIMIT 20000",
+            {"s": int(now - hours * HOUR_MS)})
+
+    def quakes(self, now_ms: int | None = None, days: float = 7) -> pd.DataFrame:
+        now = self.now_ms() if now_ms is None else now_ms
+        return self._df(
+            "SELECT quake_id, lon, lat, depth_km, magnitude, epoch_ms(ts) AS ts_ms FROM quakes "
+            "WHERE epoch_ms(ts) > $s ORDER BY ts DESC LIMIT 5000",
+            {"s": int(now - days * DAY_MS)})
+
+    def active_incidents(self, now_ms: int | None = None, upto_ms: int | None = None) -> pd.DataFrame:
+        """Open incidents (latest row of each), most severe and newest first.
+
+        ``upto_ms`` restricts to rows received by then (the state 24 h ago).
+        """
+        return self._df(
+            """
+            WITH cur AS (
+              SELECT * FROM incidents
+              WHERE $u::BIGINT IS NULL OR epoch_ms(ts) <= $u::BIGINT
+              QUALIFY row_number() OVER (PARTITION BY incident_id ORDER BY ts DESC, seq DESC) = 1),
+            first AS (SELECT incident_id, min(epoch_ms(ts)) AS started_ms FROM incidents
+                      GROUP BY incident_id)
+            SELECT incident_id, kind, lon, lat, title, level, status, county_code,
+                   epoch_ms(ts) AS ts_ms, started_ms
+            FROM cur JOIN first USING (incident_id)
+            WHERE status = 'open'
+            ORDER BY CASE level WHEN 'red' THEN 0 WHEN 'orange' THEN 1 WHEN 'yellow' THEN 2
+                     ELSE 3 END, ts DESC
+            """, {"u": upto_ms})
+
+    # ------------------------------------------------------------------ ticker
+    def ticker(self, limit: int | None = None) -> pd.DataFrame:
+        """Latest events, newest first: ``ts_ms, kind, level, title, detail, key``.
+
+        ``kind`` is alarm / warning / incident / quake; ``detail`` is the alarm kind
+        (hi, hi_hi...), the warning message type, the incident status or the magnitude.
+        """
+        n = int(limit or self.ticker_size)
+        df = self._df(
+            f"""
+            (SELECT epoch_ms(a.raised_at) AS ts_ms, 'alarm' AS kind, a.level,
+                    coalesce(i.name, a.sensor_id) AS title, a.kind AS detail,
+                    'a' || a.alarm_id AS key
+             FROM alarms a LEFT JOIN installations i USING (installation_id)
+             ORDER BY a.raised_at DESC LIMIT {n})
+            UNION ALL
+            (SELECT epoch_ms(created_at), 'warning', level, headline, msg_type,
+                    'w' || warning_id || ':' || version
+             FROM warnings ORDER BY created_at DESC LIMIT {n})
+            UNION ALL
+            (SELECT epoch_ms(ts), 'incident', level, title, status,
+                    'i' || incident_id || ':' || seq
+             FROM incidents ORDER BY ts DESC LIMIT {n})
+            UNION ALL
+            (SELECT epoch_ms(ts), 'quake',
+                    CASE WHEN magnitude >= 6 THEN 'red' WHEN magnitude >= 5 THEN 'orange'
+                         WHEN magnitude >= 4 THEN 'yellow' ELSE 'blue' END,
+                    quake_id, printf('%.1f', magnitude), 'q' || quake_id
+             FROM quakes ORDER BY ts DESC LIMIT {n})
+            ORDER BY ts_ms DESC, key LIMIT {n}
+            """)
+        if len(df):
+            quake = df.kind == "quake"
+            if quake.any():
+                df.loc[quake, "title"] = self._quake_places(df.loc[quake, "title"].tolist())
+        return df
+
+    def _quake_places(self, quake_ids: list[str]) -> list[str]:
+        """The name of the county nearest to each quake (a label an operator knows)."""
+        q = self._df("SELECT quake_id, lon, lat FROM quakes WHERE list_contains($ids, quake_id)",
+                     {"ids": quake_ids}).drop_duplicates("quake_id").set_index("quake_id")
+        counties = self.counties()
+        names = []
+        for qid in quake_ids:
+            if qid in q.index and len(counties):
+                d = haversine_km(q.at[qid, "lon"], q.at[qid, "lat"], counties.lon.values,
+                                 counties.lat.values)
+                names.append(str(counties.name.values[int(np.argmin(d))]))
+            else:
+                names.append(str(qid))
+        return names
+
+    # ------------------------------------------------------------------ incidents
+    def incident_timeline(self, incident_id: str, limit: int = 12) -> pd.DataFrame:
+        """What happened so far: the incident's own updates and events near it since it began.
+
+        Columns ``ts_ms, kind, level, title, detail``, oldest first (the last ``limit``).
+        """
+        inc = self._df("SELECT * FROM incidents WHERE incident_id = $id ORDER BY ts, seq",
+                       {"id": incident_id})
+        if not len(inc):
+            return pd.DataFrame(columns=["ts_ms", "kind", "level", "title", "detail"])
+        last = inc.iloc[-1]
+        params = {"id": incident_id, "lon": float(last.lon), "lat": float(last.lat),
+                  "county": last.county_code}
+        df = self._df(
+            f"""
+            WITH start AS (SELECT min(ts) AS t0 FROM incidents WHERE incident_id = $id)
+            SELECT epoch_ms(ts) AS ts_ms, 'incident' AS kind, level, title, status AS detail
+            FROM incidents WHERE incident_id = $id
+            UNION ALL
+            SELECT epoch_ms(a.raised_at), 'alarm', a.level, coalesce(i.name, a.sensor_id), a.kind
+            FROM alarms a JOIN installations i USING (installation_id), start
+            WHERE a.raised_at >= start.t0 AND {haversine_sql('i.lon', 'i.lat')} < 10
+            UNION ALL
+            SELECT epoch_ms(q.ts), 'quake', 'blue', q.quake_id, printf('%.1f', q.magnitude)
+            FROM quakes q, start
+            WHERE q.ts >= start.t0 AND {haversine_sql('q.lon', 'q.lat')} < 50
+            UNION ALL
+            SELECT epoch_ms(h.ts), 'hotspot', 'orange', h.hotspot_id, printf('%.0f', h.confidence)
+            FROM hotspots h, start
+            WHERE h.ts >= start.t0 AND {haversine_sql('h.lon', 'h.lat')} < 10
+            UNION ALL
+            SELECT epoch_ms(w.created_at), 'warning', w.level, w.headline, w.msg_type
+            FROM warnings w, start
+            WHERE w.created_at >= start.t0 AND $county::VARCHAR IS NOT NULL
+              AND list_contains(w.area_codes, $county::VARCHAR)
+            ORDER BY ts_ms
+            """, params)
+        return df.tail(limit).reset_index(drop=True)
+
+    def nearest_resources(self, lon: float, lat: float, kind: str = "",
+                          k: int | None = None) -> dict[str, pd.DataFrame]:
+        """Nearest rescue teams, warehouses (with key materials), shelters and experts.
+
+        Every frame has ``name, lon, lat, km`` and a ``note`` (team kind and members, key
+        materials, capacity, expert type and title), nearest first.
+        """
+        k = int(k or self.nearest_k)
+        p = {"lon": float(lon), "lat": float(lat), "k": k}
+        dist = haversine_sql()
+        materials, expert_types = needs_for(kind)
+        teams = self._df(
+            f"SELECT name, kind, members, lon, lat, {dist} AS km FROM rescue_teams "
+            "ORDER BY km LIMIT $k", p)
+        teams["note"] = teams.kind + " · " + teams.members.astype(str)
+        houses = self._df(
+            f"SELECT warehouse_id, name, level, lon, lat, {dist} AS km FROM warehouses "
+            "ORDER BY km LIMIT $k", p)
+        stock = self._df(
+            """
+            SELECT s.warehouse_id, m.name, m.unit, m.category, s.quantity,
+                   list_contains($cats, m.category) AS relevant
+            FROM stock s JOIN material_kinds m USING (kind_id)
+            WHERE list_contains($ids, s.warehouse_id) AND s.quantity > 0
+            ORDER BY relevant DESC, s.quantity DESC
+            """, {"ids": [int(x) for x in houses.warehouse_id], "cats": list(materials)})
+        notes = []
+        for wid in houses.warehouse_id:
+            top = stock[stock.warehouse_id == wid].head(3)
+            notes.append("、".join(f"{r.name} {r.quantity:g}{r.unit}" for r in top.itertuples()))
+        houses["note"] = notes
+        shelters = self._df(
+            f"SELECT name, kind, capacity, lon, lat, {dist} AS km FROM shelters "
+            "ORDER BY km LIMIT $k", p)
+        shelters["note"] = shelters.capacity.astype(str)
+        experts = self._df(
+            f"""SELECT name, type, title, phone, lon, lat, {dist} AS km FROM experts
+            WHERE available ORDER BY list_contains($types, type) DESC, km LIMIT $k""",
+            {**p, "types": list(expert_types)})
+        experts["note"] = experts.type + " · " + experts.title.fillna("")
+        return {"teams": teams, "warehouses": houses, "shelters": shelters, "experts": experts}
+
+    def incident_details(self, incidents: pd.DataFrame) -> list[dict]:
+        """Timeline and nearest resources of the first ``max_incidents`` incidents."""
+        out = []
+        for inc in incidents.head(self.max_incidents).itertuples():
+            key = ("near", inc.incident_id, round(inc.lon, 5), round(inc.lat, 5), inc.kind)
+            near = self._cache.get(key)
+            if near is None:  # resources do not move: keep per incident position (bounded)
+                near = self.nearest_resources(inc.lon, inc.lat, inc.kind)
+                stale = [k for k in self._cache if isinstance(k, tuple) and k[0] == "near"]
+                for old in stale[: max(0, len(stale) - 32)]:
+                    self._cache.pop(old, None)
+                self._cache[key] = near
+            out.append({"incident": inc._asdict(), "timeline": self.incident_timeline(inc.incident_id),
+                        "nearest": near})
+        return out
+
+    # ------------------------------------------------------------------ static layers
+    def counties(self) -> pd.DataFrame:
+        return self._static("counties", lambda: self._df(
+            "SELECT county_code, name, lon, lat FROM counties ORDER BY county_code"))
+
+    def county_rings(self) -> dict[str, list]:
+        """County code -> simplified exterior rings (from ``boundaries``)."""
+        def build():
+            df = self._df("SELECT code, geojson FROM boundaries WHERE level = 'county'")
+            return {r.code: [_simplify(ring, self.outline_tolerance) for ring in _rings(r.geojson)]
+                    for r in df.itertuples()}
+        return self._static("county_rings", build)
+
+    def outlines(self, level: str = "county") -> dict[str, list]:
+        """``xs, ys, name`` of the outlines of one level (for a multi_line glyph)."""
+        def build():
+            df = self._df("SELECT code, name, geojson FROM boundaries WHERE level = $l ORDER BY code",
+                          {"l": level})
+            out: dict[str, list] = {"xs": [], "ys": [], "name": []}
+            for r in df.itertuples():
+                for ring in _rings(r.geojson):
+                    ring = _simplify(ring, self.outline_tolerance)
+                    out["xs"].append([p[0] for p in ring])
+                    out["ys"].append([p[1] for p in ring])
+                    out["name"].append(r.name)
+            return out
+        return self._static(f"outlines.{level}", build)
+
+    def bounds(self) -> tuple[float, float, float, float]:
+        """(lon0, lat0, lon1, lat1) of the province, with a small margin."""
+        def build():
+            xs = [x for ring in self.outlines("county")["xs"] for x in ring]
+            ys = [y for ring in self.outlines("county")["ys"] for y in ring]
+            if not xs:
+                c = self.counties()
+                xs, ys = list(c.lon.dropna()) or [114.0, 123.0], list(c.lat.dropna()) or [34.0, 38.5]
+            x0, x1, y0, y1 = min(xs), max(xs), min(ys), max(ys)
+            mx, my = max((x1 - x0) * 0.03, 0.05), max((y1 - y0) * 0.03, 0.05)
+            return (x0 - mx, y0 - my, x1 + mx, y1 + my)
+        return self._static("bounds", build)
+
+    def resources(self) -> dict[str, pd.DataFrame]:
+        """Rescue teams, warehouses and shelters (positions and names)."""
+        return self._static("resources", lambda: {
+            "teams": self._df("SELECT name, kind, members, lon, lat FROM rescue_teams"),
+            "warehouses": self._df("SELECT name, level, lon, lat FROM warehouses"),
+            "shelters": self._df("SELECT name, kind, capacity, lon, lat FROM shelters"),
+        })
+
+    def risk_density(self, width: int = 640, height: int = 480) -> dict:
+        """Risk-point density shaded once: ``image`` (uint32 RGBA, rows bottom-up) and bounds.
+
+        Renders from the risk map's shared in-memory point layer (``point_layer``) when one
+        is given, else builds a layer of its own from ``risk_points``; datashader is the
+        fallback when the point layer's module is missing.
+        """
+        def build():
+            x0, y0, x1, y1 = self.bounds()
+            layer = self.point_layer() if callable(self.point_layer) else None
+            layer = getattr(layer, "points", layer)  # a RiskLayer holds its PointLayer
+            if layer is None:
+                try:
+                    from .pointlayer import GRADES, PointLayer
+                except ImportError:
+                    return self._datashader_density(width, height)
+                pts = self.store.arrow(
+                    "SELECT lon::FLOAT AS x, lat::FLOAT AS y, CASE risk_level "
+                    + " ".join(f"WHEN '{g}' THEN {i}" for i, g in enumerate(GRADES))
+                    + " ELSE 3 END::UTINYINT AS cat FROM risk_points")
+                cols = {n: pts.column(n).to_numpy() for n in ("x", "y", "cat")}
+                layer = PointLayer.from_arrays(cols["x"], cols["y"], cols["cat"], grid=128,
+                                               extent=(x0, x1, y0, y1))
+            frame = layer.frame((x0, x1, y0, y1), width, height, spread=1)
+            return {"image": np.asarray(frame.image, dtype=np.uint32), "x": x0, "y": y0,
+                    "dw": x1 - x0, "dh": y1 - y0, "points": int(frame.total)}
+        return self._static(f"risk_density.{width}x{height}", build)
+
+    def _datashader_density(self, width: int, height: int) -> dict:
+        import datashader as ds
+        import datashader.transfer_functions as tf
+
+        x0, y0, x1, y1 = self.bounds()
+        pts = self._df("SELECT lon::FLOAT AS lon, lat::FLOAT AS lat FROM risk_points")
+        canvas = ds.Canvas(plot_width=width, plot_height=height, x_range=(x0, x1),
+                           y_range=(y0, y1))
+        img = tf.shade(canvas.points(pts, "lon", "lat", agg=ds.count()),
+                       cmap=["#2f6fd6", "#f5c542", "#ff2d2d"], how="eq_hist", min_alpha=60)
+        return {"image": np.asarray(img.data, dtype=np.uint32), "x": x0, "y": y0,
+                "dw": x1 - x0, "dh": y1 - y0, "points": len(pts)}
+
+    # ------------------------------------------------------------------ shared snapshot
+    def situation(self, statuses: list[dict] | None = None, *, force: bool = False,
+                  newer_than: float | None = None) -> dict:
+        """Everything a board shows, computed at most once per ``max_age`` for all pages.
+
+        ``newer_than`` (a ``time.monotonic()`` value) asks for a snapshot computed after
+        that moment: a page that saw an event at that time must not get an older picture.
+
+        Keys: ``now_ms, kpis, ticker, warnings (patch data), alarms, hotspots, quakes,
+        incidents, details`` (timeline and nearest resources of the first incidents).
+        """
+        with self._lock:
+            snap = self._snapshot
+            fresh_enough = snap is not None and (newer_than is None or snap[0] >= newer_than)
+            if not force and fresh_enough and time.monotonic() - snap[0] < self.max_age:
+                return snap[1]
+            started = time.monotonic()
+            now = self.now_ms()
+            incidents = self.active_incidents(now)
+            data = {
+                "now_ms": now,
+                "kpis": self.kpis(now, statuses),
+                "ticker": self.ticker(),
+                "warnings": self.warning_shapes(now),
+                "alarms": self.open_alarms(),
+                "hotspots": self.hotspots(now),
+                "quakes": self.quakes(now),
+                "incidents": incidents,
+                "details": self.incident_details(incidents),
+            }
+            self._snapshot = (started, data)
+            return data
+
+    def invalidate(self) -> None:
+        """Drop the shared snapshot (new events arrived): the next call recomputes."""
+        self._snapshot = None
+
+
+def freshness(statuses: list[dict], now_s: float | None = None) -> dict:
+    """Liveness of the feeds: ``last_message_at`` (epoch s or None), ``connected``, ``total``.
+
+    Accepts ``last_message_at`` as epoch seconds, epoch milliseconds or an ISO string.
+    """
+    last = None
+    for s in statuses:
+        v = _epoch_s(s.get("last_message_at"))
+        if v is not None and (last is None or v > last):
+            last = v
+    return {"last_message_at": last,
+            "connected": sum(1 for s in statuses if s.get("connected")),
+            "total": len(statuses),
+            "age_s": None if last is None else max(0.0, (now_s or time.time()) - last)}
+
+
+def _epoch_s(value) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, int | float):
+        if not math.isfinite(value):
+            return None
+        return value / 1000.0 if value > 1e11 else float(value)
+    if hasattr(value, "timestamp"):
+        return float(value.timestamp())
+    try:
+        return pd.Timestamp(str(value)).timestamp()
+    except (ValueError, TypeError):
+        return None

@@ -1,0 +1,203 @@
+"""Consistent read-only snapshots of the store, for notebooks and other processes.
+
+DuckDB lets no other process open a file while the console holds it read-write, not even
+read-only. So the console process itself writes a snapshot — ``ATTACH`` a new file and
+``COPY FROM DATABASE`` into it, one read transaction, hence consistent — periodically and on
+demand, under ``<store dir>/snapshots/``. A snapshot appears under its final name only once
+complete (written as ``.tmp`` then renamed), so a reader never sees half a file. Notebooks
+open the newest one read-only: :func:`open_read_only` does the right thing in each case.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import re
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+import param
+
+from .store import Store
+
+log = logging.getLogger(__name__)
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_DB = ROOT / "var" / "console.duckdb"
+_STAMP = re.compile(r"\.(\d{8}T\d{6}\d{6})\.duckdb$")
+
+
+def default_db() -> Path:
+    """The store analysts read by default: ``$CONSOLE_DB`` or ``var/console.duckdb``."""
+    return Path(os.environ.get("CONSOLE_DB") or DEFAULT_DB)
+
+
+def snapshot_dir(db_path: str | Path) -> Path:
+    """Where the snapshots of ``db_path`` are written: ``<its folder>/snapshots``."""
+    return Path(db_path).resolve().parent / "snapshots"
+
+
+def list_snapshots(db_path: str | Path, directory: str | Path | None = None) -> list[Path]:
+    """The complete snapshots of ``db_path`` (in ``directory``, if given), oldest first."""
+    folder = Path(directory) if directory else snapshot_dir(db_path)
+    stem = Path(db_path).stem
+    if not folder.is_dir():
+        return []
+    found = [p for p in folder.glob(f"{stem}.*.duckdb") if _STAMP.search(p.name)
+             and p.name[: -len(_STAMP.search(p.name).group(0))] == stem]
+    return sorted(found, key=lambda p: _STAMP.search(p.name).group(1))
+
+
+def latest_snapshot(db_path: str | Path) -> Path | None:
+    """The newest complete snapshot of ``db_path``, or None."""
+    found = list_snapshots(db_path)
+    return found[-1] if found else None
+
+
+def snapshot_time(path: str | Path) -> datetime | None:
+    """When a snapshot was taken (UTC), from its name."""
+    m = _STAMP.search(Path(path).name)
+    if not m:
+        return None
+    return datetime.strptime(m.group(1), "%Y%m%dT%H%M%S%f").replace(tzinfo=UTC)
+
+
+def write_snapshot(store: Store, directory: str | Path | None = None, *, keep: int = 2) -> Path:
+    """Write a consistent snapshot of ``store`` and return its path (console process).
+
+    Parameters
+    ----------
+    store : Store
+        The console's store (the process that holds the file).
+    directory : path, optional
+        Where to write; ``snapshots/`` beside the store by default.
+    keep : int
+        How many snapshots to keep (older ones are deleted; a reader that has one open
+        keeps reading it, as the file lives on until it closes).
+    """
+    if store.path == ":memory:":
+        raise ValueError("an in-memory store has no file to snapshot")
+    folder = Path(directory) if directory else snapshot_dir(store.path)
+    folder.mkdir(parents=True, exist_ok=True)
+    stem = Path(store.path).stem
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
+    final = folder / f"{stem}.{stamp}.duckdb"
+    tmp = folder / f".{stem}.{stamp}.tmp"
+    alias = f"__snapshot_{stamp}"
+    cur = store.cursor()
+    try:
+        source = cur.execute("SELECT current_database()").fetchone()[0]
+        cur.execute(f"ATTACH '{tmp}' AS \"{alias}\"")
+        try:
+            cur.execute(f'COPY FROM DATABASE "{source}" TO "{alias}"')
+        finally:
+            cur.execute(f'DETACH "{alias}"')
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    finally:
+        cur.close()
+    tmp.with_name(tmp.name + ".wal").unlink(missing_ok=True)
+    os.replace(tmp, final)
+    for old in list_snapshots(store.path, folder)[:-keep]:
+        old.unlink(missing_ok=True)
+    return final
+
+
+class SnapshotWriter(param.Parameterized):
+    """Writes a snapshot of the console's store every ``interval_s`` and on demand.
+
+    Started once by the console process (``dashboards.console.start_services``).
+    """
+
+    store = param.ClassSelector(class_=Store, doc="The console's read-write store.")
+    interval_s = param.Number(default=300.0, bounds=(1, None),
+                              doc="Seconds between periodic snapshots.")
+    keep = param.Integer(default=2, bounds=(1, None), doc="Snapshots kept on disk.")
+    last_path = param.String(default=None, allow_None=True, doc="The newest snapshot written.")
+    last_error = param.String(default=None, allow_None=True, doc="The last failure, if any.")
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def write(self) -> Path:
+        """Write a snapshot now (one at a time) and return its path."""
+        with self._lock:
+            path = write_snapshot(self.store, keep=self.keep)
+        self.last_path, self.last_error = str(path), None
+        return path
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                started = time.perf_counter()
+                path = self.write()
+                log.info("snapshot %s in %.2f s", path.name, time.perf_counter() - started)
+            except Exception as exc:  # keep the console serving; report on the next page
+                self.last_error = repr(exc)
+                log.warning("snapshot failed: %r", exc)
+            self._stop.wait(self.interval_s)
+
+    def start(self) -> SnapshotWriter:
+        """Start the periodic thread (the first snapshot is written at once)."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._loop, name="snapshot-writer",
+                                            daemon=True)
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop the periodic thread (waits for a snapshot in progress)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=60)
+            self._thread = None
+
+
+def open_read_only(path: str | Path | None = None) -> Store:
+    """Open the store at ``path`` for reading, from any process, even while the console runs.
+
+    Tries, in order: the file itself read-only (the console is not running); the newest
+    consistent snapshot the console wrote; a raw copy of the file (:meth:`Store.snapshot`;
+    may miss the last batch when no snapshot exists yet).
+    """
+    path = Path(path) if path is not None else default_db()
+    try:
+        return Store(path, read_only=True)
+    except (duckdb.IOException, duckdb.ConnectionException):
+        pass  # held by another process (IO: lock), or read-write by this one (Connection)
+    snap = latest_snapshot(path)
+    if snap is not None:
+        try:
+            return Store(snap, read_only=True)
+        except duckdb.Error as exc:  # being deleted as we open it: fall through
+            log.warning("could not open snapshot %s: %r", snap, exc)
+    return Store.snapshot(path)
+
+
+def notebook_source(cls=None, path: str | Path | None = None, **params):
+    """A source for a notebook, the same code in Jupyter and when served by the console.
+
+    Served by the console (same process), it uses the console's live store and hub; in
+    Jupyter it opens ``path`` (default :func:`default_db`) with :func:`open_read_only`.
+
+    Parameters
+    ----------
+    cls : type of Source, optional
+        The source class (default :class:`sources.base.Source`).
+    path : path, optional
+        The store file (ignored when served by the console).
+    """
+    from .base import Source
+    from .runtime import Runtime
+
+    cls = cls or Source
+    runtime = Runtime._current
+    if runtime is not None and path is None:
+        return cls(store=runtime.store, hub=runtime.hub, **params)
+    return cls(store=open_read_only(path), **params)

@@ -1,0 +1,203 @@
+"""The query console's read-only guard, limits and cancel, on a real DuckDB file."""
+from __future__ import annotations
+
+import threading
+import time
+
+import pyarrow as pa
+import pytest
+
+from sources.query_console import QueryRefused, QueryRunner, SavedConsoles, check_read_only
+from sources.store import Store
+from tests.conftest import wait_until
+
+
+@pytest.fixture
+def small_store(tmp_path):
+    """A real store file with the schema and a few thousand rows (no generator needed)."""
+    s = Store(tmp_path / "q.duckdb")
+    n = 5000
+    s.insert("counties", pa.table({
+        "county_code": ["370102", "370103"], "name": ["历下区", "市中区"],
+        "city": ["济南市", "济南市"], "city_code": ["370100", "370100"],
+        "lon": [117.07, 116.99], "lat": [36.67, 36.65]}))
+    s.insert("risk_points", pa.table({
+        "point_id": list(range(n)), "enterprise_id": [i % 50 for i in range(n)],
+        "county_code": ["370102" if i % 2 else "370103" for i in range(n)],
+        "kind": ["equipment"] * n,
+        "risk_level": [("red", "orange", "yellow", "blue")[i % 4] for i in range(n)],
+        "lon": [117.0 + i * 1e-5 for i in range(n)], "lat": [36.6 + i * 1e-5 for i in range(n)]}))
+    yield s
+    s.close()
+
+
+ALLOWED = [
+    "SELECT 1",
+    "select count(*) from risk_points",
+    "WITH x AS (SELECT * FROM risk_points) SELECT risk_level, count(*) FROM x GROUP BY 1",
+    "FROM risk_points LIMIT 3",
+    "SUMMARIZE risk_points",
+    "DESCRIBE risk_points",
+    "SHOW TABLES",
+    "PRAGMA table_info('risk_points')",
+    "PRAGMA show_tables",
+    "CALL pragma_table_info('risk_points')",
+    "EXPLAIN SELECT * FROM risk_points",
+    "SELECT 1;",
+]
+
+REFUSED = [
+    ("DELETE FROM risk_points", "write"),
+    ("delete from risk_points where point_id < 10", "write"),
+    ("DROP TABLE risk_points", "write"),
+    ("INSERT INTO counties VALUES ('1', 'x', 'y', 'z', 0, 0, 0, 0)", "write"),
+    ("UPDATE risk_points SET risk_level = 'red'", "write"),
+    ("CREATE TABLE t AS SELECT 1", "write"),
+    ("CREATE TEMP TABLE t AS SELECT 1", "write"),
+    ("CREATE VIEW v AS SELECT 1", "write"),
+    ("ALTER TABLE risk_points ADD COLUMN x INT", "write"),
+    ("ATTACH '/tmp/other.duckdb' AS o", "write"),
+    ("DETACH o", "write"),
+    ("COPY risk_points TO '/tmp/x.csv'", "write"),
+    ("COPY risk_points FROM '/tmp/x.csv'", "write"),
+    ("EXPORT DATABASE '/tmp/exp'", "write"),
+    ("IMPORT DATABASE '/tmp/exp'", "write"),
+    ("COPY FROM DATABASE a TO b", "write"),
+    ("INSTALL spatial", "write"),
+    ("LOAD spatial", "write"),
+    ("SET threads = 1", "write"),
+    ("SET GLOBAL memory_limit = '1GB'", "write"),
+    ("RESET threads", "write"),
+    ("PRAGMA threads = 1", "write"),
+    ("PRAGMA enable_profiling", "write"),
+    ("CALL checkpoint()", "write"),
+    ("CHECKPOINT", "write"),
+    ("VACUUM", "write"),
+    ("BEGIN TRANSACTION", "write"),
+    ("USE memory", "write"),
+    ("EXPLAIN ANALYZE DELETE FROM risk_points", "write"),
+    ("EXPLAIN DELETE FROM risk_points", "write"),
+    ("PREPARE p AS SELECT 1", "write"),
+    ("SELECT 1; DELETE FROM risk_points", "multi"),
+    ("SELECT 1; SELECT 2", "multi"),
+    ("", "empty"),
+    ("  -- only a comment", "empty"),
+    ("SELECT * FROM read_csv('/etc/passwd')", "function"),
+    ("SELECT * FROM glob('/*')", "function"),
+    ("SELECT getenv('HOME')", "function"),
+    ("SELECT nextval('s')", "function"),
+    ("SELECT * FROM query('SELECT 1')", "function"),
+    ("SELECT * FROM '/etc/passwd'", "file"),
+    ("SELECT * FROM 'data.parquet'", "file"),
+]
+
+
+@pytest.mark.parametrize("sql", ALLOWED)
+def test_guard_allows_reading(sql):
+    assert check_read_only(sql)
+
+
+@pytest.mark.parametrize(("sql", "code"), REFUSED)
+def test_guard_refuses_writing_and_state_changes(sql, code):
+    with pytest.raises(QueryRefused) as info:
+        check_read_only(sql)
+    assert info.value.code == code
+
+
+@pytest.mark.parametrize("sql", ALLOWED)
+def test_allowed_statements_run(small_store, sql):
+    result = QueryRunner(store=small_store).run(sql)
+    assert result.status == "ok", result.message
+    assert isinstance(result.table, pa.Table)
+
+
+@pytest.mark.parametrize(("sql", "code"), [r for r in REFUSED if r[1] != "empty"])
+def test_refused_statements_leave_the_data_unchanged(small_store, sql, code):
+    before = small_store.arrow("SELECT * FROM risk_points ORDER BY point_id")
+    tables = small_store.tables()
+    result = QueryRunner(store=small_store).run(sql)
+    assert result.status == "refused" and result.code == code, result
+    assert small_store.tables() == tables
+    assert small_store.arrow("SELECT * FROM risk_points ORDER BY point_id").equals(before)
+
+
+def test_read_only_transaction_holds_even_past_the_guard(small_store, monkeypatch):
+    """Second line of defence: the query runs in a READ ONLY transaction, rolled back."""
+    import sources.query_console as qc
+
+    monkeypatch.setattr(qc, "check_read_only", lambda sql, con=None: sql)
+    result = QueryRunner(store=small_store).run("DELETE FROM risk_points")
+    assert result.status == "error" and "read-only" in result.message, result
+    assert small_store.scalar("SELECT count(*) FROM risk_points") == 5000
+
+
+def test_settings_are_unchanged_after_a_refused_set(small_store):
+    threads = small_store.scalar("SELECT current_setting('threads')")
+    QueryRunner(store=small_store).run("SET threads = 1")
+    assert small_store.scalar("SELECT current_setting('threads')") == threads
+
+
+def test_errors_carry_duckdbs_message(small_store):
+    runner = QueryRunner(store=small_store)
+    result = runner.run("SELECT no_such_column FROM risk_points")
+    assert result.status == "error"
+    assert "no_such_column" in result.message
+    result = runner.run("SELEC 1")
+    assert result.status == "error" and "syntax error" in result.message.lower()
+
+
+def test_row_limit_cuts_and_says_so(small_store):
+    runner = QueryRunner(store=small_store, row_limit=100)
+    result = runner.run("SELECT * FROM risk_points")
+    assert result.ok and result.table.num_rows == 100 and result.truncated
+    result = runner.run("SELECT * FROM risk_points LIMIT 100")
+    assert result.ok and result.table.num_rows == 100 and not result.truncated
+    result = runner.run("SELECT * FROM risk_points WHERE false")
+    assert result.ok and result.table.num_rows == 0 and result.table.num_columns == 7
+
+
+SLOW = "SELECT count(*) FROM range(100000000000) a, range(10) b"
+
+
+def test_time_limit_interrupts(small_store):
+    runner = QueryRunner(store=small_store, time_limit_s=0.5)
+    started = time.perf_counter()
+    result = runner.run(SLOW)
+    elapsed = time.perf_counter() - started
+    assert result.status == "timeout", result
+    assert elapsed < 5, elapsed
+    # the store still answers on other cursors and the runner runs the next query
+    assert runner.run("SELECT count(*) FROM risk_points").table.column(0)[0].as_py() == 5000
+
+
+def test_cancel_interrupts_a_running_query(small_store):
+    runner = QueryRunner(store=small_store, time_limit_s=60)
+    out = {}
+    worker = threading.Thread(target=lambda: out.setdefault("r", runner.run(SLOW)))
+    worker.start()
+    wait_until(lambda: runner.running == 1, timeout=5)
+    time.sleep(0.2)  # let it get into the scan (a cancel before start is tested too)
+    assert runner.cancel() == 1
+    worker.join(10)
+    assert not worker.is_alive()
+    assert out["r"].status == "cancelled", out["r"]
+    assert runner.running == 0
+
+
+def test_saved_consoles_round_trip_and_pin(small_store):
+    saved = SavedConsoles(store=small_store)
+    assert saved.names() == []
+    cells = [{"sql": "SELECT 1", "title": "one"}, {"sql": "SELECT * FROM counties"}]
+    saved.save("县区概况", cells, user="analyst")
+    assert saved.names() == ["县区概况"]
+    assert saved.load("县区概况") == [{"sql": "SELECT 1", "title": "one"},
+                                      {"sql": "SELECT * FROM counties", "title": ""}]
+    assert not saved.is_pinned("县区概况")
+    saved.pin("县区概况")
+    assert saved.names(pinned_only=True) == ["县区概况"]
+    saved.save("县区概况", cells[:1])  # saving again keeps the pin
+    assert saved.is_pinned("县区概况") and len(saved.load("县区概况")) == 1
+    saved.delete("县区概况")
+    assert saved.names() == []
+    with pytest.raises(KeyError):
+        saved.load("县区概况")

@@ -1,0 +1,137 @@
+"""The board's views without a browser: they render the situation and update in place."""
+from __future__ import annotations
+
+import pandas as pd
+import panel as pn
+import pytest
+
+from dashboards.board import BoardDashboard, SituationBoard
+from sources.hub import Hub
+from sources.runtime import Runtime
+from sources.situation import SituationSource
+from sources.store import Store
+from tests.sources.test_situation import NOW, fill, ts
+from views.board_map import BoardMap
+from views.clock import ClockPane, WallRotation
+from views.incident_panel import IncidentPanel
+from views.kpi_strip import KpiStrip
+from views.ticker import Ticker
+
+
+@pytest.fixture
+def source(tmp_path):
+    store = Store(tmp_path / "board.duckdb")
+    fill(store)
+    src = SituationSource(store=store, hub=Hub())
+    yield src
+    store.close()
+
+
+def test_kpi_strip_numbers_and_changes(source):
+    strip = KpiStrip(source=source, lang="en")
+    assert "Loading" in strip._pane.object
+    strip.kpis = source.kpis(NOW, statuses=[{"connected": True, "rate_per_s": 250.0}])
+    html = strip._pane.object
+    assert 'data-kpi="warnings"' in html and 'data-kpi="feeds"' in html
+    assert "vs 24 h ago" in html and "250" in html
+    assert '<span class="up">▲ 1</span>' in html  # one more active incident than yesterday...
+    before = strip._pane.object
+    strip.kpis = dict(strip.kpis)  # same numbers: nothing re-sent
+    assert strip._pane.object is before
+    strip.kpis = {**strip.kpis, "feeds": {"value": 0, "before": None, "total": 1}}
+    assert 'class="kpi  bad"' in strip._pane.object or "kpi bad" in strip._pane.object
+
+
+def test_ticker_escapes_and_flashes_new_events(source):
+    ticker = Ticker(source=source, lang="zh")
+    events = source.ticker()
+    ticker.events = events
+    html = ticker._pane.object
+    assert "&lt;b&gt;滑坡&lt;/b&gt;" in html and "<b>滑坡" not in html
+    assert 'class="new"' not in html  # the first picture does not flash
+    assert html.index("报警") < html.index("地震")  # the alarm (1 min ago) before the quake
+    newer = pd.concat([pd.DataFrame([{"ts_ms": NOW, "kind": "quake", "level": "red",
+                                      "title": "甲县", "detail": "6.1", "key": "qNEW"}]), events])
+    ticker.events = newer
+    assert ticker._pane.object.count('class="new"') == 1
+    assert "M6.1" in ticker._pane.object
+    assert len(ticker._seen) <= ticker.max_rows
+
+
+def test_board_map_layers_update_in_place(source):
+    m = BoardMap(source=source, lang="en", kiosk=True)
+    sit = source.situation()
+    m.update(sit)
+    assert len(m.alarm_source.data["x"]) == 2
+    assert len(m.pulse_source.data["x"]) == 1  # the red unacknowledged alarm pulses
+    assert len(m.incident_source.data["x"]) == 2
+    assert len(m.warning_source.data["xs"]) == 2
+    assert m.warning_source.data["color"][-1] == "#ff3b3b"
+    data = m.alarm_source.data
+    m.update(sit)
+    assert m.alarm_source.data is data  # unchanged: not re-sent
+    alpha = m.pulse.glyph.fill_alpha
+    m.pulse_tick()
+    assert m.pulse.glyph.fill_alpha != alpha
+    m.layers = ["alarms"]
+    assert m._renderers["alarms"][0].visible and not m._renderers["quakes"][0].visible
+    assert "off" in m._legend.object
+    assert m._switch is None  # kiosk: no controls
+    desk = BoardMap(source=source, lang="en")
+    assert desk._switch is not None and "Risk density" in desk._switch.options
+
+
+def test_incident_panel_shows_and_clears(source):
+    sit = source.situation()
+    panel = IncidentPanel(source=source, lang="zh", index=0)
+    panel.update(sit["details"][0], sit["now_ms"])
+    html = panel._info.object
+    assert "储罐泄漏扩大" in html and "危化品泄漏" in html
+    assert "近队" in html and "km" in html and "防化服" in html
+    assert len(panel.point.data["x"]) == 1
+    x = panel.window.data["x"]
+    assert x[1] - x[0] < 1.0  # zoomed on the incident
+    panel.update(None)
+    assert "暂无" in panel._info.object and not panel.point.data["x"]
+
+
+def test_clock_and_rotation_parameters():
+    for lang in ("zh", "en"):
+        labels = ClockPane.labels_for(lang)
+        assert len(labels["weekday"]) == 7 and "{n}" in labels["live"]
+    rot = WallRotation(period_s=5, pages=["./board", "./risk"])
+    assert rot.period_s == 5
+
+
+def test_situation_board_composes_every_layout(source):
+    rt = Runtime(store=source.store, hub=source.hub)
+    for layout, has_kpis, has_incidents in (("full", True, True), ("map", False, False),
+                                            ("kpi", True, False), ("incidents", False, True)):
+        board = SituationBoard(source=source, lang="en", kiosk=True, layout=layout, runtime=rt)
+        assert (board.kpis.kpis != {}) is True  # filled at build
+        root = pn.panel(board).get_root()
+        names = str([m.css_classes for m in root.select({"type": object}) if hasattr(m, "css_classes")])
+        assert ("board-kpi-row" in names) == has_kpis, layout
+        assert ("board-incidents" in names) == has_incidents, layout
+    assert board.clock.feeds_total == 0  # no feed: the clock says so
+
+
+def test_new_events_reach_the_board(source):
+    rt = Runtime(store=source.store, hub=source.hub)
+    board = SituationBoard(source=source, lang="zh", runtime=rt, rotate_s=3)
+    assert board.kpis.kpis["quakes"]["value"] == 1
+    source.store.insert("quakes", pd.DataFrame({
+        "feed": ["f"], "seq": [99], "ts": [ts(-5)], "quake_id": ["q9"], "lon": [117.1],
+        "lat": [36.1], "depth_km": [8.0], "magnitude": [5.5]}))
+    board._on_messages([], missed=True)
+    assert board._dirty_since is not None
+    board.refresh()
+    assert board.kpis.kpis["quakes"]["value"] == 2
+    assert len(board.map.quake_source.data["x"]) == 3
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_dashboard_builds(runtime, lang):
+    dash = BoardDashboard(runtime=runtime, lang=lang)
+    assert pn.panel(dash.layout()).get_root() is not None
+    assert runtime.shared("board.situation", lambda: None) is not None

@@ -1,0 +1,166 @@
+"""The board's clock, data freshness and watchdog, ticking in the browser.
+
+The server only sends facts (its own time, when the last reading arrived, how many feeds are
+connected) every couple of seconds; the browser counts the seconds itself. So when the
+server or the network goes away the board does not freeze on a live-looking picture: the
+clock keeps running, "last reading N s ago" keeps growing and turns red, and a watchdog
+polls ``/health`` and reloads the page as soon as the server answers again.
+
+:class:`WallRotation` cycles the console's pages (``?rotate=SECONDS``) in a full-screen frame
+above the board, so the playlist keeps running from the board page itself.
+"""
+from __future__ import annotations
+
+import panel as pn
+import param
+
+from .i18n import t
+
+CLOCK_CSS = """
+:host { display: block; height: 100%; }
+.clock { display: flex; align-items: center; justify-content: flex-end; gap: 2vw; height: 100%;
+  font-variant-numeric: tabular-nums; color: #e6edf7; white-space: nowrap; overflow: hidden; }
+.clock .time { font-size: 3.6vh; font-weight: 700; letter-spacing: .05em; }
+.clock .date { font-size: 2vh; color: #9fb3c8; }
+.fresh { font-size: 2.2vh; padding: .3vh 1vw; border-radius: .6vh; border: 2px solid #1f9d55;
+  color: #7ee2a8; }
+.fresh.stale { color: #fff; background: #d90429; border-color: #ff4d6d;
+  animation: blink 1s steps(2, start) infinite; }
+@keyframes blink { to { background: #7a0014; } }
+"""
+
+STALE_FRAME_CSS = (
+    "position:fixed;inset:0;pointer-events:none;z-index:9998;"
+    "box-shadow:inset 0 0 0 .8vh #ff1744;display:none;"
+)
+
+CLOCK_ESM = """
+const pad = (n) => String(n).padStart(2, "0");
+
+export function render({ model, el }) {
+  const box = document.createElement("div");
+  box.className = "clock";
+  box.innerHTML = `<div class="fresh" data-board="freshness"></div>
+    <div><div class="time" data-board="time"></div><div class="date" data-board="date"></div></div>`;
+  el.appendChild(box);
+  const fresh = box.querySelector(".fresh"), timeEl = box.querySelector(".time"),
+        dateEl = box.querySelector(".date");
+  // a red frame around the whole viewport while the data is stale (outside the shadow root)
+  const frame = document.createElement("div");
+  frame.setAttribute("data-board", "stale-frame");
+  frame.style.cssText = model.frame_css;
+  document.body.appendChild(frame);
+
+  let offset = model.server_ms ? model.server_ms - Date.now() : 0;
+  let lastBeat = Date.now();
+  let polling = false;
+  model.on("server_ms", () => { offset = model.server_ms - Date.now(); lastBeat = Date.now(); });
+
+  function fmt(tpl, n) { return tpl.replace("{n}", n); }
+
+  async function poll() {
+    if (polling) return;
+    polling = true;
+    try {
+      const r = await fetch(model.health_url + "?_=" + Date.now(), { cache: "no-store" });
+      if (r.ok) { location.reload(); return; }
+    } catch (e) { /* still down */ }
+    polling = false;
+  }
+
+  function tick() {
+    const now = Date.now() + offset;  // the server's clock, so ages agree with it
+    const local = new Date(now + model.utc_offset_min * 60000);
+    timeEl.textContent = `${pad(local.getUTCHours())}:${pad(local.getUTCMinutes())}:${pad(local.getUTCSeconds())}`;
+    dateEl.textContent = `${local.getUTCFullYear()}-${pad(local.getUTCMonth() + 1)}-${pad(local.getUTCDate())} ${model.labels.weekday[local.getUTCDay()]}`;
+    const lost = Date.now() - lastBeat > model.heartbeat_timeout_s * 1000;
+    let text, stale = true, state;
+    if (lost) {
+      text = model.labels.lost; state = "lost";
+      poll();
+    } else if (model.feeds_total === 0) {
+      text = model.labels.no_feed; state = "no_feed";
+    } else if (!model.last_ms) {
+      text = model.labels.waiting; state = "waiting";
+    } else {
+      const age = Math.max(0, Math.round((now - model.last_ms) / 1000));
+      stale = age > model.stale_after_s || model.feeds_connected === 0;
+      state = stale ? "stale" : "live";
+      text = fmt(stale ? model.labels.stale : model.labels.live, age);
+      if (model.feeds_connected < model.feeds_total) {
+        text += " · " + fmt(model.labels.feeds_down, model.feeds_total - model.feeds_connected);
+        if (model.feeds_connected === 0) { stale = true; state = "stale"; }
+      }
+    }
+    fresh.textContent = text;
+    fresh.classList.toggle("stale", stale);
+    fresh.dataset.state = state;
+    frame.style.display = stale ? "block" : "none";
+  }
+  tick();
+  const timer = setInterval(tick, 500);
+  model.on("remove", () => { clearInterval(timer); frame.remove(); });
+}
+"""
+
+
+class ClockPane(pn.custom.JSComponent):
+    """Local time, data freshness and the reconnect watchdog (all ticking in the browser)."""
+
+    server_ms = param.Number(default=0, doc="The server's clock (epoch ms): the heartbeat.")
+    last_ms = param.Number(default=0, doc="When the last reading reached the server (epoch ms).")
+    feeds_connected = param.Integer(default=0, doc="Feeds connected now.")
+    feeds_total = param.Integer(default=0, doc="Feeds configured.")
+    stale_after_s = param.Number(default=20, doc="Seconds without a reading before it is stale.")
+    heartbeat_timeout_s = param.Number(
+        default=12, doc="Seconds without a heartbeat before the page calls the server lost.")
+    utc_offset_min = param.Integer(default=480, doc="Local time offset (Asia/Shanghai: +8 h).")
+    health_url = param.String(default="health", doc="URL polled while the server is lost.")
+    labels = param.Dict(default={}, doc="Texts of the clock in the page's language.")
+    frame_css = param.String(default=STALE_FRAME_CSS, doc="Style of the red stale frame.")
+
+    _esm = CLOCK_ESM
+    _stylesheets = [CLOCK_CSS]
+
+    @staticmethod
+    def labels_for(lang: str) -> dict:
+        return {
+            "live": t("board.fresh.live", lang), "stale": t("board.fresh.stale", lang),
+            "lost": t("board.fresh.lost", lang), "no_feed": t("board.fresh.no_feed", lang),
+            "waiting": t("board.fresh.waiting", lang),
+            "feeds_down": t("board.fresh.feeds_down", lang),
+            "weekday": t("board.weekdays", lang).split(","),
+        }
+
+
+ROTATION_ESM = """
+export function render({ model, el }) {
+  const period = model.period_s * 1000;
+  if (!(period > 0) || !model.pages.length) return document.createElement("span");
+  const frame = document.createElement("iframe");
+  frame.setAttribute("data-board", "rotation");
+  frame.style.cssText = "position:fixed;inset:0;width:100vw;height:100vh;border:0;" +
+                        "z-index:9990;background:#0b1220;display:none;";
+  document.body.appendChild(frame);
+  let i = 0;  // page 0 is the board itself: the frame is hidden there
+  document.body.dataset.rotationPage = model.pages[0];
+  const timer = setInterval(() => {
+    i = (i + 1) % model.pages.length;
+    const url = model.pages[i];
+    document.body.dataset.rotationPage = url;
+    if (i === 0) { frame.style.display = "none"; frame.src = "about:blank"; }
+    else { frame.src = url; frame.style.display = "block"; }
+  }, period);
+  model.on("remove", () => { clearInterval(timer); frame.remove(); });
+  return document.createElement("span");
+}
+"""
+
+
+class WallRotation(pn.custom.JSComponent):
+    """Cycle through pages like a playlist: each shown full screen for ``period_s``."""
+
+    period_s = param.Number(default=0, doc="Seconds per page; 0 turns the rotation off.")
+    pages = param.List(default=[], doc="URLs in order; the first is the board itself.")
+
+    _esm = ROTATION_ESM

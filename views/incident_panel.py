@@ -1,0 +1,190 @@
+"""One incident on the board: a map zoomed on it, its timeline so far, the nearest resources."""
+from __future__ import annotations
+
+import html
+import time
+
+import pandas as pd
+import panel as pn
+import param
+from bokeh.models import ColumnDataSource
+
+from .base import View
+from .board_map import LEVEL_COLORS, base_figure
+from .ticker import local_time
+
+PANEL_CSS = """
+:host { display: block; height: 100%; width: 100%; }
+.inc { height: 100%; box-sizing: border-box; overflow: hidden; color: #dbe6f3;
+  font-size: 1.45vh; display: flex; flex-direction: column; gap: .4vh; }
+.inc .head { border-left: .6vh solid var(--lvl); padding-left: .5vw; flex: 0 0 auto; }
+.inc .head b, .inc .head span { display: block; white-space: nowrap; overflow: hidden;
+  text-overflow: ellipsis; }
+.inc .head b { font-size: 2.2vh; }
+.inc .head span { color: #9fb3c8; font-size: 1.45vh; }
+.inc h4 { margin: .2vh 0; font-size: 1.5vh; color: #9ec5ff; font-weight: 600; }
+.inc ol, .inc table { margin: 0; padding: 0; list-style: none; width: 100%;
+  border-collapse: collapse; table-layout: fixed; }
+.inc li, .inc td { white-space: nowrap; overflow: hidden; text-overflow: ellipsis;
+  padding: .12vh 0; }
+.inc li .t, .inc td.km { color: #8aa0b8; font-variant-numeric: tabular-nums; }
+.inc td.km { text-align: right; width: 4.5em; }
+.inc td.ic { width: 1.6em; }
+.inc .cols { display: flex; gap: .6vw; min-height: 0; flex: 1 1 auto; overflow: hidden; }
+.inc .cols > div { flex: 1 1 0; min-width: 0; overflow: hidden; }
+.inc .cols > div + div { flex-grow: 1.3; }
+.inc.empty { align-items: center; justify-content: center; color: #5d7390; font-size: 2vh; }
+"""
+
+RES_MARKERS = {"teams": ("square", "#22c55e", "■"), "warehouses": ("diamond", "#06b6d4", "◆"),
+               "shelters": ("hex", "#a3e635", "⬢"), "experts": ("circle", "#f472b6", "●")}
+
+
+def _duration(ms: float, lang: str) -> str:
+    minutes = int(max(ms, 0) // 60000)
+    h, m = divmod(minutes, 60)
+    if lang == "zh":
+        return f"{h}小时{m}分" if h else f"{m}分钟"
+    return f"{h} h {m} min" if h else f"{m} min"
+
+
+class IncidentPanel(View):
+    """An incident's card for the wall (build once, ``update(detail)`` in place)."""
+
+    view_type = "incident_panel"
+
+    kiosk = param.Boolean(default=False, doc="Wall mode: no toolbar.")
+    outline_source = param.ClassSelector(class_=ColumnDataSource, default=None, allow_None=True,
+                                         doc="County outlines shared with the main map.")
+    ky = param.Number(default=1.0, doc="Vertical stretch of latitudes (as the main map).")
+    index = param.Integer(default=0, doc="Position of the panel (0..2), for tests and CSS.")
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        fig = base_figure(kiosk=True, name=f"board-incident-map-{self.index}")
+        self.figure = fig
+        if self.outline_source is not None:
+            fig.multi_line("xs", "ys", source=self.outline_source, line_color="#4a6a94",
+                           line_width=0.8)
+        x0, y0, x1, y1 = self.source.bounds() if self.source is not None else (0, 0, 1, 1)
+        self._home = dict(x=[x0, x1], y=[y0 * self.ky, y1 * self.ky])
+        self.window = ColumnDataSource(dict(self._home))
+        extent = fig.scatter("x", "y", source=self.window, size=0, alpha=0)
+        fig.x_range.renderers = [extent]
+        fig.y_range.renderers = [extent]
+        self.links = ColumnDataSource(dict(xs=[], ys=[]))
+        fig.multi_line("xs", "ys", source=self.links, line_color="#7f93ad", line_dash="dashed",
+                       line_width=1)
+        self.res_sources = {}
+        for key, (marker, color, _) in RES_MARKERS.items():
+            self.res_sources[key] = ColumnDataSource(dict(x=[], y=[]))
+            fig.scatter("x", "y", source=self.res_sources[key], marker=marker, size=11,
+                        fill_color=color, line_color="#0b1220")
+        self.point = ColumnDataSource(dict(x=[], y=[], color=[]))
+        fig.scatter("x", "y", source=self.point, marker="star", size=28, fill_color="color",
+                    line_color="#ffffff", line_width=2)
+        self._map = pn.pane.Bokeh(fig, sizing_mode="stretch_both", margin=0,
+                                  styles={"flex": "0 0 32%"})
+        self._info = pn.pane.HTML(self._empty(), sizing_mode="stretch_both", margin=0,
+                                  stylesheets=[PANEL_CSS])
+        self._key = None
+        self._layout = pn.Row(
+            self._map, self._info, sizing_mode="stretch_both", margin=0,
+            css_classes=["board-incident", f"board-incident-{self.index}"],
+            styles={"background": "#0e1728", "border": "1px solid #22324a",
+                    "border-radius": ".8vh", "padding": ".5vh .4vw", "box-sizing": "border-box",
+                    "overflow": "hidden", "gap": ".5vw"})
+
+    def __panel__(self):
+        return self._layout
+
+    def _empty(self) -> str:
+        return f'<div class="inc empty">{self.t("board.incident.none")}</div>'
+
+    def update(self, detail: dict | None, now_ms: float | None = None) -> None:
+        """Show ``detail`` (one of ``situation['details']``), or an empty card for None."""
+        if detail is None:
+            if self._key is not None:
+                self._key = None
+                self._info.object = self._empty()
+                self.point.data = dict(x=[], y=[], color=[])
+                for s in self.res_sources.values():
+                    s.data = dict(x=[], y=[])
+                self.links.data = dict(xs=[], ys=[])
+                self.window.data = dict(self._home)
+            return
+        inc, near, timeline = detail["incident"], detail["nearest"], detail["timeline"]
+        now_ms = now_ms or time.time() * 1000
+        text = self._html(inc, timeline, near, now_ms)
+        if text != self._info.object:
+            self._info.object = text
+        key = (inc["incident_id"], inc["lon"], inc["lat"], inc["level"])
+        if key == self._key:
+            return
+        self._key = key
+        ky = self.ky
+        lon, lat = float(inc["lon"]), float(inc["lat"])
+        self.point.data = dict(x=[lon], y=[lat * ky], color=[LEVEL_COLORS.get(inc["level"], "#fff")])
+        xs, ys, lx, ly = [lon], [lat], [], []
+        for key_, df in near.items():
+            self.res_sources[key_].data = dict(x=df.lon.tolist(), y=(df.lat * ky).tolist())
+            for r in df.head(3).itertuples():
+                if r.km < 60:  # frame the near ones; a far expert must not zoom the map out
+                    xs.append(r.lon)
+                    ys.append(r.lat)
+                lx.append([lon, r.lon])
+                ly.append([lat * ky, r.lat * ky])
+        self.links.data = dict(xs=lx, ys=ly)
+        half = max(0.08, (max(xs) - min(xs)) / 2 * 1.15, (max(ys) - min(ys)) / 2 * 1.15)
+        cx, cy = (max(xs) + min(xs)) / 2, (max(ys) + min(ys)) / 2
+        self.window.data = dict(x=[cx - half, cx + half], y=[(cy - half) * ky, (cy + half) * ky])
+
+    def _label(self, key: str, fallback) -> str:
+        text = self.t(key)
+        return str(fallback) if text == key else text
+
+    def note(self, kind: str, r) -> str:
+        """The short description of a nearby resource in the page's language."""
+        if kind == "teams":
+            return (f"{self._label('board.team.' + str(r.kind), r.kind)} · "
+                    f"{self.t('board.res.people', n=r.members)}")
+        if kind == "shelters":
+            return self.t("board.res.people", n=r.capacity)
+        if kind == "experts":
+            title = "" if r.title is None or r.title != r.title else f" · {r.title}"
+            return f"{self._label('board.expert.' + str(r.type), r.type)}{title}"
+        return str(r.note)
+
+    def _html(self, inc: dict, timeline: pd.DataFrame, near: dict, now_ms: float) -> str:
+        e = html.escape
+        color = LEVEL_COLORS.get(inc["level"], "#888")
+        kind_key = f"board.incident.kind.{inc['kind']}"
+        kind = self.t(kind_key)
+        kind = inc["kind"] if kind == kind_key else kind
+        head = (f'<div class="head" style="--lvl:{color}"><b>{e(str(inc["title"]))}</b>'
+                f'<span>{e(str(kind))} · {self.t("level." + inc["level"])} · '
+                f'{self.t("board.incident.since", t=local_time(inc["started_ms"], True))} '
+                f'({_duration(now_ms - inc["started_ms"], self.lang)})</span></div>')
+        items = []
+        for r in timeline.tail(7).iloc[::-1].itertuples():
+            label = self.t("board.kind." + r.kind)
+            detail = str(r.detail) if r.detail is not None else ""
+            dkey = f"board.detail.{r.kind}.{detail}"
+            dlabel = self.t(dkey)
+            detail = detail if dlabel == dkey else dlabel
+            items.append(f'<li><span class="t">{local_time(r.ts_ms)}</span> {e(label)} '
+                         f'{e(str(r.title))} <span class="t">{e(detail)}</span></li>')
+        rows = []
+        for key_, (_, color_, icon) in RES_MARKERS.items():
+            df = near.get(key_)
+            if df is None:
+                continue
+            for r in df.head(2 if key_ != "teams" else 3).itertuples():
+                rows.append(
+                    f'<tr><td class="ic" style="color:{color_}" title="{self.t("board.res." + key_)}">'
+                    f'{icon}</td><td>{e(str(r.name))} <span style="color:#8aa0b8">'
+                    f'{e(self.note(key_, r))}</span></td><td class="km">{r.km:.1f} km</td></tr>')
+        return (f'<div class="inc">{head}<div class="cols">'
+                f'<div><h4>{self.t("board.incident.timeline")}</h4><ol>{"".join(items)}</ol></div>'
+                f'<div><h4>{self.t("board.incident.nearest")}</h4>'
+                f'<table>{"".join(rows)}</table></div></div></div>')

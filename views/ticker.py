@@ -1,0 +1,93 @@
+"""The board's ticker: the latest alarms, warnings, incidents and quakes, newest first."""
+from __future__ import annotations
+
+import html
+from datetime import UTC, datetime, timedelta, timezone
+
+import pandas as pd
+import panel as pn
+import param
+
+from .base import View
+
+SHANGHAI = timezone(timedelta(hours=8), "Asia/Shanghai")  # no daylight saving in China
+LEVEL_COLORS = {"red": "#ff3b3b", "orange": "#ff9f1c", "yellow": "#ffd60a", "blue": "#3a86ff"}
+
+TICKER_CSS = """
+:host { display: block; height: 100%; width: 100%; }
+.ticker { height: 100%; overflow: hidden; background: #0e1728; border: 1px solid #22324a;
+  border-radius: .8vh; box-sizing: border-box; padding: .6vh .6vw; }
+.ticker h3 { margin: 0 0 .6vh; font-size: 2vh; color: #9ec5ff; font-weight: 600; }
+.ticker ol { list-style: none; margin: 0; padding: 0; }
+.ticker li { display: flex; gap: .5vw; align-items: baseline; padding: .45vh 0;
+  border-bottom: 1px solid #1b2940; font-size: 1.75vh; color: #dbe6f3; white-space: nowrap; }
+.ticker li.new { animation: flash 3s ease-out; }
+@keyframes flash { from { background: #2b4a7a; } to { background: transparent; } }
+.ticker .t { color: #8aa0b8; font-variant-numeric: tabular-nums; }
+.ticker .k { border-radius: .4vh; padding: 0 .35vw; color: #0b1220; font-weight: 700;
+  font-size: 1.5vh; }
+.ticker .x { overflow: hidden; text-overflow: ellipsis; min-width: 0; }
+.ticker .d { color: #8aa0b8; font-size: 1.5vh; }
+.ticker .empty { color: #8aa0b8; font-size: 1.8vh; }
+"""
+
+
+def local_time(ts_ms: float, with_date: bool = False) -> str:
+    """Epoch ms as local (Asia/Shanghai) time ``HH:MM:SS`` (``MM-DD HH:MM`` with date)."""
+    t = datetime.fromtimestamp(ts_ms / 1000, UTC).astimezone(SHANGHAI)
+    return t.strftime("%m-%d %H:%M" if with_date else "%H:%M:%S")
+
+
+class Ticker(View):
+    """Latest events, newest first; new ones flash once."""
+
+    view_type = "ticker"
+
+    events = param.DataFrame(default=None, allow_None=True,
+                             doc="Events as SituationSource.ticker returns them.")
+    max_rows = param.Integer(default=30, bounds=(1, 200), doc="Rows shown at most.")
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        self._seen: set[str] = set()
+        self._pane = pn.pane.HTML(self._html(), sizing_mode="stretch_both", margin=0,
+                                  stylesheets=[TICKER_CSS], css_classes=["board-ticker"])
+
+    def __panel__(self):
+        return self._pane
+
+    @param.depends("events", watch=True)
+    def _refresh(self):
+        text = self._html()
+        if text != self._pane.object:
+            self._pane.object = text
+
+    def detail(self, row) -> str:
+        """The short detail of an event in the page's language."""
+        kind, detail = row.kind, str(row.detail) if row.detail is not None else ""
+        if kind == "quake":
+            return f"M{detail}"
+        key = f"board.detail.{kind}.{detail}"
+        label = self.t(key)
+        return detail if label == key else label
+
+    def _html(self) -> str:
+        df = self.events
+        title = f"<h3>{self.t('board.ticker')}</h3>"
+        if df is None or not len(df):
+            return f'<div class="ticker">{title}<div class="empty">{self.t("board.ticker.empty")}</div></div>'
+        rows, keys = [], set()
+        first = not self._seen
+        for r in df.head(self.max_rows).itertuples():
+            keys.add(r.key)
+            new = not first and r.key not in self._seen
+            color = LEVEL_COLORS.get(r.level, "#8aa0b8")
+            ts = "" if pd.isna(r.ts_ms) else local_time(r.ts_ms)
+            rows.append(
+                f'<li class="{"new" if new else ""}" data-kind="{html.escape(r.kind)}">'
+                f'<span class="t">{ts}</span>'
+                f'<span class="k" style="background:{color}">{self.t("board.kind." + r.kind)}</span>'
+                f'<span class="x">{html.escape(str(r.title))}</span>'
+                f'<span class="d">{html.escape(self.detail(r))}</span></li>')
+        self._seen = keys  # bounded: only what is on screen
+        return f'<div class="ticker">{title}<ol>{"".join(rows)}</ol></div>'

@@ -9,6 +9,10 @@ after ``--warmup-s`` (caches, JIT and the first events settle); growth is end ag
     python bench/soak_board.py --minutes 30            # the full soak
     python bench/soak_board.py --minutes 5 --db var/demo.duckdb
 
+``--baseline`` runs a second console on its own copy with the same feed and no page open,
+so the board's share of the server's growth (``board_rss_growth_mb``) is told apart from the
+store's own (DuckDB's buffer cache grows with the data the feed adds).
+
 Target: RSS and heap growth each ≤ 10 %. The last line printed is a JSON object.
 """
 from __future__ import annotations
@@ -40,6 +44,41 @@ def rss_mb(pid: int) -> float:
     import psutil
 
     return psutil.Process(pid).memory_info().rss / 2**20
+
+
+def start_server(db: Path, port: int, speed: float, log_path: Path):
+    """Start ``serve.py`` with its accelerated demo feed; returns (process, log, port)."""
+    log = open(log_path, "w")
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "serve.py"), "--db", str(db), "--port", str(port),
+         "--address", "127.0.0.1", "--speed", str(speed)],
+        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    return proc, log, port
+
+
+def stop_server(proc: subprocess.Popen) -> None:
+    """SIGTERM serve.py, then make sure its demo-feed child goes too."""
+    import psutil
+
+    try:
+        children = psutil.Process(proc.pid).children(recursive=True)
+    except psutil.Error:
+        children = []
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+    for child in children:
+        try:
+            child.wait(5)
+        except psutil.TimeoutExpired:
+            child.kill()
+        except psutil.Error:
+            pass
 
 
 def wait_health(url: str, proc: subprocess.Popen, timeout: float = 300) -> None:
@@ -79,6 +118,8 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--sample-s", type=float, default=30.0, help="seconds between samples")
     p.add_argument("--warmup-s", type=float, default=60.0, help="seconds before the baseline")
     p.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    p.add_argument("--baseline", action="store_true",
+                   help="also run the same console and feed with no board open, and compare")
     args = p.parse_args(argv)
     if CHROMIUM is None:
         raise SystemExit("no chromium: apt-get install -y chromium fonts-noto-cjk")
@@ -92,18 +133,21 @@ def main(argv: list[str] | None = None) -> dict:
         from data.generate import build
 
         build(db, scale="tiny", seed=7, progress=False)
+    if args.baseline:
+        shutil.copy2(db, work / "baseline.duckdb")
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    log = open(work / "serve.log", "w")
-    server = subprocess.Popen(
-        [sys.executable, str(ROOT / "serve.py"), "--db", str(db), "--port", str(port),
-         "--address", "127.0.0.1", "--speed", str(args.speed)],
-        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    servers = [start_server(db, port, args.speed, work / "serve.log")]
+    if args.baseline:  # the same console and feed with no board open: what the rest costs
+        servers.append(start_server(work / "baseline.duckdb", free_port(), args.speed,
+                                    work / "baseline.log"))
+    server = servers[0][0]
     samples: list[dict] = []
     result: dict = {}
     try:
         wait_health(url, server)
+        if args.baseline:
+            wait_health(f"http://127.0.0.1:{servers[1][2]}", servers[1][0])
         from playwright.sync_api import sync_playwright
 
         with sync_playwright() as pw:
@@ -125,11 +169,15 @@ def main(argv: list[str] | None = None) -> dict:
                            for m in cdp.send("Performance.getMetrics")["metrics"]}
                 s = {"label": label, "t_s": round(time.time() - t0, 1),
                      "rss_mb": round(rss_mb(server.pid), 1),
+                     "baseline_rss_mb": (round(rss_mb(servers[1][0].pid), 1)
+                                         if args.baseline else None),
                      "heap_mb": round(heap["usedSize"] / 2**20, 2),
                      "dom_nodes": int(metrics.get("Nodes", 0)),
                      "state": page.evaluate(FRESHNESS_JS)}
                 samples.append(s)
-                print(f"{s['t_s']:>8.0f} s  rss {s['rss_mb']:>8.1f} MB  heap "
+                base = (f"  baseline rss {s['baseline_rss_mb']:>8.1f} MB"
+                        if args.baseline else "")
+                print(f"{s['t_s']:>8.0f} s  rss {s['rss_mb']:>8.1f} MB{base}  heap "
                       f"{s['heap_mb']:>7.2f} MB  nodes {s['dom_nodes']:>6}  {s['state']}",
                       flush=True)
                 return s
@@ -160,30 +208,19 @@ def main(argv: list[str] | None = None) -> dict:
             "messages_stored": feed.get("stored"),
             "target_growth_pct": 10.0,
         }
+        if args.baseline:
+            b0, b1 = first["baseline_rss_mb"], last["baseline_rss_mb"]
+            result["baseline_rss_start_mb"], result["baseline_rss_end_mb"] = b0, b1
+            result["baseline_rss_growth_pct"] = round(100 * (b1 / b0 - 1), 2)
+            # growth of the board's server beyond what the same console grows with no board
+            result["board_rss_growth_mb"] = round(
+                (last["rss_mb"] - first["rss_mb"]) - (b1 - b0), 1)
         result["ok"] = (result["rss_growth_pct"] <= 10 and result["heap_growth_pct"] <= 10
                         and result["state_end"] == "live")
     finally:
-        import psutil
-
-        try:  # the demo feed is serve.py's child: make sure it goes too
-            children = psutil.Process(server.pid).children(recursive=True)
-        except psutil.Error:
-            children = []
-        if server.poll() is None:
-            server.send_signal(signal.SIGTERM)
-            try:
-                server.wait(60)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait(10)
-        for child in children:
-            try:
-                child.wait(5)
-            except psutil.TimeoutExpired:
-                child.kill()
-            except psutil.Error:
-                pass
-        log.close()
+        for proc, log, _ in servers:
+            stop_server(proc)
+            log.close()
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
     print(json.dumps(result, ensure_ascii=False))

@@ -106,6 +106,18 @@ def main(argv=None) -> None:
             "CAP alert XML": lambda: warn.cap_xml(wid),
             "CAP index XML": warn.cap_index_xml,
         }
+        from sources.runtime import Runtime
+
+        runtime = Runtime(store=store, hub=hub)
+
+        def page():
+            import panel as pn
+
+            from dashboards.warnings import WarningsDashboard
+
+            pn.panel(WarningsDashboard(runtime=runtime, lang="zh").layout()).get_root()
+
+        ops["/warnings page (build + models)"] = page
         print(f"{'operation':34s} {'median s':>9s} {'x baseline':>10s}")
         print(f"{'baseline: scan readings':34s} {baseline:9.4f} {1.0:10.1f}")
         for name, fn in ops.items():

@@ -32,10 +32,13 @@ class AlarmServices(param.Parameterized):
     engine = param.ClassSelector(class_=AlarmEngine, doc="The alarm engine.")
     desk = param.ClassSelector(class_=AlarmSource, doc="The desk (escalation).")
     period_s = param.Number(default=1.0, bounds=(0.05, None), doc="Seconds between timer ticks.")
+    escalate_every = param.Integer(default=10, bounds=(1, None),
+                                   doc="Check escalation every this many ticks.")
 
     def __init__(self, **params):
         super().__init__(**params)
         self._stop = threading.Event()
+        self._ticks = 0
         self._closed = self.desk.hub.subscribe(["alarm"], maxsize=100_000)
         self._thread = threading.Thread(target=self._run, name="alarm-timer", daemon=True)
 
@@ -51,7 +54,9 @@ class AlarmServices(param.Parameterized):
         if closed:
             self.engine.forget(closed)
         self.engine.tick(now)
-        self.desk.escalate_overdue()
+        self._ticks += 1
+        if self._ticks % self.escalate_every == 0:  # minutes-scale: no need every second
+            self.desk.escalate_overdue()
 
     def _run(self) -> None:
         while not self._stop.wait(self.period_s):

@@ -5,7 +5,9 @@ read its snapshots (DuckDB lets no other process open the file the console holds
 """
 from __future__ import annotations
 
+import functools
 import os
+import threading
 from typing import ClassVar
 
 import panel as pn
@@ -14,6 +16,7 @@ from sources.base import Source
 from sources.runtime import Runtime
 from sources.snapshot import SnapshotWriter
 from views.query_console import PinnedConsole, QueryConsole
+from views.result_chart import warm as warm_maps
 
 from .base import Dashboard
 from .theme import page
@@ -40,6 +43,17 @@ def start_services(runtime: Runtime) -> None:
     runtime.on_stop(writer.stop)
 
 
+@functools.cache
+def _warm_maps_once() -> None:
+    """Compile the map kernels once per process, when a console page is first served.
+
+    Not at start: numba holds the GIL for seconds, which pages that never draw a result map
+    (and the other apps' latency) should not pay for. The JIT cache is process-wide, hence
+    a once-per-process guard rather than a runtime cache.
+    """
+    threading.Thread(target=warm_maps, name="warm-console-maps", daemon=True).start()
+
+
 def _source(runtime: Runtime) -> Source:
     return Source(store=runtime.store, hub=runtime.hub)
 
@@ -57,6 +71,9 @@ class QueryConsolePage(Dashboard):
     order: ClassVar[int] = 60
 
     def layout(self):
+        doc = pn.state.curdoc
+        if doc is not None and doc.session_context is not None:
+            _warm_maps_once()
         args = getattr(pn.state, "session_args", None) or {}
         name = (args.get("open", [b""])[0] or b"").decode(errors="replace")
         console = QueryConsole(source=_source(self.runtime), lang=self.lang,

@@ -26,7 +26,8 @@ def shared_layer(runtime: Runtime) -> RiskLayer:
     def load() -> RiskLayer:
         layer = RiskSource(store=runtime.store).load_layer()
         # compile and warm the kernels once, before the first page asks for a frame
-        layer.points.frame(layer.points.extent, 64, 64)
+        layer.points.frame(layer.points.extent, 64, 64, palette_index=True)
+        layer.points.frame(layer.points.extent, 64, 64)  # RGBA: the situation board's
         layer.points.counts_in(layer.points.extent)
         return layer
 

@@ -9,7 +9,7 @@ from views.i18n import t
 
 CSS = (Path(__file__).with_name("console.css")).read_text(encoding="utf-8")
 
-NAV = ("board", "warnings", "risk", "inventory")
+NAV = ("board", "warnings", "risk", "alarms", "inventory", "console")
 
 
 def page(

@@ -13,9 +13,10 @@ from typing import ClassVar
 import panel as pn
 import tornado.web
 
-from sources.monitoring import CountyGeometry, MonitoringSource
+from sources.monitoring import CountyGeometry, LayerCache, MonitoringSource
 from sources.runtime import Runtime
-from sources.warnings import LatestCache, WarningExpiry, WarningSource
+from sources.warning_expiry import WarningExpiry
+from sources.warnings import LatestCache, WarningSource
 from views.county_risk import CountyRisk
 from views.monitoring_map import MonitoringMap
 from views.warning_form import WarningForm
@@ -110,11 +111,13 @@ class WarningsDashboard(Dashboard):
         monitoring = MonitoringSource(store=rt.store, hub=rt.hub, geography=geo)
         warnings = warning_source(rt)
         lang = self.lang
+        layers = rt.shared("monitoring.layers", LayerCache)
         active = ActiveWarnings(source=warnings, lang=lang)
         tabs = pn.Tabs(
             (self.t("warnings.tab.map"),
-             MonitoringMap(source=monitoring, warnings=warnings, lang=lang)),
-            (self.t("warnings.tab.risk"), CountyRisk(source=monitoring, lang=lang)),
+             MonitoringMap(source=monitoring, warnings=warnings, lang=lang,
+                           cache=layers)),
+            (self.t("warnings.tab.risk"), CountyRisk(source=monitoring, lang=lang, cache=layers)),
             (self.t("warnings.tab.issue"), WarningForm(source=warnings, lang=lang)),
             (self.t("warnings.tab.log"), WarningLog(source=warnings, lang=lang)),
             sizing_mode="stretch_width", css_classes=["warnings-tabs"],

@@ -28,6 +28,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import threading
+import time
 from typing import ClassVar
 
 import numpy as np
@@ -67,20 +69,46 @@ def _km(lon, lat, lat0):
     return np.asarray(lon) * 111.32 * np.cos(np.radians(lat0)), np.asarray(lat) * 110.57
 
 
-def idw(src_lon, src_lat, values, lon, lat, *, power: float = 2.0) -> np.ndarray:
-    """Inverse-distance weighted values at (lon, lat) from sources (NaN sources skipped)."""
+def idw(src_lon, src_lat, values, lon, lat, *, power: float = 2.0, k: int = 12) -> np.ndarray:
+    """Inverse-distance weighted values at (lon, lat) from the ``k`` nearest sources (NaN
+    sources skipped); distances in km on a local projection."""
+    from scipy.spatial import cKDTree
+
     values = np.asarray(values, dtype="float64")
     ok = np.isfinite(values)
     lon, lat = np.asarray(lon, dtype="float64"), np.asarray(lat, dtype="float64")
     if not ok.any():
         return np.full(lon.shape, np.nan)
-    lat0 = float(np.mean(np.asarray(src_lat)[ok]))
-    sx, sy = _km(np.asarray(src_lon)[ok], np.asarray(src_lat)[ok], lat0)
+    lat0 = float(np.mean(np.asarray(src_lat, dtype="float64")[ok]))
+    sx, sy = _km(np.asarray(src_lon, dtype="float64")[ok],
+                 np.asarray(src_lat, dtype="float64")[ok], lat0)
     tx, ty = _km(lon.ravel(), lat.ravel(), lat0)
-    d2 = (tx[:, None] - sx[None, :]) ** 2 + (ty[:, None] - sy[None, :]) ** 2
-    w = 1.0 / np.maximum(d2, 1e-6) ** (power / 2)
-    out = (w * values[ok][None, :]).sum(axis=1) / w.sum(axis=1)
+    k = min(k, int(ok.sum()))
+    dist, idx = cKDTree(np.column_stack([sx, sy])).query(np.column_stack([tx, ty]), k=k)
+    dist, idx = dist.reshape(len(tx), k), idx.reshape(len(tx), k)
+    w = 1.0 / np.maximum(dist, 1e-3) ** power
+    out = (w * values[ok][idx]).sum(axis=1) / w.sum(axis=1)
     return out.reshape(lon.shape)
+
+
+class LayerCache:
+    """Computed layers shared by every open page for ``ttl_s`` seconds (per key)."""
+
+    def __init__(self, ttl_s: float = 10.0):
+        self.ttl_s = ttl_s
+        self._items: dict = {}
+        self._lock = threading.Lock()
+
+    def get(self, key, compute):
+        """The cached value of ``key``, or ``compute()`` when missing or older than the ttl."""
+        with self._lock:
+            hit = self._items.get(key)
+            if hit is not None and time.monotonic() - hit[0] < self.ttl_s:
+                return hit[1]
+        value = compute()
+        with self._lock:
+            self._items[key] = (time.monotonic(), value)
+        return value
 
 
 class CountyGeometry(param.Parameterized):
@@ -237,9 +265,9 @@ class MonitoringSource(Source):
         df["excess_m"] = df["level_m"] - df["limit_m"]
         df["over"] = df["excess_m"] > 0
         over_g = river & (df["level_m"] > df["guarantee_level"])
-        df["state"] = np.select([over_g, df["over"] & river, df["over"]],
-                                ["over_guarantee", "over_warning", "over_flood_limit"],
-                                "normal")
+        df["state"] = np.select([df["level_m"].isna(), over_g, df["over"] & river, df["over"]],
+                                ["no_data", "over_guarantee", "over_warning",
+                                 "over_flood_limit"], "normal")
         return df
 
     def hydrograph(self, station_id: str, at=None, hours: float = 72) -> dict:

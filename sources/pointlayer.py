@@ -4,36 +4,44 @@ Every open page of ``/risk`` renders from one :class:`PointLayer` per process. P
 kept as float32 coordinates sorted by a regular grid cell (row-major), with the offset of
 each cell, so a zoomed view reads only the cells it covers. One frame is
 
-    aggregate (numba, both cores, 4 uint16 counts per pixel) -> shade (numba) -> spread
+    aggregate (numba, both cores, 4 uint16 counts per pixel) -> shade (numba: one uint8
+    palette index per pixel, or RGBA) -> spread
 
-Grades are categories 0..3 in :data:`GRADES` order. Nothing here imports Panel.
+(the kernels are in :mod:`sources.pointkernels`). Grades are categories 0..3 in :data:`GRADES` order. Nothing here imports Panel.
 """
 from __future__ import annotations
 
 import math
-import os
 import threading
-import time
 from collections import OrderedDict
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-import numba as nb
 import numpy as np
 
+from .pointkernels import (
+    COUNT_DTYPE,
+    _aggregate,
+    _cell_keys,
+    _counting_sort,
+    _nearest,
+    _shade,
+    _shade_index,
+    _spread,
+    kernel_threads,
+)
+
 GRADES = ("red", "orange", "yellow", "blue")
-#: The four standard colours of safety-production risk (GB/T 33000 practice, as used by the
-#: provincial four-colour maps): major red, large orange, general yellow, low blue.
+#: The four colours of the provinces' safety-risk maps (红橙黄蓝): major red, large orange,
+#: general yellow, low blue. Chosen here: saturated, distinct on a light background.
 GRADE_COLORS = {"red": "#e60012", "orange": "#ff8c00", "yellow": "#ffd700", "blue": "#1e6fff"}
-#: Weight of a grade when one pixel holds several: a red point outweighs eight blue ones, so
+#: Weight of a grade when one pixel holds several: a red point weighs as much as eight blue, so
 #: that where red and orange gather is seen at once even under many blue points.
 GRADE_WEIGHTS = (8.0, 4.0, 2.0, 1.0)
 SHANDONG_EXTENT = (114.8, 122.7, 34.4, 38.4)
 #: Alpha of a pixel holding one point (the densest pixel gets 255, log scale between).
 ALPHA_MIN = 120
-#: Pixel counts are uint16 and saturate here; per-grade totals are exact.
-COUNT_MAX = 65535
-COUNT_DTYPE = np.uint16
+#: Alpha levels per grade in the palette of :meth:`PointLayer.shade_index` (1 + 4·63 = 253).
+LEVELS = 63
 
 
 def _rgb(hex_colour: str) -> tuple[int, int, int]:
@@ -41,224 +49,23 @@ def _rgb(hex_colour: str) -> tuple[int, int, int]:
     return int(h[0:2], 16), int(h[2:4], 16), int(h[4:6], 16)
 
 
-# ---------------------------------------------------------------------------- threads
-#: Below this many points read, one thread is faster than starting a parallel region.
-SERIAL_BELOW = 300_000
-_load = {"at": 0.0, "busy": False}
-
-
-def machine_busy() -> bool:
-    """Whether other processes keep every core busy (1-minute load above the core count).
-
-    A parallel region waits for its slowest thread; when another process holds the second
-    core, that wait costs more than the core gives (measured here: 1M points, 1920×1080,
-    51 ms on two threads vs 21 ms on one under load 11), so the kernels then run on one.
-    """
-    now = time.monotonic()
-    if now - _load["at"] > 1.0:
-        _load["at"] = now
-        try:
-            _load["busy"] = os.getloadavg()[0] > (os.cpu_count() or 1)
-        except OSError:  # pragma: no cover - no load average on this platform
-            _load["busy"] = False
-    return _load["busy"]
-
-
-@contextmanager
-def kernel_threads(work: int, threads: int | None = None):
-    """Run numba kernels on ``threads`` (None: every core unless the work is small or the
-    machine is busy). numba's thread count is per calling thread, so sessions don't mix."""
-    prev = nb.get_num_threads()
-    if threads is None:
-        threads = 1 if (work < SERIAL_BELOW or machine_busy()) else prev
-    threads = max(1, min(int(threads), nb.config.NUMBA_NUM_THREADS))
-    nb.set_num_threads(threads)
-    try:
-        yield threads
-    finally:
-        nb.set_num_threads(prev)
-
-
-# ---------------------------------------------------------------------------- kernels
-@nb.njit(cache=True, nogil=True)
-def _cell_keys(x, y, x0, y0, sx, sy, g):
-    n = x.shape[0]
-    keys = np.empty(n, np.int32)
-    for i in range(n):
-        cx = int((x[i] - x0) * sx)
-        cy = int((y[i] - y0) * sy)
-        cx = min(max(cx, 0), g - 1)
-        cy = min(max(cy, 0), g - 1)
-        keys[i] = cy * g + cx
-    return keys
-
-
-@nb.njit(cache=True, nogil=True)
-def _counting_sort(keys, ncells):
-    counts = np.zeros(ncells + 1, np.int64)
-    for k in keys:
-        counts[k + 1] += 1
-    offsets = np.cumsum(counts)
-    pos = offsets[:-1].copy()
-    order = np.empty(keys.shape[0], np.int64)
-    for i in range(keys.shape[0]):
-        k = keys[i]
-        order[pos[k]] = i
-        pos[k] += 1
-    return order, offsets
-
-
-@nb.njit(parallel=True, cache=True, nogil=True)
-def _aggregate(x, y, cat, ent, offsets, g, gx0, gy0, gsx, gsy,
-               vx0, vx1, vy0, vy1, w, h, cat_mask, ent_mask, use_ent, out, nbands):
-    """Count points per pixel and grade into ``out[h, w, 4]``; return per-grade totals.
-
-    Pixel counts are uint16 and saturate at 65535 (half the memory traffic of uint32; the
-    shading's log scale cannot tell more apart). The totals are exact int64.
-
-    Bands of pixel rows are processed in parallel; each band writes only its own rows, so
-    there are no races. A point belongs to the view iff vx0 <= x < vx1 and vy0 <= y < vy1
-    (x, y as float32, compared in float64), the same rule as the SQL counts.
-    """
-    sx = w / (vx1 - vx0)
-    sy = h / (vy1 - vy0)
-    c0 = min(max(int(math.floor((vx0 - gx0) * gsx)) - 1, 0), g - 1)
-    c1 = min(max(int(math.floor((vx1 - gx0) * gsx)) + 1, 0), g - 1)
-    totals = np.zeros((nbands, 4), np.int64)
-    for b in nb.prange(nbands):
-        # interleave bands between the threads: clustered data stays balanced
-        band = (b % 2) * ((nbands + 1) // 2) + b // 2
-        r0 = band * h // nbands
-        r1 = (band + 1) * h // nbands
-        if r1 <= r0:
-            continue
-        ylo = vy0 + r0 / sy
-        yhi = vy0 + r1 / sy
-        g0 = min(max(int(math.floor((ylo - gy0) * gsy)) - 1, 0), g - 1)
-        g1 = min(max(int(math.floor((yhi - gy0) * gsy)) + 1, 0), g - 1)
-        for gr in range(g0, g1 + 1):
-            start = offsets[gr * g + c0]
-            end = offsets[gr * g + c1 + 1]
-            for i in range(start, end):
-                yi = np.float64(y[i])
-                if yi < vy0 or yi >= vy1:
-                    continue
-                py = min(int((yi - vy0) * sy), h - 1)
-                if py < r0 or py >= r1:
-                    continue
-                xi = np.float64(x[i])
-                if xi < vx0 or xi >= vx1:
-                    continue
-                if use_ent and not ent_mask[ent[i]]:
-                    continue
-                k = cat[i]
-                totals[band, k] += 1
-                if cat_mask[k]:
-                    px = min(int((xi - vx0) * sx), w - 1)
-                    v = out[py, px, k]
-                    if v < COUNT_MAX:  # saturate: only the shading reads pixel counts
-                        out[py, px, k] = v + 1
-    return totals.sum(axis=0)
-
-
-@nb.njit(parallel=True, cache=True, nogil=True)
-def _shade(counts, colors, weights, alpha_min, img):
-    """Four counts per pixel -> packed RGBA (uint32, little-endian R,G,B,A).
-
-    Colour: the weighted mean of the grades' colours; alpha: log scale of the total.
-    """
-    h, w = counts.shape[0], counts.shape[1]
-    rowmax = np.zeros(h, np.int64)
-    for r in nb.prange(h):
-        m = 0
-        for c in range(w):
-            t = (np.int64(counts[r, c, 0]) + np.int64(counts[r, c, 1])
-                 + np.int64(counts[r, c, 2]) + np.int64(counts[r, c, 3]))
-            if t > m:
-                m = t
-        rowmax[r] = m
-    tmax = rowmax.max()
-    if tmax == 0:
-        return 0
-    lmax = math.log1p(tmax)
-    for r in nb.prange(h):
-        for c in range(w):
-            c0 = np.int64(counts[r, c, 0])
-            c1 = np.int64(counts[r, c, 1])
-            c2 = np.int64(counts[r, c, 2])
-            c3 = np.int64(counts[r, c, 3])
-            t = c0 + c1 + c2 + c3
-            if t == 0:
-                img[r, c] = 0
-                continue
-            w0 = c0 * weights[0]
-            w1 = c1 * weights[1]
-            w2 = c2 * weights[2]
-            w3 = c3 * weights[3]
-            ws = w0 + w1 + w2 + w3
-            red = (w0 * colors[0, 0] + w1 * colors[1, 0] + w2 * colors[2, 0] + w3 * colors[3, 0]) / ws
-            grn = (w0 * colors[0, 1] + w1 * colors[1, 1] + w2 * colors[2, 1] + w3 * colors[3, 1]) / ws
-            blu = (w0 * colors[0, 2] + w1 * colors[1, 2] + w2 * colors[2, 2] + w3 * colors[3, 2]) / ws
-            a = alpha_min + (255 - alpha_min) * math.log1p(t) / lmax
-            img[r, c] = (np.uint32(int(red)) | (np.uint32(int(grn)) << 8)
-                         | (np.uint32(int(blu)) << 16) | (np.uint32(int(a)) << 24))
-    return tmax
-
-
-@nb.njit(cache=True, nogil=True)
-def _spread(img, radius):
-    """Grow each non-empty pixel into empty ones within ``radius`` (for sparse views)."""
-    h, w = img.shape
-    out = img.copy()
-    for r in range(h):
-        for c in range(w):
-            v = img[r, c]
-            if v == 0:
-                continue
-            for dr in range(-radius, radius + 1):
-                rr = r + dr
-                if rr < 0 or rr >= h:
-                    continue
-                for dc in range(-radius, radius + 1):
-                    cc = c + dc
-                    if cc < 0 or cc >= w or dr * dr + dc * dc > radius * radius + 1:
-                        continue
-                    if img[rr, cc] == 0 and out[rr, cc] == 0:
-                        out[rr, cc] = v
-    return out
-
-
-@nb.njit(cache=True, nogil=True)
-def _nearest(x, y, cat, ent, offsets, g, gx0, gy0, gsx, gsy, px, py, rx, ry,
-             cat_mask, ent_mask, use_ent):
-    """Index of the visible point nearest to (px, py) within the ellipse (rx, ry); -1 if none."""
-    c0 = min(max(int(math.floor((px - rx - gx0) * gsx)), 0), g - 1)
-    c1 = min(max(int(math.floor((px + rx - gx0) * gsx)), 0), g - 1)
-    g0 = min(max(int(math.floor((py - ry - gy0) * gsy)), 0), g - 1)
-    g1 = min(max(int(math.floor((py + ry - gy0) * gsy)), 0), g - 1)
-    best = -1
-    bestd = 1.0
-    for gr in range(g0, g1 + 1):
-        for i in range(offsets[gr * g + c0], offsets[gr * g + c1 + 1]):
-            if not cat_mask[cat[i]]:
-                continue
-            if use_ent and not ent_mask[ent[i]]:
-                continue
-            dx = (x[i] - px) / rx
-            dy = (y[i] - py) / ry
-            d = dx * dx + dy * dy
-            if d <= bestd:
-                bestd = d
-                best = i
-    return best
-
-
 # ---------------------------------------------------------------------------- the layer
+def palette(alpha_min: int = ALPHA_MIN) -> list[str]:
+    """The 256 colours (``#rrggbbaa``) of :meth:`PointLayer.shade_index`: index 0 is
+    transparent, then for each grade ``LEVELS`` alphas from ``alpha_min`` to opaque."""
+    out = ["#00000000"]
+    for g in GRADES:
+        for level in range(LEVELS):
+            a = int(alpha_min + (255 - alpha_min) * level / (LEVELS - 1))
+            out.append(f"{GRADE_COLORS[g]}{a:02x}")
+    return out + ["#00000000"] * (256 - len(out))
+
+
 @dataclass
 class Frame:
-    """One rendered view: the RGBA image, its bounds and the per-grade counts in it."""
+    """One rendered view: the image, its bounds and the per-grade counts in it."""
 
-    image: np.ndarray  # (h, w) uint32 RGBA, row 0 at the bottom (y ascending)
+    image: np.ndarray  # (h, w) RGBA uint32 or palette() uint8, row 0 at the bottom (y up)
     bounds: tuple[float, float, float, float]  # x0, x1, y0, y1
     counts: dict[str, int]
     max_count: int = 0
@@ -422,6 +229,24 @@ class PointLayer:
             img = _spread(img, int(spread))
         return img, int(tmax)
 
+    def shade_index(self, counts: np.ndarray, *, spread: int | None = None,
+                    threads: int | None = None) -> tuple[np.ndarray, int]:
+        """Palette indices (uint8) from per-pixel grade counts; and the max total.
+
+        Each pixel takes the colour of its heaviest grade (red weighs 8 blue points) at an
+        alpha that grows with the log of its total; see :func:`palette`. A quarter of the
+        bytes of RGBA: what the browser receives on every pan and zoom.
+        """
+        img = np.empty(counts.shape[:2], np.uint8)
+        with kernel_threads(counts.shape[0] * counts.shape[1], threads):
+            tmax = _shade_index(counts, self._weights, LEVELS, img)
+        if tmax and spread is None:
+            nonempty = int(np.count_nonzero(img))
+            spread = 2 if nonempty < 10_000 else (1 if nonempty < 60_000 else 0)
+        if tmax and spread:
+            img = _spread(img, int(spread))
+        return img, int(tmax)
+
     def frame(
         self,
         bounds: tuple[float, float, float, float],
@@ -432,15 +257,18 @@ class PointLayer:
         ent_mask: np.ndarray | None = None,
         mask_key: str | None = None,
         spread: int | None = None,
+        palette_index: bool = False,
     ) -> Frame:
         """Aggregate and shade one view. Frames are cached (LRU) by view, size and filters.
 
         ``mask_key`` names ``ent_mask`` for the cache; without it a masked frame is not cached.
+        The image is packed RGBA (uint32), or with ``palette_index`` one uint8 index of
+        :func:`palette` per pixel (what the risk map sends to the browser).
         """
         key = None
         if ent_mask is None or mask_key is not None:
             key = (tuple(round(float(b), 9) for b in bounds), int(width), int(height),
-                   tuple(sorted(grades)), mask_key, spread)
+                   tuple(sorted(grades)), mask_key, spread, palette_index)
             with self._lock:
                 hit = self._cache.get(key)
                 if hit is not None:
@@ -448,7 +276,8 @@ class PointLayer:
                     return hit
         counts, totals = self.aggregate(bounds, width, height, grades=grades, ent_mask=ent_mask,
                                         reuse=True)
-        img, tmax = self.shade(counts, spread=spread)
+        shade = self.shade_index if palette_index else self.shade
+        img, tmax = shade(counts, spread=spread)
         fr = Frame(image=img, bounds=tuple(map(float, bounds)), counts=totals, max_count=tmax)
         if key is not None:
             with self._lock:

@@ -23,8 +23,8 @@ COLUMNS = ["level", "enterprise", "installation", "county", "sensor", "value", "
            "level_code", "state_code", "county_code", "severity", "raised_ts"]
 # fixed widths: a live table must not re-measure every cell on each update
 WIDTHS = {"level": "5%", "enterprise": "13%", "installation": "9%", "county": "6%",
-          "sensor": "11%", "value": "9%", "threshold": "6%", "kind": "6%", "state": "7%",
-          "raised": "8%", "age": "5%", "acked_by": "7%", "cleared": "4%", "escalated": "4%"}
+          "sensor": "11%", "value": "9%", "threshold": "6%", "kind": "5%", "state": "6%",
+          "raised": "8%", "age": "5%", "acked_by": "7%", "cleared": "5%", "escalated": "5%"}
 HIDDEN = ["level_code", "state_code", "county_code", "severity", "raised_ts"]
 RAW_FIELDS = ["kind", "level", "state", "peak_value", "peak_at", "cleared_at", "acked_by",
               "acked_at", "disposed_by", "disposed_at", "disposal_note", "escalated_at"]

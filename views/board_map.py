@@ -67,6 +67,9 @@ class BoardMap(View):
     layers = param.ListSelector(default=list(LAYERS), objects=list(LAYERS),
                                 doc="Layers shown.")
     kiosk = param.Boolean(default=False, doc="Wall mode: no toolbar, no layer switches.")
+    marker_unit = param.Number(
+        default=0.006, bounds=(0.001, 0.05),
+        doc="Radius of an alarm marker as a fraction of the province's extent.")
     density_size = param.Tuple(default=(400, 300), length=2,
                                doc="Pixels of the risk-density image (shaded once).")
 
@@ -84,7 +87,7 @@ class BoardMap(View):
         self.alarm_source = ColumnDataSource(dict(x=[], y=[], color=[]))
         self.pulse_source = ColumnDataSource(dict(x=[], y=[]))
         self.hotspot_source = ColumnDataSource(dict(x=[], y=[]))
-        self.quake_source = ColumnDataSource(dict(x=[], y=[], size=[]))
+        self.quake_source = ColumnDataSource(dict(x=[], y=[], radius=[]))
         self.incident_source = ColumnDataSource(dict(x=[], y=[], color=[]))
         r: dict[str, list] = {name: [] for name in LAYERS}
 
@@ -108,18 +111,24 @@ class BoardMap(View):
         r["hotspots"].append(fig.scatter(
             "x", "y", source=self.hotspot_source, marker="triangle", size=10,
             fill_color="#ff5a1f", line_color="#ffd0b0", line_width=0.5))
-        r["quakes"].append(fig.scatter(
-            "x", "y", source=self.quake_source, size="size", fill_color="#c77dff",
+        # Live markers are sized in map units (degrees), not pixels: on a 4K wall they grow
+        # with the screen and stay readable from across the room.
+        unit = self.marker_unit * max(x1 - x0, (y1 - y0) * ky)
+        self.unit = unit
+        r["quakes"].append(fig.circle(
+            "x", "y", source=self.quake_source, radius="radius", fill_color="#c77dff",
             fill_alpha=0.25, line_color="#e0b3ff", line_width=2))
-        self.pulse = fig.scatter("x", "y", source=self.pulse_source, size=30,
-                                 fill_color="#ff1744", fill_alpha=0.45, line_color="#ff1744",
-                                 line_width=3, name="board-pulse")
-        r["alarms"] += [self.pulse, fig.scatter(
-            "x", "y", source=self.alarm_source, size=12, fill_color="color",
+        self.pulse = fig.circle("x", "y", source=self.pulse_source, radius=2.2 * unit,
+                                fill_color="#ff1744", fill_alpha=0.45, line_color="#ff1744",
+                                line_width=3, name="board-pulse")
+        r["alarms"] += [self.pulse, fig.circle(
+            "x", "y", source=self.alarm_source, radius=unit, fill_color="color",
             line_color="#0b1220", line_width=1)]
-        r["incidents"].append(fig.scatter(
-            "x", "y", source=self.incident_source, marker="star", size=30, fill_color="color",
-            line_color="#ffffff", line_width=2))
+        r["incidents"] += [
+            fig.circle("x", "y", source=self.incident_source, radius=2.4 * unit,
+                       fill_color="color", fill_alpha=0.3, line_color="color", line_width=2),
+            fig.scatter("x", "y", source=self.incident_source, marker="star", size=30,
+                        fill_color="color", line_color="#ffffff", line_width=2)]
         fig.x_range.renderers = [self.outlines]
         fig.y_range.renderers = [self.outlines]
         self._renderers = r
@@ -198,7 +207,7 @@ class BoardMap(View):
         q = situation["quakes"]
         self._set(self.quake_source, dict(
             x=q.lon.tolist(), y=(q.lat * ky).tolist(),
-            size=[float(8 + 5 * max(m, 0)) for m in q.magnitude]))
+            radius=[self.unit * (0.4 + 0.35 * max(float(m), 0.0)) for m in q.magnitude]))
         i = situation["incidents"]
         self._set(self.incident_source, dict(
             x=i.lon.tolist(), y=(i.lat * ky).tolist(),

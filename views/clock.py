@@ -20,8 +20,8 @@ CLOCK_CSS = """
 :host { display: block; height: 100%; }
 .clock { display: flex; align-items: center; justify-content: flex-end; gap: 2vw; height: 100%;
   font-variant-numeric: tabular-nums; color: #e6edf7; white-space: nowrap; overflow: hidden; }
-.clock .time { font-size: 3.6vh; font-weight: 700; letter-spacing: .05em; }
-.clock .date { font-size: 2vh; color: #9fb3c8; }
+.clock .time { font-size: 3.4vh; line-height: 1.1; font-weight: 700; letter-spacing: .05em; }
+.clock .date { font-size: 1.8vh; line-height: 1.2; color: #9fb3c8; }
 .fresh { font-size: 2.2vh; padding: .3vh 1vw; border-radius: .6vh; border: 2px solid #1f9d55;
   color: #7ee2a8; }
 .fresh.stale { color: #fff; background: #d90429; border-color: #ff4d6d;

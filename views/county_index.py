@@ -32,6 +32,8 @@ class CountyRiskIndex(View):
 
     view_type = "county_index"
 
+    source = param.ClassSelector(class_=RiskSource, doc="The risk queries (sources.risk).")
+
     level = param.Selector(default="county", objects=["county", "city"],
                            doc="Areas coloured: counties or cities.")
     selected = param.String(default=None, allow_None=True,
@@ -40,8 +42,6 @@ class CountyRiskIndex(View):
 
     def __init__(self, **params):
         super().__init__(**params)
-        if not isinstance(self.source, RiskSource):
-            raise TypeError("CountyRiskIndex needs a sources.risk.RiskSource as `source`")
         self._patches = ColumnDataSource(data=self._patch_data(), name="index-patches")
         fig = figure(x_range=DataRange1d(range_padding=0.02),
                      y_range=DataRange1d(range_padding=0.02), match_aspect=True,

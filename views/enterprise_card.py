@@ -76,6 +76,8 @@ class EnterpriseCard(View):
 
     view_type = "enterprise_card"
 
+    source = param.ClassSelector(class_=RiskSource, doc="The risk queries (sources.risk).")
+
     enterprise_id = param.Integer(default=None, allow_None=True,
                                   doc="The enterprise shown (None: nothing selected).")
     hours = param.Number(default=6.0, bounds=(0.5, 72),
@@ -85,8 +87,6 @@ class EnterpriseCard(View):
 
     def __init__(self, **params):
         super().__init__(**params)
-        if not isinstance(self.source, RiskSource):
-            raise TypeError("EnterpriseCard needs a sources.risk.RiskSource as `source`")
         self._pane = pn.pane.HTML("", sizing_mode="stretch_width", stylesheets=[CARD_CSS],
                                   css_classes=["enterprise-card"])
         self._update()

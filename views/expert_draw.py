@@ -79,6 +79,12 @@ class ExpertDraw(View):
         self.start = pn.widgets.DatePicker(label=t("inventory.fee.start"),
                                            value=today.replace(day=1), width=140)
         self.end = pn.widgets.DatePicker(label=t("inventory.fee.end"), value=today, width=140)
+        reg = src.registry().sort_values("expert_id")
+        self.fee_expert = pn.widgets.Select(
+            label=t("inventory.fee.expert"),
+            options={t("inventory.all"): "", **{f"{n} ({i})": int(i) for i, n in zip(
+                reg["expert_id"], reg["name"], strict=True)}},
+            css_classes=["inv-fee-expert"], width=180)
         self.fee_csv = pn.widgets.FileDownload(callback=lambda: self._fees("csv"),
                                                filename="expert_fees.csv",
                                                label=t("inventory.export.csv"), align="end")
@@ -151,7 +157,8 @@ class ExpertDraw(View):
     def _fees(self, fmt: str) -> io.BytesIO:
         start = self.start.value or date.today() - timedelta(days=365)
         end = self.end.value or date.today()
-        return io.BytesIO(self.source.fee_export(start, end, fmt=fmt))
+        expert = self.fee_expert.value or None
+        return io.BytesIO(self.source.fee_export(start, end, expert_id=expert, fmt=fmt))
 
     # ------------------------------------------------------------------ display
     def _load_tasks(self, select: int | None = None) -> None:
@@ -196,7 +203,7 @@ class ExpertDraw(View):
             self.action_notice.pane,
             pn.pane.Markdown(f"#### {t('inventory.draw.log')}"), self.log_table, self.log_csv,
             pn.pane.Markdown(f"#### {t('inventory.fee.statement')}"),
-            pn.Row(self.start, self.end, self.fee_csv, self.fee_xlsx),
+            pn.Row(self.fee_expert, self.start, self.end, self.fee_csv, self.fee_xlsx),
             sizing_mode="stretch_width")
         return pn.Column(form, rule(), task, sizing_mode="stretch_width")
 

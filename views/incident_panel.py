@@ -32,7 +32,7 @@ PANEL_CSS = """
 .inc td.ic { width: 1.6em; }
 .inc .cols { display: flex; gap: .6vw; min-height: 0; flex: 1 1 auto; overflow: hidden; }
 .inc .cols > div { flex: 1 1 0; min-width: 0; overflow: hidden; }
-.inc .cols > div + div { flex-grow: 1.3; }
+.inc .cols > div + div { flex-grow: 1.6; }
 .inc.empty { align-items: center; justify-content: center; color: #5d7390; font-size: 2vh; }
 """
 
@@ -84,7 +84,7 @@ class IncidentPanel(View):
         fig.scatter("x", "y", source=self.point, marker="star", size=28, fill_color="color",
                     line_color="#ffffff", line_width=2)
         self._map = pn.pane.Bokeh(fig, sizing_mode="stretch_both", margin=0,
-                                  styles={"flex": "0 0 32%"})
+                                  styles={"flex": "0 0 28%"})
         self._info = pn.pane.HTML(self._empty(), sizing_mode="stretch_both", margin=0,
                                   stylesheets=[PANEL_CSS])
         self._key = None
@@ -172,8 +172,11 @@ class IncidentPanel(View):
             dkey = f"board.detail.{r.kind}.{detail}"
             dlabel = self.t(dkey)
             detail = detail if dlabel == dkey else dlabel
+            # the incident's own rows say what changed (status, level); the head has its title
+            what = (f"{self.t('level.' + r.level)} {detail}" if r.kind == "incident"
+                    else f"{r.title} {detail}")
             items.append(f'<li><span class="t">{local_time(r.ts_ms)}</span> {e(label)} '
-                         f'{e(str(r.title))} <span class="t">{e(detail)}</span></li>')
+                         f'{e(what)}</li>')
         rows = []
         for key_, (_, color_, icon) in RES_MARKERS.items():
             df = near.get(key_)

@@ -23,6 +23,7 @@ from sources.monitoring import (
     RAIN_CLASSES,
     RAIN_COLORS,
     CountyGeometry,
+    LayerCache,
     MonitoringSource,
 )
 from sources.warnings import WarningSource
@@ -30,7 +31,7 @@ from sources.warnings import WarningSource
 from .base import View
 
 LAYERS = ("surface", "rain", "water", "landslide", "quake", "hotspot", "fire", "warnings")
-WATER_COLORS = {"normal": "#4b6a88", "over_flood_limit": "#ff7f0e", "over_warning": "#ff7f0e",
+WATER_COLORS = {"no_data": "#c3c9d2", "normal": "#4b6a88", "over_flood_limit": "#ff7f0e", "over_warning": "#ff7f0e",
                 "over_guarantee": "#d62728"}
 LAT_STRETCH = 1.24  # a degree of latitude is ≈ 1.24 degrees of longitude at 36 °N
 
@@ -94,6 +95,8 @@ class MonitoringMap(View):
                                 doc="Layers shown.")
     station = param.String(default="", doc="Station whose hydrograph is shown.")
     frame_width = param.Integer(default=820, doc="Map width in pixels.")
+    cache = param.ClassSelector(class_=LayerCache, default=None, allow_None=True,
+                                doc="Layers shared between pages (None: computed per page).")
 
     def __init__(self, **params):
         super().__init__(**params)
@@ -202,14 +205,18 @@ class MonitoringMap(View):
     @param.depends("window", "hours_back", watch=True)
     def reload(self) -> None:
         """Recompute every layer for the window and replay time; update the sources."""
-        src = self.source
-        at = src.reference_time() + pd.Timedelta(hours=self.hours_back)
-        d = self.data = {
-            "at": at, "rain": src.rainfall(self.window, at),
-            "surface": src.rain_surface(self.window, at), "water": src.water_levels(at),
-            "landslide": src.landslide_risk(at), "quake": src.quakes(at),
-            "hotspot": src.hotspots(at), "fire": src.fire_danger(at),
-        }
+        src, window, back = self.source, self.window, self.hours_back
+
+        def compute() -> dict:
+            at = src.reference_time() + pd.Timedelta(hours=back)
+            return {"at": at, "rain": src.rainfall(window, at),
+                    "surface": src.rain_surface(window, at), "water": src.water_levels(at),
+                    "landslide": src.landslide_risk(at), "quake": src.quakes(at),
+                    "hotspot": src.hotspots(at), "fire": src.fire_danger(at)}
+
+        d = self.data = (self.cache.get(("layers", window, back), compute)
+                         if self.cache is not None else compute())
+        at = d["at"]
         s = self.sources
         fire = d["fire"].set_index("county_code")
         s["counties"].data.update(

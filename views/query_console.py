@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import html
+from urllib.parse import quote
 
 import pandas as pd
 import panel as pn
@@ -399,8 +400,12 @@ class PinnedConsole(View):
             except KeyError:
                 parts.append(pn.pane.HTML(html.escape(self.t("console.not_found", name=name))))
                 continue
-            parts.append(pn.pane.HTML(f'<h2 class="qc-pinned-name">{html.escape(name)}</h2>',
-                                      sizing_mode="stretch_width"))
+            edit = f"./console?open={quote(name)}&lang={self.lang}"
+            parts.append(pn.pane.HTML(
+                f'<h2 class="qc-pinned-name">{html.escape(name)} '
+                f'<a href="{html.escape(edit)}" style="font-size:13px">'
+                f'{html.escape(self.t("console.edit"))}</a></h2>',
+                sizing_mode="stretch_width"))
             for cell in cells:
                 qc = QueryCell(runner=runner, sql=cell.get("sql", ""),
                                title=cell.get("title", ""), editable=False, lang=self.lang)

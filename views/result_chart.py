@@ -91,3 +91,23 @@ def _chart(df: pd.DataFrame, spec: dict):
     if by:
         opts.update(color=by, cmap=colours)
     return points.opts(**opts)
+
+
+def warm() -> None:
+    """Compile the datashader kernels that result maps use (numba: 10–30 s cold).
+
+    The console calls it once in a background thread at start, so the first map an analyst
+    draws does not pay for it. Runs the same operations, not dynamic, on a few points.
+    """
+    import datashader as ds
+    import numpy as np
+    from holoviews.operation.datashader import datashade, dynspread, rasterize
+
+    n = 64
+    df = pd.DataFrame({"lon": np.linspace(115.0, 122.0, n), "lat": np.linspace(34.0, 38.0, n),
+                       "risk_level": pd.Categorical(["blue", "red"] * (n // 2))})
+    points = hv.Points(df, ["lon", "lat"], ["risk_level"])
+    shaded = datashade(points, aggregator=ds.count_cat("risk_level"), dynamic=False,
+                       color_key={k: GRADE_COLORS.get(k, "#6b7280") for k in ("blue", "red")})
+    dynspread(shaded, threshold=0.6, dynamic=False)
+    dynspread(rasterize(hv.Points(df, ["lon", "lat"]), dynamic=False), dynamic=False)

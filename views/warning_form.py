@@ -50,18 +50,19 @@ class WarningForm(View):
         w = pn.widgets
         self._event = w.Select(name=self.t("warnings.event"), value=EVENTS[0],
                                options={event_label(e, self.lang): e for e in EVENTS},
-                               css_classes=["wf-event"])
+                               css_classes=["wf-event"], width=260)
         self._level = w.Select(name=self.t("warnings.level"), value="blue",
                                options={self.t(f"warnings.level.{lv}"): lv for lv in LEVELS},
-                               css_classes=["wf-level"])
+                               css_classes=["wf-level"], width=260)
         self._counties = w.MultiChoice(name=self.t("warnings.counties"), options=self._options,
                                        css_classes=["wf-counties"], sizing_mode="stretch_width")
         self._effective = w.DatetimePicker(name=self.t("warnings.effective"),
-                                           value=_china_now(), css_classes=["wf-effective"])
+                                           value=_china_now(), css_classes=["wf-effective"],
+                                           width=200)
         self._duration = w.FloatInput(name=self.t("warnings.duration"), value=360, start=0,
-                                      css_classes=["wf-duration"], width=160)
+                                      css_classes=["wf-duration"], width=120)
         self._expires = w.DatetimePicker(
-            name=self.t("warnings.expires"), css_classes=["wf-expires"],
+            name=self.t("warnings.expires"), css_classes=["wf-expires"], width=200,
             value=_china_now() + dt.timedelta(hours=6))
         self._headline = w.TextInput(name=self.t("warnings.headline"),
                                      css_classes=["wf-headline"], sizing_mode="stretch_width")
@@ -97,6 +98,7 @@ class WarningForm(View):
         self._new_btn.on_click(lambda e: self.reset())
         self._clear_btn.on_click(lambda e: self._clear_polygon())
         self._map = self._build_map()
+        self._loaded_counties: list[str] = []
         self._new_token()
         self._refresh_updatable()
         self.subscribe(["warning"], lambda msgs, missed: self._refresh_updatable(), period_ms=1000)
@@ -201,10 +203,20 @@ class WarningForm(View):
             self._error(err)
             return None
         self._message.visible = False
-        names = "、".join(html.escape(str(n)) for n in pv["counties"]["name"])
-        self._preview.object = (
-            f'<div class="wf-totals">{html.escape(self.t("warnings.preview.totals", **pv["totals"]))}'
-            f'</div><div><b>{self.t("warnings.preview.counties")}</b>：{names}</div>')
+        def names(df, column="name", limit=12) -> str:
+            items = [html.escape(str(n)) for n in df[column].head(limit)]
+            return "、".join(items) + ("…" if len(df) > limit else "")
+
+        major = pv["enterprises"][pv["enterprises"]["is_major_hazard"].fillna(False)]
+        shelters = pv["shelters"].sort_values("capacity", ascending=False)
+        points = pv["landslide_points"].sort_values("threatened_people", ascending=False)
+        rows = [("warnings.preview.counties", names(pv["counties"])),
+                ("warnings.preview.major", names(major)),
+                ("warnings.preview.landslides", names(points)),
+                ("warnings.preview.shelters", names(shelters))]
+        totals = html.escape(self.t("warnings.preview.totals", **pv["totals"]))
+        self._preview.object = f'<div class="wf-totals">{totals}</div>' + "".join(
+            f"<div><b>{self.t(key)}</b>：{text or '—'}</div>" for key, text in rows)
         return pv
 
     def publish(self) -> dict | None:
@@ -213,7 +225,9 @@ class WarningForm(View):
         self._publish_btn.disabled = True
         try:
             if self._update_of.value:
+                # an unchanged area keeps the warning's own (possibly drawn) area
                 area = ({"polygon": d["polygon"]} if d["polygon"] else
+                        {} if d["counties"] == self._loaded_counties else
                         {"counties": d["counties"], "polygon": None})
                 res = self.source.update(
                     self._update_of.value, sender=current_user(), token=self.token,
@@ -241,11 +255,12 @@ class WarningForm(View):
             return None
         try:
             res = self.source.cancel(self._update_of.value, sender=current_user(),
-                                     token=self.token)
+                                     token=f"{self.token}:cancel")
         except WarningInputError as err:
             self._error(err)
             return None
-        self._show("warnings.cancelled", "success", id=res["warning_id"])
+        self._show("warnings.cancelled" if res["created"] else "warnings.already",
+                   "success" if res["created"] else "warning", id=res["warning_id"])
         self._update_of.value = ""
         return res
 
@@ -283,6 +298,7 @@ class WarningForm(View):
         self._headline.value = w["headline"]
         self._description.value = w["description"] or ""
         self._counties.value = [c for c in (w["area_codes"] or []) if c in self._options.values()]
+        self._loaded_counties = list(self._counties.value)
         self._effective.value = to_local(w["effective"]).to_pydatetime()
         self._expires.value = to_local(w["expires"]).to_pydatetime()
         self._new_token()

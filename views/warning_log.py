@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import html
 import io
+import time
 
 import pandas as pd
 import panel as pn
@@ -17,7 +18,8 @@ from .i18n import t
 LEVEL_CSS = {"blue": "#2f6fd6", "yellow": "#e0b000", "orange": "#ff7f0e", "red": "#d62728"}
 
 LIST_CSS = """
-.wl { display: flex; flex-direction: column; gap: 6px; font-size: 14px; }
+.wl { display: flex; flex-direction: column; gap: 6px; font-size: 14px; height: 100%;
+  overflow-y: auto; }
 .wl-title { font-weight: 700; color: #0f2747; }
 .wl-item { border-left: 6px solid #999; background: #fff; padding: 6px 8px; border-radius: 4px;
   box-shadow: 0 1px 2px rgba(0,0,0,.08); }
@@ -47,11 +49,13 @@ class ActiveWarnings(View):
 
     source = param.ClassSelector(class_=WarningSource, doc="Warnings source.")
     refreshes = param.Integer(default=0, doc="Times the list was rebuilt (for tests).")
+    height = param.Integer(default=820, doc="Height of the list in pixels (it scrolls).")
 
     def __init__(self, **params):
         super().__init__(**params)
-        self._pane = pn.pane.HTML("", sizing_mode="stretch_width", stylesheets=[LIST_CSS],
-                                  css_classes=["active-warnings"])
+        # a fixed height: a new item must not make the browser lay out the whole page again
+        self._pane = pn.pane.HTML("", sizing_mode="stretch_width", height=self.height,
+                                  stylesheets=[LIST_CSS], css_classes=["active-warnings"])
         self.frame = pd.DataFrame()
         self.refresh()
         self.subscribe(["warning"], lambda msgs, missed: self.refresh(), period_ms=100)
@@ -80,7 +84,8 @@ class ActiveWarnings(View):
                 f'{self.t("warnings.sms")}</a></div>')
         title = self.t("warnings.active", n=len(items))
         body = "".join(items) or f'<div class="wl-none">{self.t("warnings.active.none")}</div>'
-        self._pane.object = f'<div class="wl"><div class="wl-title">{title}</div>{body}</div>'
+        self._pane.object = (f'<div class="wl" data-refreshed="{time.time():.3f}">'
+                             f'<div class="wl-title">{title}</div>{body}</div>')
         self.refreshes += 1
 
     def __panel__(self):

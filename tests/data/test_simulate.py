@@ -197,3 +197,23 @@ def test_events_hotspots_quakes_warnings_incidents(half_day, registry):
     assert any(v == ["open", "closed"] for v in incidents.values())
     sensors = set(small.sensors["sensor_id"])
     assert parse_frame(json.dumps(events), sensors).rejects == []
+
+
+def test_injected_frames_are_served_in_order_and_replayed(registry):
+    feed = DemoFeed(registry, speed=100, seed=2).start()
+    try:
+        wait_until(lambda: feed.history.messages > 100)
+        feed.pause()
+        feed.inject("not json {")
+        seq = feed.allocate_seqs(1)[0]
+        sensor = registry.sensors["sensor_id"].iloc[0]
+        feed.inject(json.dumps({"type": "reading", "seq": seq, "ts": 1795824000000,
+                                "sensor_id": sensor, "value": 1.0}), seq=seq)
+        frames = receive(f"{feed.url}?since=-1", until=lambda f: f and f[-1].startswith('{"type"'))
+        assert frames[-2] == "not json {"
+        assert json.loads(frames[-1])["seq"] == seq == feed.last_seq
+        # since= the last generated seq: both injected frames (they came after it)
+        again = receive(f"{feed.url}?since={seq - 1}", until=lambda f: len(f) >= 2)
+        assert again[0] == "not json {" and json.loads(again[1])["seq"] == seq
+    finally:
+        feed.stop()

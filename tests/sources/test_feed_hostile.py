@@ -176,3 +176,32 @@ def test_no_frame_raises_out_of_the_ingest_or_stops_its_writer(store, sensor):
     assert ingest.received > 0
     seqs = stored_seqs(store, "ws://property/feed")
     assert len(seqs) == len(set(seqs))  # exactly once, whatever came
+
+
+def test_a_failed_write_is_replayed_never_skipped(store, sensor):
+    """The store refuses a batch (the table is gone for a moment): the ingest reconnects,
+    asks since the last persisted seq, and stores everything once when the store is back."""
+    async def replaying(ws, since):
+        for start in range(since + 1, 60, 10):
+            await ws.send(batch(msg(i, sensor) for i in range(start, min(start + 10, 60))))
+        await ws.wait_closed()
+
+    with ScriptedFeed([sending(batch(msg(i, sensor) for i in range(10)), then=idle),
+                       replaying]) as server:
+        ingest = FeedIngest(url=server.url, store=store, flush_interval=0.02,
+                            backoff_initial=0.05, backoff_max=0.2).start()
+        try:
+            wait_until(lambda: ingest.stored == 10)
+            store.execute("ALTER TABLE readings RENAME TO readings_away")
+            try:
+                ingest._force_reconnect()  # the second connection's batches now fail
+                wait_until(lambda: ingest.status()["write_errors"] >= 1, timeout=10)
+            finally:
+                store.execute("ALTER TABLE readings_away RENAME TO readings")
+            wait_until(lambda: ingest.stored == 60, timeout=20, message=f"{ingest.status()}")
+            # the failed batches were never counted as stored: the next connection asked
+            # since 9 again, and got them back
+            assert server.sinces[:3] == [-1, 9, 9]
+        finally:
+            ingest.stop()
+    assert stored_seqs(store, server.url) == list(range(60))

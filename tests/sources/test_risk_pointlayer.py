@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sources.pointlayer import GRADE_COLORS, GRADES, PointLayer
+from sources.pointlayer import GRADE_COLORS, GRADES, PointLayer, palette
 
 EXTENT = (114.8, 122.7, 34.4, 38.4)
 
@@ -107,22 +107,40 @@ def test_shading_uses_the_four_colours_and_transparent_background():
     x = np.array([0.5, 1.5, 2.5, 3.5], np.float32)
     y = np.full(4, 0.5, np.float32)
     lay = PointLayer.from_arrays(x, y, np.arange(4, dtype=np.uint8), extent=(0, 5, 0, 1), grid=4)
-    fr = lay.frame((0, 5, 0, 1), 5, 1, spread=0)
-    rgba = fr.image.view(np.uint8).reshape(1, 5, 4)
+    fr = lay.frame((0, 5, 0, 1), 5, 1, spread=0, palette_index=True)
+    rgba = lay.frame((0, 5, 0, 1), 5, 1, spread=0).image.view(np.uint8).reshape(1, 5, 4)
     for i, g in enumerate(GRADES):
         hexc = GRADE_COLORS[g].lstrip("#")
         assert tuple(rgba[0, i, :3]) == tuple(int(hexc[j:j + 2], 16) for j in (0, 2, 4))
         assert rgba[0, i, 3] > 0
     assert rgba[0, 4, 3] == 0
     assert fr.counts == dict.fromkeys(GRADES, 1)
+    # the palette image: one index per pixel, the grade's own colour, 0 where empty
+    pal = palette()
+    assert [pal[i][:7] for i in fr.image[0, :4]] == [GRADE_COLORS[g] for g in GRADES]
+    assert fr.image[0, 4] == 0 and pal[0] == "#00000000" and len(pal) == 256
 
 
 def test_red_outweighs_blue_in_a_shared_pixel():
     x = np.full(5, 0.5, np.float32)
     cat = np.array([0, 3, 3, 3, 3], np.uint8)
     lay = PointLayer.from_arrays(x, x.copy(), cat, extent=(0, 1, 0, 1), grid=2)
-    rgba = lay.frame((0, 1, 0, 1), 1, 1, spread=0).image.view(np.uint8).reshape(4)
+    counts, _ = lay.aggregate((0, 1, 0, 1), 1, 1)
+    rgba = lay.shade(counts, spread=0)[0].view(np.uint8).reshape(4)
     assert rgba[0] > rgba[2]  # more red than blue although blue points are 4x as many
+    assert palette()[lay.frame((0, 1, 0, 1), 1, 1, spread=0, palette_index=True).image[0, 0]][:7] == "#e60012"
+    cat[0] = 3  # five blue points: blue
+    lay = PointLayer.from_arrays(x, x.copy(), cat, extent=(0, 1, 0, 1), grid=2)
+    assert palette()[lay.frame((0, 1, 0, 1), 1, 1, spread=0, palette_index=True).image[0, 0]][:7] == "#1e6fff"
+
+
+def test_alpha_grows_with_density():
+    x = np.array([0.25] * 1 + [0.75] * 50, np.float32)
+    lay = PointLayer.from_arrays(x, np.full(51, 0.5, np.float32), np.full(51, 3, np.uint8),
+                                 extent=(0, 1, 0, 1), grid=2)
+    img = lay.frame((0, 1, 0, 1), 2, 1, spread=0, palette_index=True).image
+    pal = palette()
+    assert int(pal[img[0, 0]][7:], 16) < int(pal[img[0, 1]][7:], 16) == 255
 
 
 def test_empty_view_and_empty_layer():
@@ -148,6 +166,8 @@ def test_frames_are_cached(layer):
     a = layer.frame(EXTENT, 64, 32)
     assert layer.frame(EXTENT, 64, 32) is a
     assert layer.frame(EXTENT, 64, 32, grades=("red",)) is not a
+    b = layer.frame(EXTENT, 64, 32, palette_index=True)
+    assert b is not a and b.image.dtype == np.uint8 and a.image.dtype == np.uint32
 
 
 def test_memory_is_compact(data):

@@ -7,7 +7,8 @@ import threading
 import pytest
 
 from sources.hub import Hub
-from sources.warnings import WarningExpiry, WarningInputError, WarningSource, utcnow
+from sources.warning_expiry import WarningExpiry
+from sources.warnings import WarningInputError, WarningSource, utcnow
 from tests.conftest import wait_until
 
 from .warnings_store import make_store

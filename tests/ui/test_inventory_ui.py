@@ -86,6 +86,13 @@ def test_views_on_the_tiny_store(runtime):
     result = desk.draw()
     assert sorted(result["result"]) == sorted(x["pool"]) and x["expert_id"] not in x["pool"]
     assert x["name"] not in set(desk.members_table.value.name)
+    desk.members_table.selection = [0]
+    first = desk.members_table.value.iloc[0]
+    assert desk.record_fee() is not None
+    assert desk.rate() is not None and "rating" in desk.action_notice.pane.object
+    desk.fee_expert.value = int(first.expert_id)
+    fees = desk._fees("csv").getvalue().decode("utf-8-sig")
+    assert first["name"] in fees and fees.count("\n") == 2
 
     stock = MaterialStock(source=materials, lang="en")
     assert len(stock._points.data["x"]) == runtime.store.scalar("SELECT count(*) FROM warehouses")
@@ -135,11 +142,11 @@ def test_search_an_expert_in_the_browser(serve, page, tiny_db):
     console = serve("--no-demo-feed")
     open_inventory(page, console)
     fill(page, ".inv-search-name", x["name"])
-    wait_until(lambda: "共 1 名专家" in text_of(page, ".inv-search-count"), timeout=20)
+    wait_until(lambda: "共 1 名专家" in text_of(page, ".inv-search-count"), timeout=45)
     rows = page.locator(".inv-search-results .tabulator-row")
-    wait_until(lambda: rows.count() == 1 and x["name"] in rows.first.inner_text(), timeout=20)
+    wait_until(lambda: rows.count() == 1 and x["name"] in rows.first.inner_text(), timeout=45)
     rows.first.locator(".tabulator-cell").nth(1).click()
-    wait_until(lambda: x["name"] in text_of(page, ".inv-expert-card"), timeout=20)
+    wait_until(lambda: x["name"] in text_of(page, ".inv-expert-card"), timeout=45)
     assert page.requests_log.foreign(console.url) == []
 
 
@@ -156,14 +163,14 @@ def test_draw_with_an_exclusion_in_the_browser(serve, page, tiny_db):
                "general": "综合"}[x["type"]])
     fill(page, ".inv-draw-enterprise-text", x["enterprise"])
     wait_until(lambda: x["enterprise"] in page.locator(
-        ".inv-draw-enterprise select").first.inner_text(), timeout=20)
+        ".inv-draw-enterprise select").first.inner_text(), timeout=45)
     page.locator(".inv-draw-enterprise select").select_option(label=x["enterprise"])
     fill(page, ".inv-draw-n", len(x["pool"]))
     page.locator(".inv-draw-go button").click()
     notice = ".inv-draw-notice"
-    wait_until(lambda: f"{len(x['pool'])} 名候选" in text_of(page, notice), timeout=20)
+    wait_until(lambda: f"{len(x['pool'])} 名候选" in text_of(page, notice), timeout=45)
     rows = page.locator(".inv-draw-members .tabulator-row")
-    wait_until(lambda: rows.count() == min(len(x["pool"]), 10), timeout=20)
+    wait_until(lambda: rows.count() == min(len(x["pool"]), 10), timeout=45)
     shown = " ".join(rows.all_inner_texts())
     assert x["name"] not in shown
     assert any(name in shown for name in x["pool_names"])
@@ -182,12 +189,12 @@ def test_dispatch_from_request_to_receipt_in_the_browser(serve, page, tiny_db):
     fill(page, ".inv-dispatch-qty", 3)
     page.locator(".inv-dispatch-request button").click()
     notice = ".inv-dispatch-notice"
-    wait_until(lambda: "已提交" in text_of(page, notice), timeout=20)
+    wait_until(lambda: "已提交" in text_of(page, notice), timeout=45)
     for step, word in (("approve", "已审批"), ("ship", "已发货"), ("receive", "已签收")):
         page.locator(f".inv-dispatch-{step} button").click()
-        wait_until(lambda word=word: word in text_of(page, notice), timeout=20)
+        wait_until(lambda word=word: word in text_of(page, notice), timeout=45)
     moves = page.locator(".inv-dispatch-moves .tabulator-row")
-    wait_until(lambda: moves.count() == 2, timeout=20)
+    wait_until(lambda: moves.count() == 2, timeout=45)
     texts = " ".join(moves.all_inner_texts())
     assert "调出" in texts and "调入" in texts
     assert "已签收" in " ".join(page.locator(".inv-dispatch-list .tabulator-row").all_inner_texts())

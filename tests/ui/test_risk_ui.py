@@ -7,9 +7,10 @@ import io
 import re
 
 import numpy as np
+import pandas as pd
 import pytest
 
-from sources.risk import RiskSource
+from sources.risk import RiskFilter, RiskSource
 from sources.store import Store
 from tests.conftest import wait_until
 
@@ -74,10 +75,25 @@ def test_risk_map_in_a_browser(serve, page):
     assert sum(legend_counts(page).values()) == snap.store.scalar(
         "SELECT count(*) FROM risk_points")
 
+    # hover says what is under the cursor
+    box = max((c.bounding_box() for c in page.locator("canvas").all()),
+              key=lambda b: b["width"] * b["height"])
+    page.mouse.move(box["x"] + box["width"] * 0.45, box["y"] + box["height"] * 0.5)
+    page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.5)
+    wait_until(lambda: page.get_by_text(re.compile("^光标处")).count() > 0, timeout=20,
+               message="no hover information")
+
     # a click on a grade hides it
     page.get_by_role("button", name=re.compile(f"^{GRADE_LABELS['blue']} ")).click()
     wait_until(lambda: grade_pixels(map_canvas_png(page))["blue"] == 0, timeout=20,
                message="blue points still drawn after hiding the grade")
+
+    # export the filtered enterprises (blue hidden) as CSV
+    with page.expect_download(timeout=30_000) as download:
+        page.get_by_text("企业清单 CSV", exact=True).click()
+    exported = pd.read_csv(download.value.path(), encoding="utf-8-sig")
+    expected = snap.export_enterprises(RiskFilter(grades=("red", "orange", "yellow")))
+    assert exported["enterprise_id"].tolist() == expected["enterprise_id"].tolist()
 
     # search an enterprise by name: the map jumps to it and its card opens
     eid, name = snap.store.arrow(

@@ -24,11 +24,11 @@ def test_chart_spec(columns, kind):
     assert (spec or {}).get("kind") == kind
 
 
-@pytest.mark.parametrize("n", [100, RASTERISE_ABOVE + 1])
+@pytest.mark.parametrize("n", [100, pytest.param(RASTERISE_ABOVE + 1, marks=pytest.mark.slow)])
 def test_maps_render_small_and_large(n):
     rng = np.random.default_rng(0)
     df = pd.DataFrame({"lon": rng.uniform(115, 122, n), "lat": rng.uniform(34, 38, n),
                        "risk_level": rng.choice(["red", "orange", "yellow", "blue"], n)})
-    spec = chart_spec(pa.Table.from_pandas(df).schema)
+    spec = chart_spec(pa.Table.from_pandas(df).schema)  # large: datashader (JIT ~10 s cold)
     outlines = ([115.0, 122.0, float("nan")], [34.0, 38.0, float("nan")])
     assert pn.panel(chart_element(df, spec, outlines)).get_root() is not None

@@ -41,7 +41,7 @@ def test_sweep_every_risk_view_renders(source):
 def test_outlines_are_drawn_above_the_points(risk_map):
     names = [r.name for r in risk_map.figure.renderers]
     image = next(i for i, r in enumerate(risk_map.figure.renderers)
-                 if type(r.glyph).__name__ == "ImageRGBA")
+                 if type(r.glyph).__name__ == "Image")
     assert names.index("outline-county") > image and names.index("outline-city") > image
     xs = risk_map.figure.select_one({"name": "outline-county"}).data_source.data["xs"]
     assert len(xs) >= 136  # every county of Shandong (some have several rings)

@@ -1,0 +1,66 @@
+"""The query console's cells without a browser: run, reorder, delete, save, open, pin."""
+from __future__ import annotations
+
+import asyncio
+
+import panel as pn
+
+from sources.base import Source
+from sources.snapshot import open_read_only
+from views.query_console import PinnedConsole, QueryConsole
+
+
+def sqls(console):
+    return [cell.current_sql() for cell in console.query_cells]
+
+
+def test_cells_run_show_and_reorder(store):
+    console = QueryConsole(source=Source(store=store), cells=[
+        {"sql": "SELECT city, count(*) AS n FROM counties GROUP BY 1"},
+        {"sql": "SELECT lon, lat, risk_level FROM risk_points"},
+        {"sql": "DROP TABLE counties"},
+        {"sql": "SELECT nope FROM counties"},
+    ])
+    results = console.run_all()
+    assert [r.status for r in results] == ["ok", "ok", "refused", "error"]
+    cells = console.query_cells
+    assert cells[0]._chart.visible and cells[1]._chart.visible      # bars, map
+    assert not cells[2]._chart.visible and "DROP" in cells[2]._status.object
+    assert "nope" in cells[3]._status.object
+    assert store.scalar("SELECT count(*) FROM counties") > 0
+    console.move(0, "down")
+    assert sqls(console)[1].startswith("SELECT city")
+    console.move(1, "up")
+    console.move(3, "delete")
+    assert len(console.query_cells) == 3
+    console.add_cell("SELECT 1 AS one")
+    assert asyncio.run(console.query_cells[-1].run_async()).ok
+    assert pn.panel(console).get_root() is not None
+
+
+def test_save_open_pin_and_pinned_view(store):
+    source = Source(store=store)
+    console = QueryConsole(source=source, cells=[{"sql": "SELECT 42 AS answer", "title": "t"}])
+    assert not console.save("")                      # a name is needed
+    assert not console.pin(True)                     # pin saves first: it needs the name too
+    console._name.value = "县区 <b>概况</b>"           # shown as text, not HTML
+    assert console.pin(True)
+    other = QueryConsole(source=source)
+    assert other.open("县区 <b>概况</b>")
+    assert sqls(other) == ["SELECT 42 AS answer"]
+    assert not other.open("no such console")
+    pinned = PinnedConsole(source=source)
+    assert pn.panel(pinned).get_root() is not None
+    assert pinned._cells[0].result.table.column("answer")[0].as_py() == 42
+    assert "<b>概况</b>" not in pinned._layout[0].object and "&lt;b&gt;" in pinned._layout[0].object
+
+
+def test_saving_on_a_snapshot_says_it_is_read_only(tiny_db):
+    store = open_read_only(tiny_db)
+    try:
+        console = QueryConsole(source=Source(store=store), console_name="x")
+        assert not console.save()
+        assert "read-only" in console._message.object or "只读" in console._message.object
+        assert console.run_all()[0].status in ("ok", "refused")
+    finally:
+        store.close()

@@ -84,6 +84,17 @@ def start_demo_feed(db: Path, port: int, speed: float) -> tuple[subprocess.Popen
     raise RuntimeError("the demo feed did not start within 120 s")
 
 
+def stop_child(proc: subprocess.Popen, timeout: float = 15) -> None:
+    """Stop a child process: SIGTERM, then SIGKILL if it has not exited in ``timeout`` s."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
 def make_runtime(db: Path, feeds: list[str], lang: str):
     """Open the store and start the shared services: hub, ingests (one per feed)."""
     from sources.runtime import Runtime
@@ -162,7 +173,8 @@ def serve(args: argparse.Namespace) -> None:
 
     runtime = make_runtime(db, feeds, args.lang)
     if demo is not None:
-        runtime.on_stop(lambda: (demo.terminate(), demo.wait(10)))
+        # after the ingest has flushed its last batch; never leave it running
+        runtime.on_stop(lambda: stop_child(demo), last=True)
 
     from views.i18n import t
 

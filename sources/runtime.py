@@ -63,9 +63,12 @@ class Runtime(param.Parameterized):
             return self._cache[name]
 
     # ------------------------------------------------------------------ lifecycle
-    def on_stop(self, fn: Callable[[], None]) -> None:
-        """Register a function to run at shutdown (newest first)."""
-        self._stoppers.append(fn)
+    def on_stop(self, fn: Callable[[], None], *, last: bool = False) -> None:
+        """Register a function to run at shutdown (newest first; ``last=True``: after all)."""
+        if last:
+            self._stoppers.insert(0, fn)
+        else:
+            self._stoppers.append(fn)
 
     def stop(self) -> None:
         """Stop every service (ingests flush their pending batch) and close the store."""

@@ -6,6 +6,7 @@ it does, so the console owns the file and every reader in the process goes throu
 """
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 import threading
@@ -39,7 +40,10 @@ class Store(param.Parameterized):
 
     def __init__(self, path: str | Path = ":memory:", *, read_only: bool = False, **params):
         super().__init__(path=str(path), read_only=read_only, **params)
-        self._con = duckdb.connect(self.path, read_only=self.read_only)
+        # A 24/7 console must not let DuckDB's buffer cache grow with the readings table:
+        # cap it (it spills to disk beyond) so the process memory stays flat.
+        config = {"memory_limit": os.environ.get("CONSOLE_DB_MEMORY", "1GB")}
+        self._con = duckdb.connect(self.path, read_only=self.read_only, config=config)
         self._write_lock = threading.RLock()
         self._local = threading.local()
         if not self.read_only:

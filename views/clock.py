@@ -58,13 +58,17 @@ export function render({ model, el }) {
 
   function fmt(tpl, n) { return tpl.replace("{n}", n); }
 
+  // reload only after two good answers in a row: a server that is still going down (or
+  // half up) must not turn the wall into a browser error page, where no script runs
+  let healthy = 0;
   async function poll() {
     if (polling) return;
     polling = true;
     try {
       const r = await fetch(model.health_url + "?_=" + Date.now(), { cache: "no-store" });
-      if (r.ok) { location.reload(); return; }
-    } catch (e) { /* still down */ }
+      healthy = r.ok ? healthy + 1 : 0;
+      if (healthy >= 2) { location.reload(); return; }
+    } catch (e) { healthy = 0; }
     polling = false;
   }
 

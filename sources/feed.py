@@ -71,8 +71,12 @@ class FeedIngest(param.Parameterized):
                                   doc="Seconds a message may wait before its batch is written.")
     flush_rows = param.Integer(default=20_000, bounds=(1, None),
                                doc="A batch is written as soon as it holds this many messages.")
-    idle_timeout = param.Number(default=60.0, bounds=(0.1, None),
-                                doc="Reconnect when no frame arrived for this many seconds.")
+    idle_timeout = param.Number(
+        default=300.0, bounds=(0.1, None),
+        doc="Reconnect when no frame arrived for this many seconds. A dead peer is found "
+            "sooner by the websocket pings (every 20 s, 20 s to answer); this only catches a "
+            "gateway that answers pings but stopped sending, and is long so that a quiet feed "
+            "(a warning platform) is not reconnected every minute.")
     open_timeout = param.Number(default=10.0, bounds=(0.1, None),
                                 doc="Give up a connection attempt after this many seconds.")
     backoff_initial = param.Number(default=0.5, bounds=(0.001, None),

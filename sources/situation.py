@@ -158,6 +158,12 @@ class SituationSource(Source):
             SELECT level,
               count(*) FILTER (WHERE state <> 'closed') AS open_now,
               count(*) FILTER (WHERE state = 'raised') AS unacked_now,
+              count(*) FILTER (WHERE state = 'raised' AND escalated_at IS NOT NULL)
+                 AS escalated_now,
+              count(*) FILTER (WHERE epoch_ms(raised_at) <= $b
+                 AND (closed_at IS NULL OR epoch_ms(closed_at) > $b)
+                 AND (acked_at IS NULL OR epoch_ms(acked_at) > $b)
+                 AND epoch_ms(escalated_at) <= $b) AS escalated_before,
               count(*) FILTER (WHERE epoch_ms(raised_at) <= $b
                  AND (closed_at IS NULL OR epoch_ms(closed_at) > $b)) AS open_before,
               count(*) FILTER (WHERE epoch_ms(raised_at) <= $b
@@ -173,6 +179,8 @@ class SituationSource(Source):
                 int(row.open_before) if row is not None else 0)
         put("alarms", int(a.open_now.sum()), int(a.open_before.sum()))
         put("alarms.unacked", int(a.unacked_now.sum()), int(a.unacked_before.sum()))
+        # red alarms unacknowledged past the escalation time: flagged on the wall
+        put("alarms.escalated", int(a.escalated_now.sum()), int(a.escalated_before.sum()))
 
         put("incidents", len(self.active_incidents(now)), len(self.active_incidents(before, before)))
 

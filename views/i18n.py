@@ -248,6 +248,7 @@ LABELS: dict[str, tuple[str, str]] = {
     "board.kpi.warnings": ("生效预警（红/橙/黄/蓝）", "Active warnings"),
     "board.kpi.alarms": ("未关闭报警（红/橙/黄）", "Open alarms"),
     "board.kpi.unacked": ("未确认报警", "Unacked"),
+    "board.kpi.escalated": ("{n} 条已升级", "{n} escalated"),
     "board.kpi.incidents": ("处置中突发事件", "Incidents"),
     "board.kpi.hotspots": ("24小时火点", "Hotspots 24 h"),
     "board.kpi.quakes": ("24小时地震", "Quakes 24 h"),

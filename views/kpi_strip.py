@@ -26,6 +26,9 @@ KPI_CSS = """
   font-variant-numeric: tabular-nums; }
 .kpi .num small { font-size: 1.6vh; font-weight: 400; color: #9fb3c8; margin-left: .2vw; }
 .kpi .num.hot { color: #ff5d5d; }
+.kpi .escalated { font-size: 1.8vh; font-weight: 700; color: #fff; background: #c81e1e;
+  border-radius: .4vh; padding: .2vh .5vw; animation: esc-blink 1s steps(2, start) infinite; }
+@keyframes esc-blink { to { visibility: hidden; } }
 .kpi .delta { font-size: 1.6vh; color: #9fb3c8; white-space: nowrap; overflow: hidden; }
 .kpi .delta .up { color: #ff7b7b; } .kpi .delta .down { color: #5ee398; }
 .kpi.bad { border-color: #d90429; }
@@ -101,6 +104,10 @@ class KpiStrip(View):
             self._num(self._val(f"alarms.{lvl}"), LEVEL_COLORS[lvl])
             for lvl in ("red", "orange", "yellow"))
         unacked = self._val("alarms.unacked") or 0
+        escalated = self._val("alarms.escalated") or 0
+        escalated_badge = (
+            f'<span class="escalated">⚠ {html.escape(self.t("board.kpi.escalated", n=escalated))}'
+            "</span>" if escalated else "")
         feeds = self.kpis.get("feeds") or {}
         connected, total = feeds.get("value", 0), feeds.get("total", 0)
         feeds_ok = total > 0 and connected == total
@@ -108,7 +115,7 @@ class KpiStrip(View):
             self._card("warnings", self.t("board.kpi.warnings"), warn_nums, extra_cls="wide"),
             self._card("alarms", self.t("board.kpi.alarms"), alarm_nums, extra_cls="wide"),
             self._card("alarms.unacked", self.t("board.kpi.unacked"),
-                       self._num(unacked, hot=unacked > 0)),
+                       self._num(unacked, hot=unacked > 0) + escalated_badge),
             self._card("incidents", self.t("board.kpi.incidents"),
                        self._num(self._val("incidents"), hot=bool(self._val("incidents")))),
             self._card("hotspots", self.t("board.kpi.hotspots"), self._num(self._val("hotspots"))),

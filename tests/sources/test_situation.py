@@ -43,7 +43,9 @@ def fill(store: Store) -> None:
         # alarm 2 acknowledged 30 h ago; alarm 3 closed 1 h ago; alarm 4 closed 2 days ago
         "state": ["raised", "acknowledged", "closed", "closed"],
         "acked_at": [None, ts(-30 * 3_600_000), ts(-2 * 3_600_000), ts(-2 * DAY_MS - 1)],
-        "closed_at": [None, None, ts(-3_600_000), ts(-2 * DAY_MS)]}))
+        "closed_at": [None, None, ts(-3_600_000), ts(-2 * DAY_MS)],
+        # alarm 1 escalated now; alarm 3 escalated 40 h ago, still unacknowledged 24 h ago
+        "escalated_at": [ts(-30_000), None, ts(-40 * 3_600_000), None]}))
     ins("warnings", pd.DataFrame({
         "warning_id": ["w1", "w1", "w2", "w3"], "version": [1, 2, 1, 1],
         "msg_type": ["Alert", "Update", "Alert", "Alert"],
@@ -119,6 +121,7 @@ def test_kpis_now_and_24h_ago(source):
     assert k["alarms.yellow"] == {"value": 0, "before": 1}
     # unacked now: alarm 1; 24 h ago: alarm 3 (2 was acked 30 h ago)
     assert k["alarms.unacked"] == {"value": 1, "before": 1}
+    assert k["alarms.escalated"] == {"value": 1, "before": 1}
     assert k["incidents"] == {"value": 2, "before": 0}
     assert k["hotspots"] == {"value": 2, "before": 1}
     assert k["quakes"] == {"value": 1, "before": 0}

@@ -40,6 +40,10 @@ def test_kpi_strip_numbers_and_changes(source):
     assert strip._pane.object is before
     strip.kpis = {**strip.kpis, "feeds": {"value": 0, "before": None, "total": 1}}
     assert 'class="kpi  bad"' in strip._pane.object or "kpi bad" in strip._pane.object
+    # an escalated red alarm (unacknowledged past the limit) is flagged on the wall
+    assert '<span class="escalated">⚠ 1 escalated</span>' in strip._pane.object
+    strip.kpis = {**strip.kpis, "alarms.escalated": {"value": 0, "before": 1}}
+    assert 'class="escalated"' not in strip._pane.object
 
 
 def test_ticker_escapes_and_flashes_new_events(source):

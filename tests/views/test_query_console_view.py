@@ -2,12 +2,20 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 
 import panel as pn
 
 from sources.base import Source
 from sources.snapshot import open_read_only
 from views.query_console import PinnedConsole, QueryConsole
+
+
+def run_coroutine(coro):
+    """Run a coroutine to completion on a thread of its own: in the full suite the
+    session-wide Playwright browser keeps an event loop running on the main thread."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
 
 
 def sqls(console):
@@ -34,7 +42,7 @@ def test_cells_run_show_and_reorder(store):
     console.move(3, "delete")
     assert len(console.query_cells) == 3
     console.add_cell("SELECT 1 AS one")
-    assert asyncio.run(console.query_cells[-1].run_async()).ok
+    assert run_coroutine(console.query_cells[-1].run_async()).ok
     assert pn.panel(console).get_root() is not None
 
 

@@ -61,7 +61,9 @@ class SituationBoard(View):
     rotate_s = param.Number(default=0, bounds=(0, None), doc="Seconds per page of the playlist.")
     layers = param.List(default=list(LAYERS), doc="Map layers shown at start.")
     runtime = param.Parameter(default=None, doc="The console runtime (ingests for freshness).")
-    refresh_s = param.Number(default=2.0, doc="Fastest refresh after an event (seconds).")
+    refresh_s = param.Number(
+        default=0.5, doc="Fastest refresh after an event (seconds): a warning, alarm or "
+                         "incident reaches the wall within about this plus the drain period.")
     stale_after_s = param.Number(
         default=20.0, bounds=(1, None),
         doc="Seconds without new data before the board says, in red, that it is stale.")
@@ -88,7 +90,7 @@ class SituationBoard(View):
         self._ticks = 0
         self._layout = self._compose()
         if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
-            self.subscribe(TOPICS, self._on_messages, period_ms=1000, maxsize=200)
+            self.subscribe(TOPICS, self._on_messages, period_ms=250, maxsize=200)
             cb = pn.state.add_periodic_callback(self._tick, period=1000)
             self.on_close(cb.stop)
         statuses = self._statuses()
@@ -140,6 +142,10 @@ class SituationBoard(View):
         if missed or any(m.topic != "reading" for m in messages):
             if self._dirty_since is None:
                 self._dirty_since = time.monotonic()
+            # an event shows at once (the wall must see a new warning within a second);
+            # bursts are held back to one refresh per refresh_s, picked up by _tick
+            if time.monotonic() - self._last_refresh >= self.refresh_s:
+                self.refresh()
 
     def _statuses(self) -> list[dict]:
         ingests = getattr(self.runtime, "ingests", None) or []
@@ -162,11 +168,12 @@ class SituationBoard(View):
     def _tick(self) -> None:
         self._ticks += 1
         self.map.pulse_tick()
-        if self._ticks % 2:
-            return
-        statuses = self._statuses()
-        self.heartbeat(statuses)
         since = time.monotonic() - self._last_refresh
+        statuses = None
+        if self._ticks % 2 == 0:
+            statuses = self._statuses()
+            self.heartbeat(statuses)
+        # events held back by the burst limit, or time moving on (24 h windows, expiry)
         if (self._dirty_since is not None and since >= self.refresh_s) or \
                 since >= self.idle_refresh_s:
             self.refresh(statuses)

@@ -106,6 +106,9 @@ def write_snapshot(store: Store, directory: str | Path | None = None, *, keep: i
     return final
 
 
+BUSY_FACTOR = 20
+
+
 class SnapshotWriter(param.Parameterized):
     """Writes a snapshot of the console's store every ``interval_s`` and on demand.
 
@@ -134,14 +137,20 @@ class SnapshotWriter(param.Parameterized):
 
     def _loop(self) -> None:
         while not self._stop.is_set():
+            started = time.perf_counter()
             try:
-                started = time.perf_counter()
                 path = self.write()
                 log.info("snapshot %s in %.2f s", path.name, time.perf_counter() - started)
             except Exception as exc:  # keep the console serving; report on the next page
                 self.last_error = repr(exc)
                 log.warning("snapshot failed: %r", exc)
-            self._stop.wait(self.interval_s)
+            self._stop.wait(self.next_wait(time.perf_counter() - started))
+
+    def next_wait(self, took_s: float) -> float:
+        """Seconds until the next periodic snapshot: ``interval_s``, but never less than
+        ``BUSY_FACTOR`` times the last one took, so that a store grown large with readings
+        never spends more than 1/``BUSY_FACTOR`` of the time copying itself."""
+        return max(self.interval_s, BUSY_FACTOR * took_s)
 
     def start(self) -> SnapshotWriter:
         """Start the periodic thread (the first snapshot is written at once)."""

@@ -137,3 +137,11 @@ def test_periodic_writer_starts_and_stops(tmp_path):
 def test_in_memory_store_has_no_snapshot():
     with pytest.raises(ValueError):
         write_snapshot(Store(":memory:"))
+
+
+def test_periodic_snapshots_back_off_when_the_store_grows(store):
+    """A big store must not spend its life copying itself: the period stretches to 20× the
+    time the last snapshot took."""
+    writer = SnapshotWriter(store=store, interval_s=300)
+    assert writer.next_wait(2.0) == 300
+    assert writer.next_wait(60.0) == 1200

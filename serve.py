@@ -56,7 +56,7 @@ def ensure_database(path: Path, scale: str, seed: int) -> None:
     from data.generate import build
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    print(f"building the {scale} demo database at {path} ...", flush=True)
+    print(f"building the demo database ({scale} scale) at {path} ...", flush=True)
     build(path, scale=scale, seed=seed, progress=True)
 
 

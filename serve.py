@@ -39,6 +39,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--no-demo-feed", action="store_true", help="do not start the demo feed")
     p.add_argument("--demo-port", type=int, default=0, help="port of the demo feed (0: any)")
     p.add_argument("--speed", type=float, default=1.0, help="time acceleration of the demo feed")
+    p.add_argument("--keep-readings-days", type=float, default=7.0,
+                   help="days of raw sensor readings kept in the store (0: all)")
     p.add_argument("--lang", default="zh", choices=["zh", "en"], help="default language")
     p.add_argument("--basic-auth", default=None, help="Panel basic auth: a password or a JSON file")
     p.add_argument("--cookie-secret", default=None, help="cookie secret (with --basic-auth)")
@@ -95,12 +97,15 @@ def stop_child(proc: subprocess.Popen, timeout: float = 15) -> None:
             proc.wait(5)
 
 
-def make_runtime(db: Path, feeds: list[str], lang: str):
-    """Open the store and start the shared services: hub, ingests (one per feed)."""
+def make_runtime(db: Path, feeds: list[str], lang: str, keep_readings_days: float = 7.0):
+    """Open the store and start the shared services: hub, ingests (one per feed), retention."""
+    from sources.retention import ReadingRetention
     from sources.runtime import Runtime
     from sources.store import Store
 
     runtime = Runtime(store=Store(db), lang=lang).install()
+    retention = ReadingRetention(store=runtime.store, keep_days=keep_readings_days).start()
+    runtime.on_stop(retention.stop)
     for url in feeds:
         from sources.feed import FeedIngest
 
@@ -171,7 +176,7 @@ def serve(args: argparse.Namespace) -> None:
         feeds = [url]
         print(f"demo feed at {url}", flush=True)
 
-    runtime = make_runtime(db, feeds, args.lang)
+    runtime = make_runtime(db, feeds, args.lang, args.keep_readings_days)
     if demo is not None:
         # after the ingest has flushed its last batch; never leave it running
         runtime.on_stop(lambda: stop_child(demo), last=True)

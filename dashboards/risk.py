@@ -8,8 +8,10 @@ from typing import ClassVar
 
 import panel as pn
 
+from sources.alarm_desk import AlarmSource
 from sources.risk import RiskLayer, RiskSource
 from sources.runtime import Runtime
+from views.alarm_queue import AlarmQueue
 from views.county_index import CountyRiskIndex
 from views.enterprise_card import EnterpriseCard
 from views.risk_map import RiskPointMap
@@ -68,8 +70,12 @@ class RiskDashboard(Dashboard):
             card, width=380, scroll=True, sizing_mode="stretch_height",
             css_classes=["risk-card"])
         map_tab = pn.Row(risk_map.map_pane(), card_box, sizing_mode="stretch_both")
+        # the installations' live alarms, worked here as on the alarm desk
+        alarms = AlarmQueue(source=AlarmSource(store=rt.store, hub=rt.hub), lang=self.lang,
+                            height=640)
         tabs = pn.Tabs((self.t("risk.tab.map"), map_tab),
                        (self.t("risk.tab.index"), index),
+                       (self.t("app.alarms"), alarms),
                        sizing_mode="stretch_both", dynamic=False)
         return page(self.t("app.risk"), tabs, lang=self.lang, route=self.route,
                     sidebar=risk_map.controls())

@@ -153,5 +153,11 @@ def test_risk_bad_input_and_county_index(serve, page):
                message="a click on a county did not rank its enterprises")
     page.get_by_role("button", name="城市", exact=True).click()
     wait_until(lambda: page.evaluate(codes) == 16, timeout=20, message="no city choropleth")
+
+    # the installations' alarm queue is a tab of the risk page too
+    page.locator(".bk-tab", has_text="报警处置").click()
+    wait_until(lambda: page.locator(".alarm-queue-table .tabulator").count() == 1
+               and page.locator(".alarm-queue-table").is_visible(), timeout=20,
+               message="no alarm queue on /risk")
     assert page.requests_log.foreign(console.url) == []
     assert_no_risk_errors(console)

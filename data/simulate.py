@@ -155,6 +155,7 @@ class DemoFeed:
         self.history = History(max_messages, max_age_s)
         self.sent_frames = 0
         self._paused = threading.Event()
+        self._pause_seen = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._server = None
@@ -208,9 +209,15 @@ class DemoFeed:
         if self._thread is not None:
             self._thread.join(timeout)
 
-    def pause(self) -> None:
-        """Stop generating (frames already generated are still served)."""
+    def pause(self, timeout: float = 5.0) -> None:
+        """Stop generating (frames already generated are still served).
+
+        Returns once the generator has seen the pause, so no frame is made after it.
+        """
+        self._pause_seen.clear()
         self._paused.set()
+        if self._thread is not None and self._thread.is_alive():
+            self._pause_seen.wait(timeout)
 
     def resume(self) -> None:
         self._paused.clear()
@@ -325,6 +332,7 @@ class DemoFeed:
             now = time.monotonic()
             dt, last = (now - last) * self.speed, now
             if self._paused.is_set():
+                self._pause_seen.set()
                 continue
             readings, events = self.province.step(dt)
             frames, counts = [], []

@@ -82,7 +82,7 @@ def test_notebook_dashboard_and_console_in_a_browser(serve, page, tiny_db):
         cell = run_cell(page, 1, sql, expect="refused")
         assert "Refused" in cell.locator(".qc-status").inner_text()
         # the old rows go with the refusal (the table patch may land just after the status)
-        wait_until(lambda: cell.locator(".qc-table .tabulator-row").count() == 0, timeout=10,
+        wait_until(lambda c=cell: c.locator(".qc-table .tabulator-row").count() == 0, timeout=10,
                    message=f"rows of the previous result still shown after refusing {sql!r}")
     # DuckDB's own message for a bad query
     cell = run_cell(page, 1, "SELECT nope FROM counties", expect="error")

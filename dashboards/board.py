@@ -90,7 +90,7 @@ class SituationBoard(View):
         self._ticks = 0
         self._layout = self._compose()
         if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
-            self.subscribe(TOPICS, self._on_messages, period_ms=250, maxsize=200)
+            self.subscribe(TOPICS, self._on_messages, period_ms=100, maxsize=200)
             cb = pn.state.add_periodic_callback(self._tick, period=1000)
             self.on_close(cb.stop)
         statuses = self._statuses()

@@ -67,20 +67,13 @@ def test_views_in_jupyter_notebook(kernel):
     sweep = cell_with(nb, "concrete_views()")
     failed = [line for line in text(sweep).splitlines() if line.startswith("FAILED")]
     assert not failed, "views that do not build in a notebook:\n" + "\n".join(failed)
-    outputs = sweep.outputs
-    names = []
-    for i, out in enumerate(outputs):
-        if out.get("output_type") == "stream":
-            for line in out["text"].splitlines():
-                if line.startswith("VIEW "):
-                    names.append(line[5:])
-                    # its display outputs, up to the next name (Panel adds an empty one first)
-                    shown = []
-                    for following in outputs[i + 1:]:
-                        if following.get("output_type") == "stream":
-                            break
-                        shown.extend(following.get("data", {}))
-                    assert EXEC in shown, f"{line}: no rendered model"
+    # one rendered model per view named; the kernel may interleave or merge its stream and
+    # display messages, so the outputs are counted, not paired by position
+    names = [line[5:] for line in text(sweep).splitlines() if line.startswith("VIEW ")]
+    rendered = [out for out in sweep.outputs
+                if out.get("output_type") == "display_data" and EXEC in out.get("data", {})]
+    assert len(names) >= 10, names
+    assert len(rendered) == len(names), (len(rendered), names)
     assert {"QueryConsole", "PinnedConsole", "RiskPointMap"} <= set(names), names
     # interactive: a parameter change updates the view in the kernel
     cities = cell_with(nb, "mine.city = ").outputs[0]["data"]["text/plain"]

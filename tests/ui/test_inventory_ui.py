@@ -195,9 +195,13 @@ def test_dispatch_from_request_to_receipt_in_the_browser(serve, page, tiny_db):
         wait_until(lambda word=word: word in text_of(page, notice), timeout=45)
     moves = page.locator(".inv-dispatch-moves .tabulator-row")
     wait_until(lambda: moves.count() == 2, timeout=45)
-    texts = " ".join(moves.all_inner_texts())
-    assert "调出" in texts and "调入" in texts
-    assert "已签收" in " ".join(page.locator(".inv-dispatch-list .tabulator-row").all_inner_texts())
+    # the rows' cells are filled just after the rows appear
+    wait_until(lambda: "调出" in " ".join(moves.all_inner_texts())
+               and "调入" in " ".join(moves.all_inner_texts()), timeout=20,
+               message="the ledger rows do not show an outgoing and an incoming movement")
+    wait_until(lambda: "已签收" in " ".join(
+        page.locator(".inv-dispatch-list .tabulator-row").all_inner_texts()), timeout=20,
+        message="the dispatch list does not show the receipt")
     assert page.requests_log.foreign(console.url) == []
 
 

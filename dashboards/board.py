@@ -26,6 +26,7 @@ from views.board_map import LAYERS, BoardMap
 from views.clock import ClockPane, WallRotation
 from views.incident_panel import IncidentPanel
 from views.kpi_strip import KpiStrip
+from views.panes import HTML
 from views.ticker import Ticker
 
 from .base import Dashboard
@@ -34,7 +35,8 @@ from .theme import page
 CSS = (Path(__file__).with_name("board.css")).read_text(encoding="utf-8")
 LAYOUTS = ("full", "map", "kpi", "incidents")
 PLAYLIST = ("board", "warnings", "risk", "inventory")
-TOPICS = ("alarm", "warning", "incident", "quake", "hotspot", "feed_status", "reading")
+EVENTS = ("alarm", "warning", "incident", "quake", "hotspot", "feed_status")
+TOPICS = (*EVENTS, "reading")
 
 TITLE_CSS = """
 :host { display: block; height: 100%; }
@@ -90,7 +92,11 @@ class SituationBoard(View):
         self._ticks = 0
         self._layout = self._compose()
         if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
-            self.subscribe(TOPICS, self._on_messages, period_ms=100, maxsize=200)
+            # events (rare, must show at once) are drained on the tick after they are
+            # published; readings (thousands a second) only say the data is alive
+            self.subscribe(EVENTS, self._on_messages, period_ms=500, maxsize=200,
+                           immediate=True)
+            self.subscribe(("reading",), self._on_readings, period_ms=1000, maxsize=1)
             cb = pn.state.add_periodic_callback(self._tick, period=1000)
             self.on_close(cb.stop)
         statuses = self._statuses()
@@ -102,7 +108,7 @@ class SituationBoard(View):
 
     # ------------------------------------------------------------------ layout
     def _compose(self):
-        title = pn.pane.HTML(
+        title = HTML(
             f'<div class="title"><b>{html.escape(self.t("board.title"))}</b>'
             f'<span>{html.escape(self.t("console.title"))}</span></div>',
             sizing_mode="stretch_both", margin=0, stylesheets=[TITLE_CSS],
@@ -136,12 +142,18 @@ class SituationBoard(View):
         return [f"./{route}?{urlencode(keep)}" for route in PLAYLIST]
 
     # ------------------------------------------------------------------ live updates
+    def _on_readings(self, messages, missed: bool) -> None:
+        if messages:
+            self._last_reading_s = time.time()
+
     def _on_messages(self, messages, missed: bool) -> None:
         if any(m.topic == "reading" for m in messages):
             self._last_reading_s = time.time()
-        if missed or any(m.topic != "reading" for m in messages):
-            if self._dirty_since is None:
-                self._dirty_since = time.monotonic()
+        events = [m.at for m in messages if m.topic != "reading"]
+        if missed:  # some were dropped: whatever they were, read everything afresh
+            events.append(time.monotonic())
+        if events:  # the next snapshot must be read after the newest one was published
+            self._dirty_since = max(self._dirty_since or 0.0, *events)
             # an event shows at once (the wall must see a new warning within a second);
             # bursts are held back to one refresh per refresh_s, picked up by _tick
             if time.monotonic() - self._last_refresh >= self.refresh_s:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import html
 from typing import ClassVar
 
-import panel as pn
+from views.panes import HTML
 
 from .base import Dashboard
 from .theme import page
@@ -53,7 +53,7 @@ class IndexPage(Dashboard):
                if notebooks else "")
             + "</div>"
         )
-        main = pn.pane.HTML(body, sizing_mode="stretch_width", stylesheets=[INDEX_CSS])
+        main = HTML(body, sizing_mode="stretch_width", stylesheets=[INDEX_CSS])
         return page(self.t("console.title"), main, lang=self.lang, route=None)
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 import panel as pn
 
 from views.i18n import session_lang
+from views.panes import HTML
 
 NOTEBOOK_DIR = Path(__file__).resolve().with_name("notebooks")
 ROUTE_PREFIX = "notebook-"
@@ -111,7 +112,7 @@ def notebook_app(path: str | Path, default_lang: str = "zh"):
             exec(compile(notebook_code(path), str(path), "exec"), namespace)
         except Exception:
             detail = html.escape(traceback.format_exc(limit=6))
-            pn.pane.HTML(f'<pre class="notebook-error">{detail}</pre>',
+            HTML(f'<pre class="notebook-error">{detail}</pre>',
                          sizing_mode="stretch_width").servable()
         return None
 

@@ -14,6 +14,7 @@ from sources.runtime import Runtime
 from views.alarm_queue import AlarmQueue
 from views.county_index import CountyRiskIndex
 from views.enterprise_card import EnterpriseCard
+from views.panes import HTML
 from views.risk_map import RiskPointMap
 
 from .base import Dashboard
@@ -66,7 +67,7 @@ class RiskDashboard(Dashboard):
             card.show(wanted)  # keeps the 'no such enterprise' message
 
         card_box = pn.Column(
-            pn.pane.HTML(f"<b>{self.t('risk.card.title')}</b>", margin=(6, 4, 0, 4)),
+            HTML(f"<b>{self.t('risk.card.title')}</b>", margin=(6, 4, 0, 4)),
             card, width=380, scroll=True, sizing_mode="stretch_height",
             css_classes=["risk-card"])
         map_tab = pn.Row(risk_map.map_pane(), card_box, sizing_mode="stretch_both")

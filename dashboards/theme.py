@@ -6,6 +6,7 @@ from pathlib import Path
 import panel as pn
 
 from views.i18n import t
+from views.panes import HTML
 
 CSS = (Path(__file__).with_name("console.css")).read_text(encoding="utf-8")
 
@@ -34,7 +35,7 @@ def page(
     )
     switch = f'<a class="nav-lang" href="?lang={other}">{t("lang.switch", lang)}</a>'
     header = pn.Row(
-        pn.pane.HTML(
+        HTML(
             f'<div class="console-header"><a class="brand" href="./?lang={lang}">'
             f'{t("console.title", lang)}</a><span class="page-title">{title}</span>'
             f'<nav>{links}{switch}</nav></div>',

@@ -6,6 +6,7 @@ message is dropped and the subscriber is marked ``missed`` so it reloads from th
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -14,10 +15,15 @@ from typing import Any
 
 @dataclass
 class Message:
-    """One publication: a topic ('reading', 'alarm', 'warning', ...) and its payload."""
+    """One publication: a topic ('reading', 'alarm', 'warning', ...) and its payload.
+
+    ``at`` is the ``time.monotonic()`` of the publication: whatever a page reads from the
+    store after that moment includes it (the writer publishes after its commit).
+    """
 
     topic: str
     payload: Any
+    at: float = field(default_factory=time.monotonic)
 
 
 @dataclass(eq=False)

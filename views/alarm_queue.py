@@ -16,6 +16,7 @@ import param
 from sources.alarm_desk import AlarmActionError, AlarmSource
 
 from .base import View
+from .panes import HTML
 
 LOCAL_TZ = "Asia/Shanghai"
 COLUMNS = ["level", "enterprise", "installation", "county", "sensor", "value", "threshold",
@@ -122,11 +123,11 @@ class AlarmQueue(View):
         self.close_button.on_click(lambda e: self._act("close"))
         self.sound_toggle = pn.widgets.Checkbox(label=t("alarm.sound"), value=self.sound)
         self.sound_toggle.link(self, value="sound")
-        self.message = pn.pane.HTML("", stylesheets=[BANNER_CSS], css_classes=["alarm-message"],
+        self.message = HTML("", stylesheets=[BANNER_CSS], css_classes=["alarm-message"],
                                     sizing_mode="stretch_width")
-        self.banner = pn.pane.HTML("", stylesheets=[BANNER_CSS], visible=False,
+        self.banner = HTML("", stylesheets=[BANNER_CSS], visible=False,
                                    css_classes=["alarm-banner-pane"], sizing_mode="stretch_width")
-        self.counter = pn.pane.HTML(self._count_text(), css_classes=["alarm-count"])
+        self.counter = HTML(self._count_text(), css_classes=["alarm-count"])
         self.audio = pn.pane.Audio(beep_wav(), paused=True, width=1, height=1,
                                    margin=0, styles={"opacity": "0"})
         self.new_red = 0  # new red alarms seen live (tests and the wall read it)
@@ -298,7 +299,7 @@ class AlarmQueue(View):
         if not self.show_actions:
             return pn.Column(top, self.table, sizing_mode="stretch_width")
         def labelled(key, widget):  # button groups show no label of their own
-            return pn.Column(pn.pane.HTML(f'<span class="filter-label">{html.escape(self.t(key))}'
+            return pn.Column(HTML(f'<span class="filter-label">{html.escape(self.t(key))}'
                                           "</span>", margin=(0, 10)), widget, margin=0)
 
         filters = pn.Row(labelled("alarm.filter.level", self.level_filter),

@@ -12,6 +12,7 @@ import param
 from sources.alarm_desk import AlarmSource
 
 from .base import View
+from .panes import HTML
 
 REPORT_COLUMNS = ["name", "county", "alarms", "red", "total_duration_min", "mean_duration_min",
                   "mean_ack_min", "mean_clear_min"]
@@ -47,7 +48,7 @@ class AlarmReport(View):
                                           layout="fit_data_stretch")
         self.download = pn.widgets.FileDownload(callback=self._csv, filename="alarm-report.csv",
                                                 label=t("alarm.report.csv"), color="primary")
-        self.empty = pn.pane.HTML(t("alarm.report.empty"), visible=self.table.value.empty)
+        self.empty = HTML(t("alarm.report.empty"), visible=self.table.value.empty)
 
     def period(self) -> tuple[datetime, datetime]:
         """``[start, end)`` as UTC datetimes of the chosen China-time days."""

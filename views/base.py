@@ -1,11 +1,13 @@
 """The base class of every view."""
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable
 from typing import ClassVar
 
 import panel as pn
 import param
+from panel.io.state import set_curdoc
 
 from sources.base import Source
 from sources.hub import Message
@@ -39,24 +41,42 @@ class View(pn.viewable.Viewer):
         *,
         period_ms: int = 250,
         maxsize: int = 1000,
+        immediate: bool = False,
     ):
         """Receive hub messages for ``topics`` on this page's own thread.
 
         The hub puts messages in a bounded queue; a periodic callback of this page drains it
-        and calls ``on_messages(messages, missed)``. ``missed`` is True when the queue
-        overflowed: reload from the store then. Unsubscribes when the page closes.
+        every ``period_ms`` and calls ``on_messages(messages, missed)``. ``missed`` is True
+        when the queue overflowed: reload from the store then. With ``immediate`` a
+        publication also schedules a drain on the page's next tick (at most one pending),
+        so a rare event that must show at once (a warning) does not wait for the period;
+        the periodic drain stays as the safety net. Unsubscribes when the page closes.
         Returns the subscription, or None when the source has no hub (a snapshot).
         """
         hub = getattr(self.source, "hub", None)
         if hub is None:
             return None
-        sub = hub.subscribe(topics, maxsize=maxsize)
+        doc = pn.state.curdoc
+        pending = threading.Event()
 
         def drain():
+            pending.clear()
             messages, missed = sub.drain()
             if messages or missed:
                 on_messages(messages, missed)
 
+        def drain_now():
+            with set_curdoc(doc):
+                drain()
+
+        def notify():  # in the publisher's thread: only schedule, never run page code here
+            if not pending.is_set():
+                pending.set()
+                doc.add_next_tick_callback(drain_now)  # Bokeh's one thread-safe doc method
+
+        live = doc is not None and doc.session_context is not None
+        sub = hub.subscribe(topics, maxsize=maxsize, notify=notify if immediate and live
+                            else None)
         cb = pn.state.add_periodic_callback(drain, period=period_ms)
         self.on_close(lambda: (cb.stop(), hub.unsubscribe(sub)))
         return sub

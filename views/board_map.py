@@ -16,6 +16,7 @@ from bokeh.models import ColumnDataSource, DataRange1d
 from bokeh.plotting import figure
 
 from .base import View
+from .panes import HTML
 
 LEVEL_COLORS = {"red": "#ff3b3b", "orange": "#ff9f1c", "yellow": "#ffd60a", "blue": "#3a86ff"}
 LAYERS = ("risk", "warnings", "alarms", "hotspots", "quakes", "incidents", "resources")
@@ -137,7 +138,7 @@ class BoardMap(View):
 
         self._pane = pn.pane.Bokeh(fig, sizing_mode="stretch_both", margin=0,
                                    css_classes=["board-map-figure"])
-        self._legend = pn.pane.HTML(self._legend_html(), sizing_mode="stretch_height", margin=0,
+        self._legend = HTML(self._legend_html(), sizing_mode="stretch_height", margin=0,
                                     stylesheets=[LEGEND_CSS], css_classes=["board-legend"],
                                     styles={"flex": "0 0 auto"})
         self._switch = None

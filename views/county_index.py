@@ -13,6 +13,7 @@ from bokeh.plotting import figure
 from sources.risk import RiskSource
 
 from .base import View
+from .panes import HTML
 from .risk_map import ASPECT
 
 #: Light yellow to dark red: the five quintiles of the index.
@@ -68,7 +69,7 @@ class CountyRiskIndex(View):
             options={self.t("risk.index.county"): "county", self.t("risk.index.city"): "city"},
             value=self.level, color="light")
         self._level.link(self, value="level")
-        self._ranked = pn.pane.HTML(f"<p class='help'>{self.t('risk.index.pick')}</p>",
+        self._ranked = HTML(f"<p class='help'>{self.t('risk.index.pick')}</p>",
                                     sizing_mode="stretch_width", stylesheets=[TABLE_CSS],
                                     css_classes=["ranked-enterprises"])
 
@@ -141,7 +142,7 @@ class CountyRiskIndex(View):
         return pn.Row(
             pn.Column(self._level, pn.pane.Bokeh(self.figure, sizing_mode="stretch_both"),
                       sizing_mode="stretch_both"),
-            pn.Column(pn.pane.HTML(f"<p class='help'>{self.t('risk.index.help')}</p>",
+            pn.Column(HTML(f"<p class='help'>{self.t('risk.index.help')}</p>",
                                    stylesheets=[TABLE_CSS], sizing_mode="stretch_width"),
                       self._ranked, width=420, scroll=True),
             sizing_mode="stretch_both")

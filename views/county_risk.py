@@ -11,6 +11,7 @@ from sources.monitoring import HAZARDS, LEVEL_COLORS, LayerCache, MonitoringSour
 
 from .base import View
 from .monitoring_map import county_data, map_figure
+from .panes import Markdown
 
 CHOICES = (*HAZARDS, "fire", "worst")
 
@@ -80,6 +81,6 @@ class CountyRisk(View):
         return pn.Column(
             self._hazard,
             pn.Row(self._map, self._table, sizing_mode="stretch_width"),
-            pn.pane.Markdown(f"**{self.t('warnings.rules')}**：{self.t('warnings.rules.text')}",
+            Markdown(f"**{self.t('warnings.rules')}**：{self.t('warnings.rules.text')}",
                              sizing_mode="stretch_width"),
             sizing_mode="stretch_width")

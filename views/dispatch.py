@@ -11,6 +11,7 @@ from sources.materials import MaterialSource
 
 from .base import View
 from .inventory_common import Notice, current_user, options, table, translate
+from .panes import HTML, Markdown
 
 STATUS_STYLE = {"requested": "#fff7e6", "approved": "#e8f0fe", "shipped": "#ecfdf5",
                 "received": "#f1f5f9", "rejected": "#fde2e2"}
@@ -56,7 +57,7 @@ class DispatchDesk(View):
                                                 color="primary", align="end",
                                                 css_classes=["inv-dispatch-request"])
         self.notice = Notice(t, "inv-dispatch-notice")
-        self.held = pn.pane.HTML("", css_classes=["inv-dispatch-held"], align="end")
+        self.held = HTML("", css_classes=["inv-dispatch-held"], align="end")
         for w in (self.kind, self.from_wh):
             w.param.watch(lambda _e: self._show_held(), "value")
         self.list = table(page_size=10, selectable=1, css_class="inv-dispatch-list",
@@ -142,10 +143,10 @@ class DispatchDesk(View):
     def __panel__(self):
         t = self.t
         return pn.Column(
-            pn.pane.Markdown(f"#### {t('inventory.dispatch.title')}"),
+            Markdown(f"#### {t('inventory.dispatch.title')}"),
             pn.Row(self.kind, self.quantity, self.from_wh, self.to_wh, self.destination,
                    self.request_button, self.held),
             pn.Row(*self.buttons.values()),
             self.notice.pane, self.list,
-            pn.pane.Markdown(f"#### {t('inventory.dispatch.moves')}"), self.moves,
+            Markdown(f"#### {t('inventory.dispatch.moves')}"), self.moves,
             sizing_mode="stretch_width")

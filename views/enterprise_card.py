@@ -14,6 +14,7 @@ from sources.pointlayer import GRADE_COLORS, GRADES
 from sources.risk import RiskSource
 
 from .base import View
+from .panes import HTML
 
 CARD_CSS = """
 .card { font-size: 13px; color: #1f2937; }
@@ -87,7 +88,7 @@ class EnterpriseCard(View):
 
     def __init__(self, **params):
         super().__init__(**params)
-        self._pane = pn.pane.HTML("", sizing_mode="stretch_width", stylesheets=[CARD_CSS],
+        self._pane = HTML("", sizing_mode="stretch_width", stylesheets=[CARD_CSS],
                                   css_classes=["enterprise-card"])
         self._update()
 

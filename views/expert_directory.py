@@ -12,6 +12,7 @@ from sources.inventory import county_table
 
 from .base import View
 from .inventory_common import Notice, listify, options, rule, table
+from .panes import HTML, Markdown
 
 CARD_CSS = """
 .expert-card { padding: 8px 12px; border: 1px solid #d7dee8; border-radius: 6px;
@@ -96,11 +97,11 @@ class ExpertDirectory(View):
             css_classes=["inv-search-available"], width=120)
         self.search_button = pn.widgets.Button(label=t("inventory.search"), color="primary",
                                                css_classes=["inv-search-go"], align="end")
-        self.count = pn.pane.HTML("", css_classes=["inv-search-count"])
-        self.facets = pn.pane.HTML("", stylesheets=[CARD_CSS], sizing_mode="stretch_width")
+        self.count = HTML("", css_classes=["inv-search-count"])
+        self.facets = HTML("", stylesheets=[CARD_CSS], sizing_mode="stretch_width")
         self.results = table(page_size=self.limit, selectable=1, css_class="inv-search-results",
                              titles=self._titles())
-        self.card = pn.pane.HTML("", stylesheets=[CARD_CSS], css_classes=["inv-expert-card"],
+        self.card = HTML("", stylesheets=[CARD_CSS], css_classes=["inv-expert-card"],
                                  sizing_mode="stretch_width")
         for w in (self.name_input, self.tags, self.type, self.county, self.available):
             w.param.watch(lambda _e: self.refresh(), "value")
@@ -209,8 +210,8 @@ class ExpertDirectory(View):
             pn.Row(self.results, pn.Column(self.card, width=320)),
             sizing_mode="stretch_width")
         rec = pn.Column(
-            pn.pane.Markdown(f"#### {t('inventory.recommend.title')}"),
-            pn.pane.Markdown(t("inventory.recommend.help"), styles={"font-size": "12px"}),
+            Markdown(f"#### {t('inventory.recommend.title')}"),
+            Markdown(t("inventory.recommend.help"), styles={"font-size": "12px"}),
             pn.Row(self.need_tags, self.need_county, self.need_enterprise.panel(),
                    self.rec_button),
             self.rec_notice.pane, self.rec_table, sizing_mode="stretch_width")

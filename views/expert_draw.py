@@ -13,6 +13,7 @@ from sources.inventory import to_csv_bytes
 from .base import View
 from .expert_directory import EnterprisePicker, county_options, type_options
 from .inventory_common import Notice, current_user, listify, rule, table, translate
+from .panes import Markdown
 
 MARKS = [5, 4, 3, 2, 1]
 
@@ -190,8 +191,8 @@ class ExpertDraw(View):
     def __panel__(self):
         t = self.t
         form = pn.Column(
-            pn.pane.Markdown(f"#### {t('inventory.draw.title')}"),
-            pn.pane.Markdown(t("inventory.draw.help"), styles={"font-size": "12px"}),
+            Markdown(f"#### {t('inventory.draw.title')}"),
+            Markdown(t("inventory.draw.help"), styles={"font-size": "12px"}),
             pn.Row(self.title, self.n, self.tags, self.match_all),
             pn.Row(self.type, self.county, self.enterprise.panel(), self.days, self.draw_button),
             self.notice.pane, sizing_mode="stretch_width")
@@ -201,8 +202,8 @@ class ExpertDraw(View):
             pn.Row(*self.marks.values(), self.rate_button),
             pn.Row(self.days_worked, self.daily_rate, self.travel, self.fee_button),
             self.action_notice.pane,
-            pn.pane.Markdown(f"#### {t('inventory.draw.log')}"), self.log_table, self.log_csv,
-            pn.pane.Markdown(f"#### {t('inventory.fee.statement')}"),
+            Markdown(f"#### {t('inventory.draw.log')}"), self.log_table, self.log_csv,
+            Markdown(f"#### {t('inventory.fee.statement')}"),
             pn.Row(self.fee_expert, self.start, self.end, self.fee_csv, self.fee_xlsx),
             sizing_mode="stretch_width")
         return pn.Column(form, rule(), task, sizing_mode="stretch_width")

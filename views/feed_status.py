@@ -12,6 +12,7 @@ import param
 from sources.alarm_desk import AlarmSource
 
 from .base import View
+from .panes import HTML
 
 CARD_CSS = """
 .feed-card { border: 1px solid #d7dee8; border-radius: 6px; padding: 8px 12px; margin: 4px 0;
@@ -40,7 +41,7 @@ class FeedStatus(View):
         super().__init__(**params)
         t = self.t
         self._rejected_seen = 0
-        self.cards = pn.pane.HTML(self.cards_html(), stylesheets=[CARD_CSS],
+        self.cards = HTML(self.cards_html(), stylesheets=[CARD_CSS],
                                   sizing_mode="stretch_width", css_classes=["feed-cards"])
         self.reason = pn.widgets.Select(label=t("feed.q.reason"), width=220,
                                         options=self._reason_options())
@@ -109,9 +110,9 @@ class FeedStatus(View):
 
     def __panel__(self):
         return pn.Column(
-            pn.pane.HTML(f"<h3>{html.escape(self.t('feed.status.title'))}</h3>"),
+            HTML(f"<h3>{html.escape(self.t('feed.status.title'))}</h3>"),
             self.cards,
-            pn.pane.HTML(f"<h3>{html.escape(self.t('feed.quarantine'))}</h3>"),
+            HTML(f"<h3>{html.escape(self.t('feed.quarantine'))}</h3>"),
             pn.Row(self.reason, self.refresh),
             self.quarantine,
             sizing_mode="stretch_width", css_classes=["feed-status"],

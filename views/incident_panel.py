@@ -11,6 +11,7 @@ from bokeh.models import ColumnDataSource
 
 from .base import View
 from .board_map import LEVEL_COLORS, base_figure
+from .panes import HTML
 from .ticker import local_time
 
 PANEL_CSS = """
@@ -85,7 +86,7 @@ class IncidentPanel(View):
                     line_color="#ffffff", line_width=2)
         self._map = pn.pane.Bokeh(fig, sizing_mode="stretch_both", margin=0,
                                   styles={"flex": "0 0 28%"})
-        self._info = pn.pane.HTML(self._empty(), sizing_mode="stretch_both", margin=0,
+        self._info = HTML(self._empty(), sizing_mode="stretch_both", margin=0,
                                   stylesheets=[PANEL_CSS])
         self._key = None
         self._layout = pn.Row(

@@ -11,6 +11,8 @@ import panel as pn
 
 from sources.inventory import InventoryError
 
+from .panes import HTML, Alert
+
 log = logging.getLogger(__name__)
 
 TABLE_CSS = """
@@ -37,7 +39,7 @@ class Notice:
 
     def __init__(self, t: Callable[..., str], css_class: str):
         self._t = t
-        self.pane = pn.pane.Alert("", alert_type="light", visible=False,
+        self.pane = Alert("", alert_type="light", visible=False,
                                   css_classes=[css_class], margin=(4, 8),
                                   sizing_mode="stretch_width")
 
@@ -73,7 +75,7 @@ class Notice:
 
 def rule() -> pn.pane.HTML:
     """A horizontal rule (pn.layout.Divider fetches its CSS from a CDN: not offline)."""
-    return pn.pane.HTML('<hr style="border: 0; border-top: 1px solid #d7dee8; margin: 8px 0">',
+    return HTML('<hr style="border: 0; border-top: 1px solid #d7dee8; margin: 8px 0">',
                         sizing_mode="stretch_width", margin=(4, 0))
 
 

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import html
 
-import panel as pn
 import param
 
 from .base import View
+from .panes import HTML
 
 LEVEL_COLORS = {"red": "#ff3b3b", "orange": "#ff9f1c", "yellow": "#ffd60a", "blue": "#3a86ff"}
 
@@ -52,7 +52,7 @@ class KpiStrip(View):
 
     def __init__(self, **params):
         super().__init__(**params)
-        self._pane = pn.pane.HTML(
+        self._pane = HTML(
             self._html(), sizing_mode="stretch_both", margin=0, stylesheets=[KPI_CSS],
             css_classes=["board-kpis"])
 

@@ -15,6 +15,7 @@ from sources.materials import MaterialSource
 from .base import View
 from .expert_directory import county_options
 from .inventory_common import Notice, options, rule, table, translate
+from .panes import Markdown
 
 PLAN_COLOR = "#f59e0b"
 
@@ -178,14 +179,14 @@ class MaterialStock(View):
     def __panel__(self):
         t = self.t
         supply = pn.Column(
-            pn.pane.Markdown(f"#### {t('inventory.supply.title')}"),
+            Markdown(f"#### {t('inventory.supply.title')}"),
             pn.Row(self.need_kind, self.need_qty, self.need_county, self.need_lon,
                    self.need_lat, self.find_button),
             self.supply_notice.pane, self.supply_table, sizing_mode="stretch_width")
         tables = pn.Column(
             pn.Row(self.kind, self.warehouse, self.category, self.shortages),
             self.stock_table,
-            pn.pane.Markdown(f"#### {t('inventory.totals')}"), self.totals_table,
+            Markdown(f"#### {t('inventory.totals')}"), self.totals_table,
             self.exports, sizing_mode="stretch_width")
         return pn.Column(pn.Row(self.map, tables, sizing_mode="stretch_width"),
                          rule(), supply, sizing_mode="stretch_width")

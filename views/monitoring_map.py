@@ -29,6 +29,7 @@ from sources.monitoring import (
 from sources.warnings import WarningSource
 
 from .base import View
+from .panes import HTML, Markdown
 
 LAYERS = ("surface", "rain", "water", "landslide", "quake", "hotspot", "fire", "warnings")
 WATER_COLORS = {"no_data": "#c3c9d2", "normal": "#4b6a88", "over_flood_limit": "#ff7f0e", "over_warning": "#ff7f0e",
@@ -114,14 +115,15 @@ class MonitoringMap(View):
         self._window.link(self, value="window")
         self._replay.link(self, value="hours_back")
         self._layers.link(self, value="layers")
-        self._status = pn.pane.HTML("", css_classes=["mm-status"], sizing_mode="stretch_width")
+        self._status = HTML("", css_classes=["mm-status"], sizing_mode="stretch_width")
         self._build_figure()
         self._build_hydrograph()
         self.reload()
         self.refresh_warnings()
         self.subscribe(["reading", "quake", "hotspot"], self._on_data, period_ms=15_000,
                        maxsize=10)
-        self.subscribe(["warning"], lambda m, missed: self.refresh_warnings(), period_ms=300)
+        self.subscribe(["warning"], lambda m, missed: self.refresh_warnings(), period_ms=1000,
+                       immediate=True)
 
     # ------------------------------------------------------------------ figure
     def _build_figure(self) -> None:
@@ -311,12 +313,12 @@ class MonitoringMap(View):
             f'<span style="display:inline-block;width:12px;height:12px;background:{c};'
             f'margin:0 4px 0 10px"></span>{self.t(f"warnings.rain.class.{i}")}'
             for i, c in enumerate(RAIN_COLORS))
-        return pn.pane.HTML(f'<div style="font-size:12px">{self.t("warnings.legend.rain")}'
+        return HTML(f'<div style="font-size:12px">{self.t("warnings.legend.rain")}'
                             f'{classes}</div>', sizing_mode="stretch_width")
 
     def controls(self) -> pn.Column:
         return pn.Column(self._window, self._replay,
-                         pn.pane.Markdown(f"**{self.t('warnings.layers')}**"), self._layers,
+                         Markdown(f"**{self.t('warnings.layers')}**"), self._layers,
                          width=340)
 
     def __panel__(self):

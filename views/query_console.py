@@ -21,6 +21,7 @@ from sources.query_console import QueryResult, QueryRunner, SavedConsoles
 
 from .base import View
 from .i18n import t
+from .panes import HTML
 from .result_chart import RASTERISE_ABOVE, chart_element, chart_spec
 
 __all__ = ["RASTERISE_ABOVE", "PinnedConsole", "QueryCell", "QueryConsole", "chart_element",
@@ -91,9 +92,9 @@ class QueryCell(pn.viewable.Viewer):
         self._cancel_btn.on_click(lambda _e: self.runner.cancel())
         for button, action in zip(self._buttons, ("up", "down", "delete"), strict=True):
             button.on_click(lambda _e, a=action: self._on_action(self, a))
-        self._heading = pn.pane.HTML("", visible=bool(self.title) and not self.editable,
+        self._heading = HTML("", visible=bool(self.title) and not self.editable,
                                      sizing_mode="stretch_width")
-        self._status = pn.pane.HTML("", sizing_mode="stretch_width", stylesheets=[CSS],
+        self._status = HTML("", sizing_mode="stretch_width", stylesheets=[CSS],
                                     css_classes=["qc-status-pane"], visible=False)
         self._table = pn.widgets.Tabulator(
             pd.DataFrame(), pagination="remote", page_size=12, disabled=True, visible=False,
@@ -231,7 +232,7 @@ class QueryConsole(View):
         self._saved_select = pn.widgets.Select(label=self.t("console.saved"), width=220,
                                                options=self._saved_names(),
                                                css_classes=["qc-saved"])
-        self._message = pn.pane.HTML("", sizing_mode="stretch_width", stylesheets=[CSS],
+        self._message = HTML("", sizing_mode="stretch_width", stylesheets=[CSS],
                                      css_classes=["qc-message"])
         buttons = {key: pn.widgets.Button(label=self.t(f"console.{key}"), width=120,
                                           css_classes=[f"qc-{key}"])
@@ -246,7 +247,7 @@ class QueryConsole(View):
         buttons["delete_saved"].on_click(lambda _e: self.delete_saved())
         buttons["snapshot"].on_click(self._on_snapshot)
         buttons["snapshot"].visible = self.snapshots is not None
-        help_text = pn.pane.HTML(f'<p class="qc-help">{html.escape(self.t("console.help"))}</p>',
+        help_text = HTML(f'<p class="qc-help">{html.escape(self.t("console.help"))}</p>',
                                  sizing_mode="stretch_width")
         toolbar = pn.FlexBox(
             buttons["add"], buttons["run_all"], self._name, buttons["save"],
@@ -398,10 +399,10 @@ class PinnedConsole(View):
             try:
                 cells = saved.load(name)
             except KeyError:
-                parts.append(pn.pane.HTML(html.escape(self.t("console.not_found", name=name))))
+                parts.append(HTML(html.escape(self.t("console.not_found", name=name))))
                 continue
             edit = f"./console?open={quote(name)}&lang={self.lang}"
-            parts.append(pn.pane.HTML(
+            parts.append(HTML(
                 f'<h2 class="qc-pinned-name">{html.escape(name)} '
                 f'<a href="{html.escape(edit)}" style="font-size:13px">'
                 f'{html.escape(self.t("console.edit"))}</a></h2>',
@@ -412,7 +413,7 @@ class PinnedConsole(View):
                 self._cells.append(qc)
                 parts.append(qc)
         if not parts:
-            parts.append(pn.pane.HTML(f'<p class="qc-none">{html.escape(self.t("console.no_pinned"))}</p>',
+            parts.append(HTML(f'<p class="qc-none">{html.escape(self.t("console.no_pinned"))}</p>',
                                       sizing_mode="stretch_width"))
         self._layout = pn.Column(*parts, sizing_mode="stretch_width",
                                  css_classes=["pinned-consoles"])

@@ -23,6 +23,7 @@ from sources.pointlayer import GRADE_COLORS, GRADES, palette
 from sources.risk import RiskFilter, RiskLayer, RiskSource, to_csv_bytes, to_excel_bytes
 
 from .base import View
+from .panes import HTML
 
 #: 1° of longitude is cos(36.3°) ≈ 0.805 of 1° of latitude over Shandong.
 ASPECT = 1 / 0.805
@@ -142,14 +143,14 @@ class RiskPointMap(View):
                                     stylesheets=[LEGEND_CSS + _grade_css(g)])
             btn.param.watch(self._on_toggle, "value")
             self._toggles[g] = btn
-        self._legend_title = pn.pane.HTML(self.t("risk.legend"), margin=(4, 4, 0, 4),
+        self._legend_title = HTML(self.t("risk.legend"), margin=(4, 4, 0, 4),
                                           css_classes=["risk-legend-title"])
-        self._total = pn.pane.HTML("", margin=(0, 4), css_classes=["risk-in-view"])
-        self._status = pn.pane.HTML("", margin=(0, 4), css_classes=["risk-status"],
+        self._total = HTML("", margin=(0, 4), css_classes=["risk-in-view"])
+        self._status = HTML("", margin=(0, 4), css_classes=["risk-status"],
                                     stylesheets=[".no-points{color:#b45309;font-weight:600;}"])
-        self._hover = pn.pane.HTML(self.t("risk.hover.hint"), margin=(0, 4),
+        self._hover = HTML(self.t("risk.hover.hint"), margin=(0, 4),
                                    css_classes=["risk-hover"], height=40)
-        self._live = pn.pane.HTML("", margin=(0, 4), css_classes=["risk-live"])
+        self._live = HTML("", margin=(0, 4), css_classes=["risk-live"])
         self._set_live()
 
     # ------------------------------------------------------------------ rendering
@@ -361,7 +362,7 @@ class RiskPointMap(View):
                                            color="primary", width=70)
         self._w_results = pn.widgets.Select(options={}, visible=False, size=6,
                                             sizing_mode="stretch_width")
-        self._search_msg = pn.pane.HTML("", margin=(0, 4))
+        self._search_msg = HTML("", margin=(0, 4))
         self._w_search.on_click(lambda e: self.search(self._w_query.value_input
                                                       or self._w_query.value))
         self._w_query.param.watch(lambda e: self.search(e.new), "value")  # Enter or blur
@@ -377,12 +378,12 @@ class RiskPointMap(View):
                               ("points", "xlsx", "risk.export.pts_xlsx"))]
         self._controls = pn.Column(
             self.legend(),
-            pn.pane.HTML(f"<b>{self.t('risk.search')}</b>", margin=(8, 4, 0, 4)),
+            HTML(f"<b>{self.t('risk.search')}</b>", margin=(8, 4, 0, 4)),
             pn.Row(self._w_query, self._w_search, sizing_mode="stretch_width"),
             self._search_msg, self._w_results,
-            pn.pane.HTML(f"<b>{self.t('risk.filters')}</b>", margin=(8, 4, 0, 4)),
+            HTML(f"<b>{self.t('risk.filters')}</b>", margin=(8, 4, 0, 4)),
             self._w_city, self._w_county, self._w_industry, self._w_size,
-            pn.pane.HTML(f"<b>{self.t('risk.export')}</b>", margin=(8, 4, 0, 4)),
+            HTML(f"<b>{self.t('risk.export')}</b>", margin=(8, 4, 0, 4)),
             *downloads, width=280, margin=(0, 4), css_classes=["risk-controls"])
         return self._controls
 

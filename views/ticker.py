@@ -5,10 +5,10 @@ import html
 from datetime import UTC, datetime, timedelta, timezone
 
 import pandas as pd
-import panel as pn
 import param
 
 from .base import View
+from .panes import HTML
 
 SHANGHAI = timezone(timedelta(hours=8), "Asia/Shanghai")  # no daylight saving in China
 LEVEL_COLORS = {"red": "#ff3b3b", "orange": "#ff9f1c", "yellow": "#ffd60a", "blue": "#3a86ff"}
@@ -50,7 +50,7 @@ class Ticker(View):
     def __init__(self, **params):
         super().__init__(**params)
         self._seen: set[str] = set()
-        self._pane = pn.pane.HTML(self._html(), sizing_mode="stretch_both", margin=0,
+        self._pane = HTML(self._html(), sizing_mode="stretch_both", margin=0,
                                   stylesheets=[TICKER_CSS], css_classes=["board-ticker"])
 
     def __panel__(self):

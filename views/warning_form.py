@@ -20,6 +20,7 @@ from sources.warnings import EVENTS, LEVELS, WarningInputError, WarningSource
 
 from .base import View
 from .monitoring_map import county_data, map_figure
+from .panes import HTML, Alert, Markdown
 from .warning_log import event_label
 
 
@@ -79,11 +80,11 @@ class WarningForm(View):
                                     css_classes=["wf-cancel"], visible=False)
         self._new_btn = w.Button(name=self.t("warnings.new_draft"), css_classes=["wf-new"])
         self._clear_btn = w.Button(name=self.t("warnings.polygon.clear"), width=120)
-        self._message = pn.pane.Alert("", alert_type="info", visible=False,
+        self._message = Alert("", alert_type="info", visible=False,
                                       css_classes=["wf-message"], sizing_mode="stretch_width")
-        self._preview = pn.pane.HTML("", css_classes=["wf-preview-out"],
+        self._preview = HTML("", css_classes=["wf-preview-out"],
                                      sizing_mode="stretch_width")
-        self._polygon_info = pn.pane.Markdown("")
+        self._polygon_info = Markdown("")
 
         self._counties.link(self, value="counties")
         self._duration.param.watch(self._set_expiry, "value")
@@ -309,7 +310,7 @@ class WarningForm(View):
             self._update_of, pn.Row(self._event, self._level), self._counties,
             pn.Row(self._effective, self._duration, self._expires), self._headline,
             self._description, buttons, self._message, self._preview, width=560)
-        return pn.Row(form, pn.Column(self._map, pn.pane.Markdown(self.t("warnings.polygon")),
+        return pn.Row(form, pn.Column(self._map, Markdown(self.t("warnings.polygon")),
                                       pn.Row(self._clear_btn, self._polygon_info)),
                       sizing_mode="stretch_width")
 

@@ -14,6 +14,7 @@ from sources.warnings import EVENTS, LEVELS, WarningSource
 
 from .base import View
 from .i18n import t
+from .panes import HTML, Markdown
 
 LEVEL_CSS = {"blue": "#2f6fd6", "yellow": "#e0b000", "orange": "#ff7f0e", "red": "#d62728"}
 
@@ -43,7 +44,7 @@ def fmt_time(value) -> str:
 
 
 class ActiveWarnings(View):
-    """The warnings in force now, most severe first; updates within ~0.25 s of a change."""
+    """The warnings in force now, most severe first; redrawn on the tick after a change."""
 
     view_type = "active_warnings"
 
@@ -54,11 +55,12 @@ class ActiveWarnings(View):
     def __init__(self, **params):
         super().__init__(**params)
         # a fixed height: a new item must not make the browser lay out the whole page again
-        self._pane = pn.pane.HTML("", sizing_mode="stretch_width", height=self.height,
+        self._pane = HTML("", sizing_mode="stretch_width", height=self.height,
                                   stylesheets=[LIST_CSS], css_classes=["active-warnings"])
         self.frame = pd.DataFrame()
         self.refresh()
-        self.subscribe(["warning"], lambda msgs, missed: self.refresh(), period_ms=100)
+        self.subscribe(["warning"], lambda msgs, missed: self.refresh(), period_ms=1000,
+                       immediate=True)
 
     def refresh(self) -> None:
         """Reload the active warnings from the store and redraw the list."""
@@ -121,7 +123,7 @@ class WarningLog(View):
         for w, p in ((self._origin, "origin"), (self._event, "event"), (self._level, "level"),
                      (self._text, "text")):
             w.link(self, value=p)
-        self._count = pn.pane.Markdown("", css_classes=["warning-log-count"])
+        self._count = Markdown("", css_classes=["warning-log-count"])
         self._table = pn.widgets.Tabulator(pd.DataFrame(), disabled=True, show_index=False,
                                            pagination="local", page_size=20,
                                            sizing_mode="stretch_width", height=520)

@@ -19,6 +19,7 @@ from urllib.parse import urlencode
 
 import panel as pn
 import param
+from panel.io.state import set_curdoc
 
 from sources.situation import SituationSource, freshness
 from views.base import View
@@ -37,6 +38,8 @@ LAYOUTS = ("full", "map", "kpi", "incidents")
 PLAYLIST = ("board", "warnings", "risk", "inventory")
 EVENTS = ("alarm", "warning", "incident", "quake", "hotspot", "feed_status")
 TOPICS = (*EVENTS, "reading")
+# rare and acted on by the whole room: shown at once, never held back by the burst limit
+URGENT = frozenset({"warning", "incident"})
 
 TITLE_CSS = """
 :host { display: block; height: 100%; }
@@ -64,8 +67,9 @@ class SituationBoard(View):
     layers = param.List(default=list(LAYERS), doc="Map layers shown at start.")
     runtime = param.Parameter(default=None, doc="The console runtime (ingests for freshness).")
     refresh_s = param.Number(
-        default=0.5, doc="Fastest refresh after an event (seconds): a warning, alarm or "
-                         "incident reaches the wall within about this plus the drain period.")
+        default=0.5, doc="Fastest refresh after a burst of events (seconds): alarms, feed "
+                         "status, hotspots and quakes reach the wall within about this; "
+                         "warnings and incidents at once.")
     stale_after_s = param.Number(
         default=20.0, bounds=(1, None),
         doc="Seconds without new data before the board says, in red, that it is stale.")
@@ -90,8 +94,10 @@ class SituationBoard(View):
         self._last_refresh = 0.0
         self._last_reading_s: float | None = None
         self._ticks = 0
+        self._deferred = False  # a refresh is scheduled at the end of the burst limit
         self._layout = self._compose()
-        if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
+        self._doc = pn.state.curdoc
+        if self._doc is not None and self._doc.session_context is not None:
             # events (rare, must show at once) are drained on the tick after they are
             # published; readings (thousands a second) only say the data is alive
             self.subscribe(EVENTS, self._on_messages, period_ms=500, maxsize=200,
@@ -152,12 +158,32 @@ class SituationBoard(View):
         events = [m.at for m in messages if m.topic != "reading"]
         if missed:  # some were dropped: whatever they were, read everything afresh
             events.append(time.monotonic())
-        if events:  # the next snapshot must be read after the newest one was published
-            self._dirty_since = max(self._dirty_since or 0.0, *events)
-            # an event shows at once (the wall must see a new warning within a second);
-            # bursts are held back to one refresh per refresh_s, picked up by _tick
-            if time.monotonic() - self._last_refresh >= self.refresh_s:
-                self.refresh()
+        if not events:
+            return
+        # the next snapshot must be read after the newest one was published
+        self._dirty_since = max(self._dirty_since or 0.0, *events)
+        # a warning or an incident shows at once (the wall must see it within a second);
+        # other events are held back to one refresh per refresh_s, made when that ends
+        wait = self.refresh_s - (time.monotonic() - self._last_refresh)
+        if wait <= 0 or any(m.topic in URGENT for m in messages):
+            self.refresh()
+        else:
+            self._refresh_in(wait)
+
+    def _refresh_in(self, seconds: float) -> None:
+        """Refresh once after ``seconds`` on the page's own thread (one pending at most)."""
+        doc = self._doc
+        if self._deferred or doc is None or doc.session_context is None:
+            return  # already scheduled, or no server session: the 1 s tick picks it up
+        self._deferred = True
+
+        def run():
+            self._deferred = False
+            if self._dirty_since is not None:
+                with set_curdoc(doc):
+                    self.refresh()
+
+        doc.add_timeout_callback(run, max(1, int(seconds * 1000)))
 
     def _statuses(self) -> list[dict]:
         ingests = getattr(self.runtime, "ingests", None) or []

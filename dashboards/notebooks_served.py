@@ -113,7 +113,7 @@ def notebook_app(path: str | Path, default_lang: str = "zh"):
         except Exception:
             detail = html.escape(traceback.format_exc(limit=6))
             HTML(f'<pre class="notebook-error">{detail}</pre>',
-                         sizing_mode="stretch_width").servable()
+                 sizing_mode="stretch_width").servable()
         return None
 
     create.__name__ = f"notebook_{path.stem}"

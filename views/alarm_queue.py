@@ -124,9 +124,9 @@ class AlarmQueue(View):
         self.sound_toggle = pn.widgets.Checkbox(label=t("alarm.sound"), value=self.sound)
         self.sound_toggle.link(self, value="sound")
         self.message = HTML("", stylesheets=[BANNER_CSS], css_classes=["alarm-message"],
-                                    sizing_mode="stretch_width")
+                            sizing_mode="stretch_width")
         self.banner = HTML("", stylesheets=[BANNER_CSS], visible=False,
-                                   css_classes=["alarm-banner-pane"], sizing_mode="stretch_width")
+                           css_classes=["alarm-banner-pane"], sizing_mode="stretch_width")
         self.counter = HTML(self._count_text(), css_classes=["alarm-count"])
         self.audio = pn.pane.Audio(beep_wav(), paused=True, width=1, height=1,
                                    margin=0, styles={"opacity": "0"})
@@ -300,7 +300,7 @@ class AlarmQueue(View):
             return pn.Column(top, self.table, sizing_mode="stretch_width")
         def labelled(key, widget):  # button groups show no label of their own
             return pn.Column(HTML(f'<span class="filter-label">{html.escape(self.t(key))}'
-                                          "</span>", margin=(0, 10)), widget, margin=0)
+                                  "</span>", margin=(0, 10)), widget, margin=0)
 
         filters = pn.Row(labelled("alarm.filter.level", self.level_filter),
                          labelled("alarm.filter.state", self.state_filter),

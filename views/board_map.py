@@ -139,8 +139,8 @@ class BoardMap(View):
         self._pane = pn.pane.Bokeh(fig, sizing_mode="stretch_both", margin=0,
                                    css_classes=["board-map-figure"])
         self._legend = HTML(self._legend_html(), sizing_mode="stretch_height", margin=0,
-                                    stylesheets=[LEGEND_CSS], css_classes=["board-legend"],
-                                    styles={"flex": "0 0 auto"})
+                            stylesheets=[LEGEND_CSS], css_classes=["board-legend"],
+                            styles={"flex": "0 0 auto"})
         self._switch = None
         if not self.kiosk:
             self._switch = pn.widgets.CheckButtonGroup(

@@ -70,8 +70,8 @@ class CountyRiskIndex(View):
             value=self.level, color="light")
         self._level.link(self, value="level")
         self._ranked = HTML(f"<p class='help'>{self.t('risk.index.pick')}</p>",
-                                    sizing_mode="stretch_width", stylesheets=[TABLE_CSS],
-                                    css_classes=["ranked-enterprises"])
+                            sizing_mode="stretch_width", stylesheets=[TABLE_CSS],
+                            css_classes=["ranked-enterprises"])
 
     # ------------------------------------------------------------------ data
     def _patch_data(self) -> dict:
@@ -143,7 +143,7 @@ class CountyRiskIndex(View):
             pn.Column(self._level, pn.pane.Bokeh(self.figure, sizing_mode="stretch_both"),
                       sizing_mode="stretch_both"),
             pn.Column(HTML(f"<p class='help'>{self.t('risk.index.help')}</p>",
-                                   stylesheets=[TABLE_CSS], sizing_mode="stretch_width"),
+                           stylesheets=[TABLE_CSS], sizing_mode="stretch_width"),
                       self._ranked, width=420, scroll=True),
             sizing_mode="stretch_both")
 

@@ -82,5 +82,5 @@ class CountyRisk(View):
             self._hazard,
             pn.Row(self._map, self._table, sizing_mode="stretch_width"),
             Markdown(f"**{self.t('warnings.rules')}**：{self.t('warnings.rules.text')}",
-                             sizing_mode="stretch_width"),
+                     sizing_mode="stretch_width"),
             sizing_mode="stretch_width")

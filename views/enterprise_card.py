@@ -89,7 +89,7 @@ class EnterpriseCard(View):
     def __init__(self, **params):
         super().__init__(**params)
         self._pane = HTML("", sizing_mode="stretch_width", stylesheets=[CARD_CSS],
-                                  css_classes=["enterprise-card"])
+                          css_classes=["enterprise-card"])
         self._update()
 
     def show(self, enterprise_id) -> bool:

@@ -102,7 +102,7 @@ class ExpertDirectory(View):
         self.results = table(page_size=self.limit, selectable=1, css_class="inv-search-results",
                              titles=self._titles())
         self.card = HTML("", stylesheets=[CARD_CSS], css_classes=["inv-expert-card"],
-                                 sizing_mode="stretch_width")
+                         sizing_mode="stretch_width")
         for w in (self.name_input, self.tags, self.type, self.county, self.available):
             w.param.watch(lambda _e: self.refresh(), "value")
         self.search_button.on_click(lambda _e: self.refresh())

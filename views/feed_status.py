@@ -42,7 +42,7 @@ class FeedStatus(View):
         t = self.t
         self._rejected_seen = 0
         self.cards = HTML(self.cards_html(), stylesheets=[CARD_CSS],
-                                  sizing_mode="stretch_width", css_classes=["feed-cards"])
+                          sizing_mode="stretch_width", css_classes=["feed-cards"])
         self.reason = pn.widgets.Select(label=t("feed.q.reason"), width=220,
                                         options=self._reason_options())
         self.refresh = pn.widgets.Button(label=t("feed.q.refresh"))

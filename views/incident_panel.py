@@ -87,7 +87,7 @@ class IncidentPanel(View):
         self._map = pn.pane.Bokeh(fig, sizing_mode="stretch_both", margin=0,
                                   styles={"flex": "0 0 28%"})
         self._info = HTML(self._empty(), sizing_mode="stretch_both", margin=0,
-                                  stylesheets=[PANEL_CSS])
+                          stylesheets=[PANEL_CSS])
         self._key = None
         self._layout = pn.Row(
             self._map, self._info, sizing_mode="stretch_both", margin=0,

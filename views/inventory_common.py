@@ -40,8 +40,8 @@ class Notice:
     def __init__(self, t: Callable[..., str], css_class: str):
         self._t = t
         self.pane = Alert("", alert_type="light", visible=False,
-                                  css_classes=[css_class], margin=(4, 8),
-                                  sizing_mode="stretch_width")
+                          css_classes=[css_class], margin=(4, 8),
+                          sizing_mode="stretch_width")
 
     def ok(self, text: str) -> None:
         self.pane.param.update(object=html.escape(text), alert_type="success", visible=True)
@@ -76,7 +76,7 @@ class Notice:
 def rule() -> pn.pane.HTML:
     """A horizontal rule (pn.layout.Divider fetches its CSS from a CDN: not offline)."""
     return HTML('<hr style="border: 0; border-top: 1px solid #d7dee8; margin: 8px 0">',
-                        sizing_mode="stretch_width", margin=(4, 0))
+                sizing_mode="stretch_width", margin=(4, 0))
 
 
 def options(df: pd.DataFrame, value: str, label: str, *, blank: str | None = None) -> dict:

@@ -314,7 +314,7 @@ class MonitoringMap(View):
             f'margin:0 4px 0 10px"></span>{self.t(f"warnings.rain.class.{i}")}'
             for i, c in enumerate(RAIN_COLORS))
         return HTML(f'<div style="font-size:12px">{self.t("warnings.legend.rain")}'
-                            f'{classes}</div>', sizing_mode="stretch_width")
+                    f'{classes}</div>', sizing_mode="stretch_width")
 
     def controls(self) -> pn.Column:
         return pn.Column(self._window, self._replay,

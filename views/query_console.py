@@ -93,9 +93,9 @@ class QueryCell(pn.viewable.Viewer):
         for button, action in zip(self._buttons, ("up", "down", "delete"), strict=True):
             button.on_click(lambda _e, a=action: self._on_action(self, a))
         self._heading = HTML("", visible=bool(self.title) and not self.editable,
-                                     sizing_mode="stretch_width")
+                             sizing_mode="stretch_width")
         self._status = HTML("", sizing_mode="stretch_width", stylesheets=[CSS],
-                                    css_classes=["qc-status-pane"], visible=False)
+                            css_classes=["qc-status-pane"], visible=False)
         self._table = pn.widgets.Tabulator(
             pd.DataFrame(), pagination="remote", page_size=12, disabled=True, visible=False,
             sizing_mode="stretch_width", css_classes=["qc-table"], show_index=False)
@@ -233,7 +233,7 @@ class QueryConsole(View):
                                                options=self._saved_names(),
                                                css_classes=["qc-saved"])
         self._message = HTML("", sizing_mode="stretch_width", stylesheets=[CSS],
-                                     css_classes=["qc-message"])
+                             css_classes=["qc-message"])
         buttons = {key: pn.widgets.Button(label=self.t(f"console.{key}"), width=120,
                                           css_classes=[f"qc-{key}"])
                    for key in ("add", "run_all", "save", "open", "pin", "unpin",
@@ -248,7 +248,7 @@ class QueryConsole(View):
         buttons["snapshot"].on_click(self._on_snapshot)
         buttons["snapshot"].visible = self.snapshots is not None
         help_text = HTML(f'<p class="qc-help">{html.escape(self.t("console.help"))}</p>',
-                                 sizing_mode="stretch_width")
+                         sizing_mode="stretch_width")
         toolbar = pn.FlexBox(
             buttons["add"], buttons["run_all"], self._name, buttons["save"],
             self._saved_select, buttons["open"], buttons["pin"], buttons["unpin"],
@@ -414,7 +414,7 @@ class PinnedConsole(View):
                 parts.append(qc)
         if not parts:
             parts.append(HTML(f'<p class="qc-none">{html.escape(self.t("console.no_pinned"))}</p>',
-                                      sizing_mode="stretch_width"))
+                              sizing_mode="stretch_width"))
         self._layout = pn.Column(*parts, sizing_mode="stretch_width",
                                  css_classes=["pinned-consoles"])
         doc = pn.state.curdoc

@@ -144,12 +144,12 @@ class RiskPointMap(View):
             btn.param.watch(self._on_toggle, "value")
             self._toggles[g] = btn
         self._legend_title = HTML(self.t("risk.legend"), margin=(4, 4, 0, 4),
-                                          css_classes=["risk-legend-title"])
+                                  css_classes=["risk-legend-title"])
         self._total = HTML("", margin=(0, 4), css_classes=["risk-in-view"])
         self._status = HTML("", margin=(0, 4), css_classes=["risk-status"],
-                                    stylesheets=[".no-points{color:#b45309;font-weight:600;}"])
+                            stylesheets=[".no-points{color:#b45309;font-weight:600;}"])
         self._hover = HTML(self.t("risk.hover.hint"), margin=(0, 4),
-                                   css_classes=["risk-hover"], height=40)
+                           css_classes=["risk-hover"], height=40)
         self._live = HTML("", margin=(0, 4), css_classes=["risk-live"])
         self._set_live()
 

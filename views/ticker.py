@@ -51,7 +51,7 @@ class Ticker(View):
         super().__init__(**params)
         self._seen: set[str] = set()
         self._pane = HTML(self._html(), sizing_mode="stretch_both", margin=0,
-                                  stylesheets=[TICKER_CSS], css_classes=["board-ticker"])
+                          stylesheets=[TICKER_CSS], css_classes=["board-ticker"])
 
     def __panel__(self):
         return self._pane

@@ -81,9 +81,9 @@ class WarningForm(View):
         self._new_btn = w.Button(name=self.t("warnings.new_draft"), css_classes=["wf-new"])
         self._clear_btn = w.Button(name=self.t("warnings.polygon.clear"), width=120)
         self._message = Alert("", alert_type="info", visible=False,
-                                      css_classes=["wf-message"], sizing_mode="stretch_width")
+                              css_classes=["wf-message"], sizing_mode="stretch_width")
         self._preview = HTML("", css_classes=["wf-preview-out"],
-                                     sizing_mode="stretch_width")
+                             sizing_mode="stretch_width")
         self._polygon_info = Markdown("")
 
         self._counties.link(self, value="counties")

@@ -56,7 +56,7 @@ class ActiveWarnings(View):
         super().__init__(**params)
         # a fixed height: a new item must not make the browser lay out the whole page again
         self._pane = HTML("", sizing_mode="stretch_width", height=self.height,
-                                  stylesheets=[LIST_CSS], css_classes=["active-warnings"])
+                          stylesheets=[LIST_CSS], css_classes=["active-warnings"])
         self.frame = pd.DataFrame()
         self.refresh()
         self.subscribe(["warning"], lambda msgs, missed: self.refresh(), period_ms=1000,

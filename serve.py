@@ -44,6 +44,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--lang", default="zh", choices=["zh", "en"], help="default language")
     p.add_argument("--basic-auth", default=None, help="Panel basic auth: a password or a JSON file")
     p.add_argument("--cookie-secret", default=None, help="cookie secret (with --basic-auth)")
+    p.add_argument("--malloc-trim-s", type=float, default=60.0,
+                   help="return freed memory to the system every N seconds, with malloc "
+                        "arenas capped at 2 (glibc; 0: neither)")
     p.add_argument(
         "--allow-websocket-origin", action="append", default=[],
         help="extra host[:port] allowed to open the page's websocket",
@@ -134,12 +137,35 @@ def _service_starters():
             yield fn
 
 
+def memory(runtime) -> dict:
+    """The process's resident memory and DuckDB's share of it (MB), and open pages."""
+    out: dict = {"rss_mb": None, "duckdb_mb": None, "sessions": None}
+    try:  # Linux; elsewhere the figure is simply absent
+        with open("/proc/self/statm") as f:
+            out["rss_mb"] = round(int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20, 1)
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        used = runtime.store.scalar("SELECT sum(memory_usage_bytes) FROM duckdb_memory()")
+        out["duckdb_mb"] = round((used or 0) / 2**20, 1)
+    except Exception:  # a busy or closing store must not break the health check
+        pass
+    try:
+        import panel as pn
+
+        out["sessions"] = pn.state.session_info.get("live")
+    except Exception:
+        pass
+    return out
+
+
 def health(runtime) -> dict:
     """The JSON of ``/health``."""
     return {
         "status": "ok",
         "db": runtime.store.path,
         "uptime_s": round(time.time() - runtime.started_at, 1),
+        "memory": memory(runtime),
         "feeds": [ingest.status() for ingest in runtime.ingests],
     }
 
@@ -165,7 +191,10 @@ def serve(args: argparse.Namespace) -> None:
     import panel as pn
 
     import dashboards
+    from sources.housekeeping import MemoryTrimmer, limit_arenas
 
+    if args.malloc_trim_s > 0:
+        limit_arenas(2)  # before any thread starts
     db = Path(args.db)
     ensure_database(db, args.scale, args.seed)
 
@@ -177,6 +206,8 @@ def serve(args: argparse.Namespace) -> None:
         print(f"demo feed at {url}", flush=True)
 
     runtime = make_runtime(db, feeds, args.lang, args.keep_readings_days)
+    trimmer = MemoryTrimmer(args.malloc_trim_s).start()
+    runtime.on_stop(trimmer.stop)
     if demo is not None:
         # after the ingest has flushed its last batch; never leave it running
         runtime.on_stop(lambda: stop_child(demo), last=True)

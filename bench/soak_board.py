@@ -46,15 +46,24 @@ def rss_mb(pid: int) -> float:
     return psutil.Process(pid).memory_info().rss / 2**20
 
 
-def start_server(db: Path, port: int, speed: float, log_path: Path):
+def start_server(db: Path, port: int, speed: float, log_path: Path, extra: list[str] = ()):
     """Start ``serve.py`` with its accelerated demo feed; returns (process, log, port)."""
     log = open(log_path, "w")
     proc = subprocess.Popen(
         [sys.executable, str(ROOT / "serve.py"), "--db", str(db), "--port", str(port),
-         "--address", "127.0.0.1", "--speed", str(speed)],
+         "--address", "127.0.0.1", "--speed", str(speed), *extra],
         cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
         env={**os.environ, "PYTHONUNBUFFERED": "1"})
     return proc, log, port
+
+
+def duckdb_mb(url: str) -> float | None:
+    """DuckDB's share of the server's memory, from its ``/health``."""
+    try:
+        health = json.loads(urllib.request.urlopen(f"{url}/health", timeout=10).read())
+        return health.get("memory", {}).get("duckdb_mb")
+    except (OSError, ValueError):
+        return None
 
 
 def stop_server(proc: subprocess.Popen) -> None:
@@ -118,6 +127,8 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--sample-s", type=float, default=30.0, help="seconds between samples")
     p.add_argument("--warmup-s", type=float, default=60.0, help="seconds before the baseline")
     p.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    p.add_argument("--serve-arg", action="append", default=[],
+                   help="extra serve.py argument for both consoles, e.g. --serve-arg=--malloc-trim-s=0")
     p.add_argument("--baseline", action="store_true",
                    help="also run the same console and feed with no board open, and compare")
     args = p.parse_args(argv)
@@ -137,10 +148,10 @@ def main(argv: list[str] | None = None) -> dict:
         shutil.copy2(db, work / "baseline.duckdb")
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    servers = [start_server(db, port, args.speed, work / "serve.log")]
+    servers = [start_server(db, port, args.speed, work / "serve.log", args.serve_arg)]
     if args.baseline:  # the same console and feed with no board open: what the rest costs
         servers.append(start_server(work / "baseline.duckdb", free_port(), args.speed,
-                                    work / "baseline.log"))
+                                    work / "baseline.log", args.serve_arg))
     server = servers[0][0]
     samples: list[dict] = []
     result: dict = {}
@@ -171,13 +182,15 @@ def main(argv: list[str] | None = None) -> dict:
                      "rss_mb": round(rss_mb(server.pid), 1),
                      "baseline_rss_mb": (round(rss_mb(servers[1][0].pid), 1)
                                          if args.baseline else None),
+                     "duckdb_mb": duckdb_mb(url),
                      "heap_mb": round(heap["usedSize"] / 2**20, 2),
                      "dom_nodes": int(metrics.get("Nodes", 0)),
                      "state": page.evaluate(FRESHNESS_JS)}
                 samples.append(s)
                 base = (f"  baseline rss {s['baseline_rss_mb']:>8.1f} MB"
                         if args.baseline else "")
-                print(f"{s['t_s']:>8.0f} s  rss {s['rss_mb']:>8.1f} MB{base}  heap "
+                print(f"{s['t_s']:>8.0f} s  rss {s['rss_mb']:>8.1f} MB (duckdb "
+                      f"{s['duckdb_mb']} MB){base}  heap "
                       f"{s['heap_mb']:>7.2f} MB  nodes {s['dom_nodes']:>6}  {s['state']}",
                       flush=True)
                 return s
@@ -198,6 +211,8 @@ def main(argv: list[str] | None = None) -> dict:
             "warmup_s": args.warmup_s, "samples": len(samples),
             "rss_start_mb": first["rss_mb"], "rss_end_mb": last["rss_mb"],
             "rss_max_mb": max(s["rss_mb"] for s in samples),
+            "duckdb_start_mb": first["duckdb_mb"], "duckdb_end_mb": last["duckdb_mb"],
+            "serve_args": args.serve_arg,
             "rss_growth_pct": round(100 * (last["rss_mb"] / first["rss_mb"] - 1), 2),
             "heap_start_mb": first["heap_mb"], "heap_end_mb": last["heap_mb"],
             "heap_max_mb": max(s["heap_mb"] for s in samples),

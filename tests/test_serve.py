@@ -24,6 +24,14 @@ def test_every_route_is_served_and_health_is_json(serve):
     assert data["status"] == "ok"
     assert data["db"] == str(console.db)
     assert data["feeds"] == []
+    # memory for the operators: the process's RSS (what the soak watches) and DuckDB's share
+    import psutil
+
+    mem = data["memory"]
+    rss = psutil.Process(console.proc.pid).memory_info().rss / 2**20
+    assert abs(mem["rss_mb"] - rss) < 0.2 * rss, (mem, rss)
+    assert 0 < mem["duckdb_mb"] < mem["rss_mb"]
+    assert mem["sessions"] == 0  # pages fetched over plain HTTP, none opened in a browser
 
 
 def test_unknown_route_is_404(serve):

@@ -78,11 +78,12 @@ def console(tiny_db_template, tmp_path_factory):
 
 
 def budget() -> float:
-    """The push must arrive promptly: 3 s here, where three browser tabs, the server and the
-    test share two cores. The 1 s figure itself is a performance claim, measured and printed
-    (a timed test must not flake on a busy machine; see README, Benchmarks); on a machine
-    running several times more work than it has cores only the arrival (15 s) is checked."""
-    return 3.0 if os.getloadavg()[0] <= 2 * (os.cpu_count() or 1) else 15.0
+    """The issue's figure: 1 s, checked on the median of three publications (one slow frame
+    of a machine shared by three browser tabs, the server and the test must not fail it);
+    each single one must arrive within 3 s. On a machine running several times more work than
+    it has cores only the arrival (15 s) is checked (see README, Benchmarks, and
+    ``bench/warning_push.py`` for the measured figures)."""
+    return 1.0 if os.getloadavg()[0] <= 2 * (os.cpu_count() or 1) else 15.0
 
 
 def open_warnings(page, console):
@@ -142,38 +143,45 @@ def test_published_warning_reaches_other_tabs_and_the_board_promptly(browser, pa
     try:
         open_warnings(page, console)
         open_warnings(other, console)
-        headline = f"暴雨红色预警 {time.time():.0f}"
-        other.evaluate(f"window.__watch('.wl-item', {headline!r}, true, '.active-warnings')")
         has_board = console.get("/board")[0] == 200
         if has_board:
             board = browser.new_context(viewport={"width": 1600, "height": 900}).new_page()
             board.goto(f"{console.url}/board")
             board.add_script_tag(content=DEEP_JS)
             board.wait_for_timeout(3000)  # let the wall settle
-            # watch the ticker's own shadow root: a deep scan of the whole wall every 100 ms
-            # would itself take the CPU the measurement needs
-            board.evaluate(f"window.__watch('.board-ticker', {headline!r}, true, '.board-ticker')")
-        code = "370102"
-        t0 = publish(page, headline, code)
-        seen = wait_until(lambda: other.evaluate("window.__seen"), timeout=10,
-                          message="the warning never reached the second tab")
-        latency = seen / 1000 - t0
-        print(f"\nsecond tab saw the warning {latency * 1000:.0f} ms after the click "  # noqa: T201
-              f"(load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
-        refreshed = float(other.evaluate(
-            "window.__deep('.active-warnings').shadowRoot.querySelector('.wl')"
-            ".getAttribute('data-refreshed')"))
-        print(f"  click -> server rebuilt the second tab's list: {(refreshed - t0) * 1000:.0f} ms;"  # noqa: T201
-              f" -> shown in the second tab: {(seen / 1000 - refreshed) * 1000:.0f} ms")
-        assert latency < budget()
-        assert "已发布预警" in page.evaluate("window.__text('.wf-message')")
+        second, wall = [], []
+        for i, code in enumerate(("370102", "370103", "370104")):
+            headline = f"暴雨红色预警 {i}-{time.time():.0f}"
+            other.evaluate(f"window.__watch('.wl-item', {headline!r}, true, '.active-warnings')")
+            if board is not None:
+                # the ticker's own shadow root: a deep scan of the whole wall every 100 ms
+                # would itself take the CPU the measurement needs
+                board.evaluate(f"window.__watch('.board-ticker', {headline!r}, true, "
+                               "'.board-ticker')")
+            t0 = publish(page, headline, code)
+            seen = wait_until(lambda: other.evaluate("window.__seen"), timeout=15,
+                              message="the warning never reached the second tab")
+            second.append(seen / 1000 - t0)
+            refreshed = float(other.evaluate(
+                "window.__deep('.active-warnings').shadowRoot.querySelector('.wl')"
+                ".getAttribute('data-refreshed')"))
+            print(f"\nsecond tab saw warning {i} {second[-1] * 1000:.0f} ms after the click "  # noqa: T201
+                  f"(server rebuilt its list at {(refreshed - t0) * 1000:.0f} ms; load "
+                  f"average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
+            wait_until(lambda: "已发布预警" in page.evaluate("window.__text('.wf-message')"),
+                       timeout=10, message="the officer was not told the warning is out")
+            if board is not None:
+                seen = wait_until(lambda: board.evaluate("window.__seen"), timeout=15,
+                                  message="the warning never reached /board")
+                wall.append(seen / 1000 - t0)
+                print(f"/board showed warning {i} {wall[-1] * 1000:.0f} ms after the click")  # noqa: T201
         page.screenshot(path=str(SHOTS / "warnings-form.png"))
         other.screenshot(path=str(SHOTS / "warnings-second-tab.png"))
-        if board is not None:
-            seen = wait_until(lambda: board.evaluate("window.__seen"), timeout=10,
-                              message="the warning never reached /board")
-            print(f"/board showed the warning {(seen / 1000 - t0) * 1000:.0f} ms after the click")  # noqa: T201
-            assert seen / 1000 - t0 < budget()
+        limit = budget()
+        for times in (second, wall):
+            assert all(t < max(3.0, limit) for t in times), times
+            if times:
+                assert sorted(times)[len(times) // 2] < limit, times
         # a double click on publish publishes once
         page.locator(".wf-publish button").click()
         wait_until(lambda: "未重复发布" in page.evaluate(

@@ -1,0 +1,82 @@
+"""Keep a console process's memory flat over weeks: fewer malloc arenas, freed pages returned.
+
+A console runs many threads (the ingest, the alarm engine, expiry and snapshot timers,
+DuckDB's workers, the web server) that allocate and free large blocks (Arrow batches,
+DataFrames, JSON patches) all day. glibc gives each thread its own arena (up to 8 per core)
+and keeps freed pages mapped, so the resident size creeps up with fragmentation although
+nothing leaks. Two standard remedies, both glibc-only (no-ops elsewhere):
+
+* :func:`limit_arenas` — ``mallopt(M_ARENA_MAX, n)`` before the threads start;
+* :class:`MemoryTrimmer` — ``malloc_trim(0)`` every ``period_s`` in a daemon thread, which
+  hands freed pages back to the system (measured in ``bench/soak_board.py``).
+"""
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import logging
+import threading
+import time
+
+log = logging.getLogger(__name__)
+
+M_ARENA_MAX = -8
+
+
+def _libc():
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.malloc_trim  # noqa: B018  (glibc only)
+        libc.mallopt  # noqa: B018
+        return libc
+    except (OSError, AttributeError):
+        return None
+
+
+def limit_arenas(n: int = 2) -> bool:
+    """Cap glibc's malloc arenas at ``n`` (call before starting threads). True if applied."""
+    libc = _libc()
+    return bool(libc is not None and n > 0 and libc.mallopt(M_ARENA_MAX, n) == 1)
+
+
+def trim() -> bool:
+    """Return freed heap pages to the system now. True if some memory was released."""
+    libc = _libc()
+    return bool(libc is not None and libc.malloc_trim(0))
+
+
+class MemoryTrimmer:
+    """Calls :func:`trim` every ``period_s`` seconds in a daemon thread until :meth:`stop`."""
+
+    def __init__(self, period_s: float = 60.0):
+        self.period_s = period_s
+        self.runs = 0
+        self.last_s: float | None = None  # how long the last trim took
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def available(self) -> bool:
+        return _libc() is not None
+
+    def start(self) -> MemoryTrimmer:
+        if self.period_s > 0 and self.available:
+            self._thread = threading.Thread(target=self._run, name="memory-trim", daemon=True)
+            self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.period_s):
+            t = time.perf_counter()
+            try:
+                trim()
+            except Exception as exc:  # never take the console down for housekeeping
+                log.warning("malloc_trim failed: %r", exc)
+                return
+            self.last_s = time.perf_counter() - t
+            self.runs += 1
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)

@@ -7,8 +7,11 @@ and keeps freed pages mapped, so the resident size creeps up with fragmentation 
 nothing leaks. Two standard remedies, both glibc-only (no-ops elsewhere):
 
 * :func:`limit_arenas` — ``mallopt(M_ARENA_MAX, n)`` before the threads start;
-* :class:`MemoryTrimmer` — ``malloc_trim(0)`` every ``period_s`` in a daemon thread, which
-  hands freed pages back to the system (measured in ``bench/soak_board.py``).
+* :class:`MemoryTrimmer` — ``malloc_trim(0)`` (and Arrow's ``release_unused``) every
+  ``period_s`` in a daemon thread, which hands freed pages back to the system (measured in
+  ``bench/soak_board.py``).
+
+DuckDB's own allocator is told to flush early in :class:`sources.store.Store`.
 """
 from __future__ import annotations
 
@@ -40,7 +43,15 @@ def limit_arenas(n: int = 2) -> bool:
 
 
 def trim() -> bool:
-    """Return freed heap pages to the system now. True if some memory was released."""
+    """Return freed heap pages to the system now (glibc's and Arrow's pools).
+
+    True if glibc released some memory."""
+    try:
+        import pyarrow as pa
+
+        pa.default_memory_pool().release_unused()
+    except (ImportError, AttributeError):
+        pass
     libc = _libc()
     return bool(libc is not None and libc.malloc_trim(0))
 

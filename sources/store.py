@@ -41,8 +41,12 @@ class Store(param.Parameterized):
     def __init__(self, path: str | Path = ":memory:", *, read_only: bool = False, **params):
         super().__init__(path=str(path), read_only=read_only, **params)
         # A 24/7 console must not let DuckDB's buffer cache grow with the readings table:
-        # cap it (it spills to disk beyond) so the process memory stays flat.
-        config = {"memory_limit": os.environ.get("CONSOLE_DB_MEMORY", "1GB")}
+        # cap it (it spills to disk beyond) so the process memory stays flat. DuckDB's
+        # allocator (jemalloc on Linux) keeps up to 128 MB of freed memory per task before
+        # it flushes; flush above 16 MB and purge in the background instead.
+        config = {"memory_limit": os.environ.get("CONSOLE_DB_MEMORY", "1GB"),
+                  "allocator_flush_threshold": "16MB",
+                  "allocator_background_threads": True}
         self._con = duckdb.connect(self.path, read_only=self.read_only, config=config)
         self._write_lock = threading.RLock()
         self._local = threading.local()

@@ -58,3 +58,17 @@ def test_disabled_trimmer_starts_no_thread():
 def test_limit_arenas_is_accepted():
     assert limit_arenas(2) is True
     assert limit_arenas(0) is False
+
+
+def test_the_store_tells_duckdb_to_flush_freed_memory_early(tmp_path):
+    from sources.store import Store
+
+    store = Store(tmp_path / "s.duckdb")
+    try:
+        flush, background = store._con.sql(
+            "SELECT current_setting('allocator_flush_threshold'), "
+            "current_setting('allocator_background_threads')").fetchall()[0]
+        assert flush.startswith("16"), flush
+        assert background is True
+    finally:
+        store.close()

@@ -139,3 +139,27 @@ def test_dashboard_builds(runtime, lang):
     dash = BoardDashboard(runtime=runtime, lang=lang)
     assert pn.panel(dash.layout()).get_root() is not None
     assert runtime.shared("board.situation", lambda: None) is not None
+
+
+def test_urgent_events_skip_the_burst_limit_others_wait(source):
+    """A warning right after a refresh refreshes at once; an alarm waits for the limit, and
+    the snapshot a board reads is never older than the newest event's publication."""
+    from sources.hub import Message
+
+    rt = Runtime(store=source.store, hub=source.hub)
+    board = SituationBoard(source=source, lang="zh", runtime=rt, refresh_s=30)
+    calls = []
+    real = board.refresh
+    board.refresh = lambda *a, **k: (calls.append(board._dirty_since), real(*a, **k))
+    board._last_refresh = __import__("time").monotonic()  # just refreshed
+    alarm = Message("alarm", {})
+    board._on_messages([alarm], missed=False)
+    assert calls == [] and board._dirty_since == alarm.at  # held back (no session: _tick)
+    warning = Message("warning", {})
+    board._on_messages([warning], missed=False)
+    assert calls == [warning.at]  # at once, asking for a snapshot newer than the warning
+    assert board._dirty_since is None
+    snap_started = source._snapshot[0]
+    assert snap_started >= warning.at
+    board._on_readings([Message("reading", {})], missed=True)  # readings: alive, no refresh
+    assert len(calls) == 1 and board._dirty_since is None and board._last_reading_s

@@ -150,6 +150,9 @@ def memory(runtime) -> dict:
         out["duckdb_mb"] = round((used or 0) / 2**20, 1)
     except Exception:  # a busy or closing store must not break the health check
         pass
+    from sources.housekeeping import allocators
+
+    out.update(allocators())
     try:
         import panel as pn
 

@@ -56,6 +56,33 @@ def trim() -> bool:
     return bool(libc is not None and libc.malloc_trim(0))
 
 
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in (
+        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
+        "fordblks", "keepcost")]
+
+
+def allocators() -> dict:
+    """Where the native memory is, in MB: glibc's heap (in use, free but kept, mmapped) and
+    Arrow's pool. Absent figures are None (not glibc, no Arrow)."""
+    out = {"malloc_used_mb": None, "malloc_free_mb": None, "malloc_mmap_mb": None,
+           "arrow_mb": None}
+    libc = _libc()
+    if libc is not None and hasattr(libc, "mallinfo2"):
+        libc.mallinfo2.restype = _MallInfo2
+        info = libc.mallinfo2()
+        out["malloc_used_mb"] = round(info.uordblks / 2**20, 1)
+        out["malloc_free_mb"] = round(info.fordblks / 2**20, 1)
+        out["malloc_mmap_mb"] = round(info.hblkhd / 2**20, 1)
+    try:
+        import pyarrow as pa
+
+        out["arrow_mb"] = round(pa.default_memory_pool().bytes_allocated() / 2**20, 1)
+    except ImportError:
+        pass
+    return out
+
+
 class MemoryTrimmer:
     """Calls :func:`trim` every ``period_s`` seconds in a daemon thread until :meth:`stop`."""
 

@@ -135,8 +135,6 @@ def run(args) -> dict:
                 own = officer.evaluate(f"window.__seen[{headline!r}]")
                 second = pages["second"].evaluate(f"window.__seen[{headline!r}]")
                 board = pages["board"].evaluate(f"window.__seen[{headline!r}]")
-                if os.environ.get("BENCH_DEBUG"):
-                    print(f"  click at {click / 1000:.3f}", flush=True)
                 rows.append({"own_ms": own - click, "second_ms": second - click,
                              "board_ms": board - click, "load": os.getloadavg()[0]})
                 print(f"  warning {i}: own {own - click:6.0f} ms   second tab "

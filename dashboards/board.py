@@ -153,9 +153,7 @@ class SituationBoard(View):
             self._last_reading_s = time.time()
 
     def _on_messages(self, messages, missed: bool) -> None:
-        if any(m.topic == "reading" for m in messages):
-            self._last_reading_s = time.time()
-        events = [m.at for m in messages if m.topic != "reading"]
+        events = [m.at for m in messages]
         if missed:  # some were dropped: whatever they were, read everything afresh
             events.append(time.monotonic())
         if not events:

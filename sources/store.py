@@ -10,6 +10,7 @@ import os
 import shutil
 import tempfile
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -75,15 +76,28 @@ class Store(param.Parameterized):
         with self.transaction() as cur:
             cur.execute(SCHEMA_PATH.read_text(encoding="utf-8"))
 
-    def close(self) -> None:
-        """Checkpoint (when writable) and close the connection."""
+    def close(self, timeout: float = 10.0) -> None:
+        """Checkpoint (when writable) and close the connection.
+
+        A reader in another thread (a page's query, a warm-up) may be creating a cursor at
+        that moment: DuckDB refuses to close a busy connection instead of waiting, so wait
+        for it (up to ``timeout`` seconds) rather than leave the file open.
+        """
+        deadline = time.monotonic() + timeout
         with self._write_lock:
             if not self.read_only:
                 try:
                     self._con.execute("CHECKPOINT")
                 except duckdb.Error:
                     pass
-            self._con.close()
+            while True:
+                try:
+                    self._con.close()
+                    return
+                except duckdb.Error as exc:
+                    if "busy" not in str(exc) or time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.01)
 
     # ------------------------------------------------------------------ reading
     def cursor(self) -> duckdb.DuckDBPyConnection:

@@ -72,3 +72,4 @@ def test_the_store_tells_duckdb_to_flush_freed_memory_early(tmp_path):
         assert background is True
     finally:
         store.close()
+

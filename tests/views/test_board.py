@@ -122,7 +122,8 @@ def test_situation_board_composes_every_layout(source):
 
 def test_new_events_reach_the_board(source):
     rt = Runtime(store=source.store, hub=source.hub)
-    board = SituationBoard(source=source, lang="zh", runtime=rt, rotate_s=3)
+    # a long burst limit: the event is held back (a slow build must not let it refresh at once)
+    board = SituationBoard(source=source, lang="zh", runtime=rt, rotate_s=3, refresh_s=30)
     assert board.kpis.kpis["quakes"]["value"] == 1
     source.store.insert("quakes", pd.DataFrame({
         "feed": ["f"], "seq": [99], "ts": [ts(-5)], "quake_id": ["q9"], "lon": [117.1],

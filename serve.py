@@ -145,6 +145,14 @@ def memory(runtime) -> dict:
             out["rss_mb"] = round(int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20, 1)
     except (OSError, ValueError, IndexError):
         pass
+    try:  # anonymous (heaps) against file-backed (code, libraries) resident memory
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(("RssAnon:", "RssFile:")):
+                    key = "rss_anon_mb" if line.startswith("RssAnon") else "rss_file_mb"
+                    out[key] = round(int(line.split()[1]) / 1024, 1)
+    except (OSError, ValueError, IndexError):
+        pass
     try:
         used = runtime.store.scalar("SELECT sum(memory_usage_bytes) FROM duckdb_memory()")
         out["duckdb_mb"] = round((used or 0) / 2**20, 1)
@@ -153,13 +161,19 @@ def memory(runtime) -> dict:
     from sources.housekeeping import allocators
 
     out.update(allocators())
-    try:
-        import panel as pn
-
-        out["sessions"] = pn.state.session_info.get("live")
-    except Exception:
-        pass
+    out["sessions"] = open_pages(getattr(runtime, "server", None))
     return out
+
+
+def open_pages(server) -> int | None:
+    """Pages connected right now (Bokeh sessions with a live websocket); a page fetched but
+    never opened in a browser does not count. None before the server exists."""
+    if server is None:
+        return None
+    try:
+        return sum(1 for s in server.get_sessions() if s.connection_count > 0)
+    except Exception:  # a session closing while counted must not break the health check
+        return None
 
 
 def health(runtime) -> dict:
@@ -246,6 +260,7 @@ def serve(args: argparse.Namespace) -> None:
         **kwargs,
     )
 
+    runtime.server = server  # /health counts its open pages
     loop = server.io_loop
     stopping = threading.Event()
 

@@ -57,13 +57,18 @@ def start_server(db: Path, port: int, speed: float, log_path: Path, extra: list[
     return proc, log, port
 
 
-def duckdb_mb(url: str) -> float | None:
-    """DuckDB's share of the server's memory, from its ``/health``."""
+def memory(url: str) -> dict:
+    """The server's own memory breakdown from its ``/health`` (DuckDB, glibc, Arrow; MB)."""
     try:
         health = json.loads(urllib.request.urlopen(f"{url}/health", timeout=10).read())
-        return health.get("memory", {}).get("duckdb_mb")
+        return health.get("memory", {})
     except (OSError, ValueError):
-        return None
+        return {}
+
+
+def duckdb_mb(url: str) -> float | None:
+    """DuckDB's share of the server's memory, from its ``/health``."""
+    return memory(url).get("duckdb_mb")
 
 
 def stop_server(proc: subprocess.Popen) -> None:
@@ -129,6 +134,8 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--keep", action="store_true", help="keep the temporary directory")
     p.add_argument("--serve-arg", action="append", default=[],
                    help="extra serve.py argument for both consoles, e.g. --serve-arg=--malloc-trim-s=0")
+    p.add_argument("--samples-out", default=None,
+                   help="write every sample (with both servers' memory breakdown) to this JSON file")
     p.add_argument("--baseline", action="store_true",
                    help="also run the same console and feed with no board open, and compare")
     args = p.parse_args(argv)
@@ -148,17 +155,20 @@ def main(argv: list[str] | None = None) -> dict:
         shutil.copy2(db, work / "baseline.duckdb")
     port = free_port()
     url = f"http://127.0.0.1:{port}"
+    base_url = None
     servers = [start_server(db, port, args.speed, work / "serve.log", args.serve_arg)]
     if args.baseline:  # the same console and feed with no board open: what the rest costs
         servers.append(start_server(work / "baseline.duckdb", free_port(), args.speed,
                                     work / "baseline.log", args.serve_arg))
     server = servers[0][0]
+    if args.baseline:
+        base_url = f"http://127.0.0.1:{servers[1][2]}"
     samples: list[dict] = []
     result: dict = {}
     try:
         wait_health(url, server)
         if args.baseline:
-            wait_health(f"http://127.0.0.1:{servers[1][2]}", servers[1][0])
+            wait_health(base_url, servers[1][0])
         from playwright.sync_api import sync_playwright
 
         with sync_playwright() as pw:
@@ -183,6 +193,8 @@ def main(argv: list[str] | None = None) -> dict:
                      "baseline_rss_mb": (round(rss_mb(servers[1][0].pid), 1)
                                          if args.baseline else None),
                      "duckdb_mb": duckdb_mb(url),
+                     "memory": memory(url),
+                     "baseline_memory": memory(base_url) if args.baseline else None,
                      "heap_mb": round(heap["usedSize"] / 2**20, 2),
                      "dom_nodes": int(metrics.get("Nodes", 0)),
                      "state": page.evaluate(FRESHNESS_JS)}
@@ -238,6 +250,8 @@ def main(argv: list[str] | None = None) -> dict:
             log.close()
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
+    if args.samples_out:
+        Path(args.samples_out).write_text(json.dumps(samples, indent=1))
     print(json.dumps(result, ensure_ascii=False))
     return result
 

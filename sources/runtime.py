@@ -24,6 +24,8 @@ class Runtime(param.Parameterized):
     ingests = param.List(default=[], doc="Feed ingests (sources.feed.FeedIngest), one per URL.")
     lang = param.Selector(default="zh", objects=["zh", "en"], doc="Default interface language.")
     started_at = param.Number(default=None, allow_None=True, doc="Epoch seconds of start.")
+    server = param.Parameter(default=None, doc="The Bokeh server serving the console "
+                             "(set by serve.py; /health counts its open pages).")
 
     _current: ClassVar[Runtime | None] = None
 

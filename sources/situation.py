@@ -38,6 +38,15 @@ _KIND_NEEDS = (
 )
 
 
+# LATEST_NOTE: the queries the board repeats twice a second avoid window functions and hash
+# joins. DuckDB 2.0 keeps bookkeeping for every buffer such an operator used until its buffer
+# pool's eviction queue is purged, which a console with little memory pressure rarely does:
+# 10,000 ``row_number() OVER (...)`` or join queries grew the heap by 28 MB (arg_max and
+# plain aggregates: 0.5 MB), and a wall page made the server grow ≈ 1.2 MB a minute. So
+# "latest row of each" is ``arg_max`` and registry lookups (names, positions) are pandas
+# reindexing of registries read once (``places()``).
+
+
 def haversine_sql(lon: str = "lon", lat: str = "lat") -> str:
     """SQL for the great-circle distance in km from ``($lon, $lat)`` to the columns given."""
     return (
@@ -199,8 +208,7 @@ class SituationSource(Source):
             rate_now = float(sum(rates)) if rates else None
         if rate_now is None:
             rate_now = self._readings_between(now - window, now) / self.rate_window_s
-        put("rate", round(rate_now, 1),
-            round(self._readings_between(before - window, before) / self.rate_window_s, 1))
+        put("rate", round(rate_now, 1), round(self._rate_before(before, window), 1))
 
         statuses = statuses or []
         connected = sum(1 for s in statuses if s.get("connected"))
@@ -212,6 +220,16 @@ class SituationSource(Source):
             {"n": now}).to_pylist()[0]
         put("rejected", int(rej["now_n"]), int(rej["before_n"]))
         return out
+
+    def _rate_before(self, before_ms: int, window_ms: int) -> float:
+        """Readings per second in the window ending at ``before_ms`` (24 h ago), read at most
+        once per 10 s step: that past does not change, and the board refreshes twice a second."""
+        end = before_ms - before_ms % 10_000
+        cached = self._cache.get("rate_before")
+        if cached is None or cached[0] != (end, window_ms):
+            cached = ((end, window_ms), self._readings_between(end - window_ms, end) / (window_ms / 1000))
+            self._cache["rate_before"] = cached
+        return cached[1]
 
     def _readings_between(self, start_ms: int, end_ms: int) -> int:
         return int(self.store.scalar(
@@ -227,10 +245,10 @@ class SituationSource(Source):
         """Warnings in force at ``at_ms``: latest version not a Cancel and not expired."""
         return self._df(
             f"""
-            WITH cur AS (
-              SELECT * FROM warnings
-              WHERE $u::BIGINT IS NULL OR epoch_ms(created_at) <= $u::BIGINT
-              QUALIFY row_number() OVER (PARTITION BY warning_id ORDER BY version DESC) = 1)
+            WITH cur AS (  -- latest version of each (arg_max, not a window: LATEST_NOTE)
+              SELECT unnest(arg_max(w, w.version)) FROM warnings w
+              WHERE $u::BIGINT IS NULL OR epoch_ms(w.created_at) <= $u::BIGINT
+              GROUP BY w.warning_id)
             SELECT {columns} FROM cur
             WHERE msg_type <> 'Cancel' AND epoch_ms(expires) > $t
             """, {"t": at_ms, "u": created_upto})
@@ -265,22 +283,41 @@ class SituationSource(Source):
                 out["event"].append(w.event)
         return out
 
+    def places(self) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """Installations (``name, lon, lat`` by id) and sensors (``lon, lat`` by id): the
+        registries the live tables point into, read once (they do not change live)."""
+        return self._static("places", lambda: (
+            self._df("SELECT installation_id, name, lon, lat FROM installations")
+            .set_index("installation_id"),
+            self._df("SELECT sensor_id, lon, lat FROM sensors").set_index("sensor_id")))
+
+    def _place_alarms(self, a: pd.DataFrame) -> pd.DataFrame:
+        """Add ``lon, lat, name`` to alarms: their installation's, else their sensor's."""
+        inst, sens = self.places()
+        iid = a.installation_id
+        at_inst = iid.notna() & iid.isin(inst.index)
+        ilon = inst.lon.reindex(iid).to_numpy()
+        ilat = inst.lat.reindex(iid).to_numpy()
+        slon = sens.lon.reindex(a.sensor_id).to_numpy()
+        slat = sens.lat.reindex(a.sensor_id).to_numpy()
+        a = a.assign(lon=np.where(at_inst, ilon, slon), lat=np.where(at_inst, ilat, slat),
+                     name=np.where(at_inst, inst.name.reindex(iid).to_numpy(dtype=object),
+                                   a.sensor_id.to_numpy(dtype=object)))
+        return a
+
     def open_alarms(self) -> pd.DataFrame:
         """Open alarms at their installations (sensor position when no installation)."""
-        return self._df(
+        a = self._df(
             """
-            SELECT a.alarm_id, a.level, a.state, a.kind, a.sensor_id,
-                   a.state = 'raised' AS unacked, a.escalated_at IS NOT NULL AS escalated,
-                   epoch_ms(a.raised_at) AS raised_ms,
-                   coalesce(i.lon, s.lon) AS lon, coalesce(i.lat, s.lat) AS lat,
-                   coalesce(i.name, a.sensor_id) AS name
-            FROM alarms a
-            LEFT JOIN installations i USING (installation_id)
-            LEFT JOIN sensors s ON s.sensor_id = a.sensor_id
-            WHERE a.state <> 'closed'
-            ORDER BY a.raised_at DESC
+            SELECT alarm_id, level, state, kind, sensor_id, installation_id,
+                   state = 'raised' AS unacked, escalated_at IS NOT NULL AS escalated,
+                   epoch_ms(raised_at) AS raised_ms
+            FROM alarms
+            WHERE state <> 'closed'
+            ORDER BY raised_at DESC
             LIMIT 5000
             """)
+        return self._place_alarms(a).drop(columns="installation_id")
 
     def hotspots(self, now_ms: int | None = None, hours: float = 24) -> pd.DataFrame:
         now = self.now_ms() if now_ms is None else now_ms
@@ -303,15 +340,14 @@ class SituationSource(Source):
         """
         return self._df(
             """
-            WITH cur AS (
-              SELECT * FROM incidents
-              WHERE $u::BIGINT IS NULL OR epoch_ms(ts) <= $u::BIGINT
-              QUALIFY row_number() OVER (PARTITION BY incident_id ORDER BY ts DESC, seq DESC) = 1),
-            first AS (SELECT incident_id, min(epoch_ms(ts)) AS started_ms FROM incidents
-                      GROUP BY incident_id)
+            WITH cur AS (  -- latest row of each and when it began (LATEST_NOTE)
+              SELECT unnest(arg_max(x, (x.ts, x.seq))), min(epoch_ms(x.ts)) AS started_ms
+              FROM incidents x
+              WHERE $u::BIGINT IS NULL OR epoch_ms(x.ts) <= $u::BIGINT
+              GROUP BY x.incident_id)
             SELECT incident_id, kind, lon, lat, title, level, status, county_code,
                    epoch_ms(ts) AS ts_ms, started_ms
-            FROM cur JOIN first USING (incident_id)
+            FROM cur
             WHERE status = 'open'
             ORDER BY CASE level WHEN 'red' THEN 0 WHEN 'orange' THEN 1 WHEN 'yellow' THEN 2
                      ELSE 3 END, ts DESC
@@ -327,27 +363,30 @@ class SituationSource(Source):
         n = int(limit or self.ticker_size)
         df = self._df(
             f"""
-            (SELECT epoch_ms(a.raised_at) AS ts_ms, 'alarm' AS kind, a.level,
-                    coalesce(i.name, a.sensor_id) AS title, a.kind AS detail,
-                    'a' || a.alarm_id AS key
-             FROM alarms a LEFT JOIN installations i USING (installation_id)
-             ORDER BY a.raised_at DESC LIMIT {n})
+            (SELECT epoch_ms(raised_at) AS ts_ms, 'alarm' AS kind, level,
+                    sensor_id AS title, kind AS detail, 'a' || alarm_id AS key,
+                    installation_id AS inst
+             FROM alarms ORDER BY raised_at DESC LIMIT {n})
             UNION ALL
             (SELECT epoch_ms(created_at), 'warning', level, headline, msg_type,
-                    'w' || warning_id || ':' || version
+                    'w' || warning_id || ':' || version, NULL
              FROM warnings ORDER BY created_at DESC LIMIT {n})
             UNION ALL
             (SELECT epoch_ms(ts), 'incident', level, title, status,
-                    'i' || incident_id || ':' || seq
+                    'i' || incident_id || ':' || seq, NULL
              FROM incidents ORDER BY ts DESC LIMIT {n})
             UNION ALL
             (SELECT epoch_ms(ts), 'quake',
                     CASE WHEN magnitude >= 6 THEN 'red' WHEN magnitude >= 5 THEN 'orange'
                          WHEN magnitude >= 4 THEN 'yellow' ELSE 'blue' END,
-                    quake_id, printf('%.1f', magnitude), 'q' || quake_id
+                    quake_id, printf('%.1f', magnitude), 'q' || quake_id, NULL
              FROM quakes ORDER BY ts DESC LIMIT {n})
             ORDER BY ts_ms DESC, key LIMIT {n}
             """)
+        # an alarm is named by its installation (its sensor when it has none)
+        names = self.places()[0].name.reindex(df.inst).to_numpy(dtype=object)
+        df["title"] = np.where(pd.notna(names), names, df.title.to_numpy(dtype=object))
+        df = df.drop(columns="inst")
         if len(df):
             quake = df.kind == "quake"
             if quake.any():
@@ -380,32 +419,42 @@ class SituationSource(Source):
         if not len(inc):
             return pd.DataFrame(columns=["ts_ms", "kind", "level", "title", "detail"])
         last = inc.iloc[-1]
+        t0_ms = int(self.store.scalar(
+            "SELECT min(epoch_ms(ts)) FROM incidents WHERE incident_id = $id", {"id": incident_id}))
         params = {"id": incident_id, "lon": float(last.lon), "lat": float(last.lat),
-                  "county": last.county_code}
+                  "county": last.county_code, "t0": t0_ms}
         df = self._df(
             f"""
-            WITH start AS (SELECT min(ts) AS t0 FROM incidents WHERE incident_id = $id)
             SELECT epoch_ms(ts) AS ts_ms, 'incident' AS kind, level, title, status AS detail
             FROM incidents WHERE incident_id = $id
             UNION ALL
-            SELECT epoch_ms(a.raised_at), 'alarm', a.level, coalesce(i.name, a.sensor_id), a.kind
-            FROM alarms a JOIN installations i USING (installation_id), start
-            WHERE a.raised_at >= start.t0 AND {haversine_sql('i.lon', 'i.lat')} < 10
-            UNION ALL
             SELECT epoch_ms(q.ts), 'quake', 'blue', q.quake_id, printf('%.1f', q.magnitude)
-            FROM quakes q, start
-            WHERE q.ts >= start.t0 AND {haversine_sql('q.lon', 'q.lat')} < 50
+            FROM quakes q
+            WHERE epoch_ms(q.ts) >= $t0 AND {haversine_sql('q.lon', 'q.lat')} < 50
             UNION ALL
             SELECT epoch_ms(h.ts), 'hotspot', 'orange', h.hotspot_id, printf('%.0f', h.confidence)
-            FROM hotspots h, start
-            WHERE h.ts >= start.t0 AND {haversine_sql('h.lon', 'h.lat')} < 10
+            FROM hotspots h
+            WHERE epoch_ms(h.ts) >= $t0 AND {haversine_sql('h.lon', 'h.lat')} < 10
             UNION ALL
             SELECT epoch_ms(w.created_at), 'warning', w.level, w.headline, w.msg_type
-            FROM warnings w, start
-            WHERE w.created_at >= start.t0 AND $county::VARCHAR IS NOT NULL
+            FROM warnings w
+            WHERE epoch_ms(w.created_at) >= $t0 AND $county::VARCHAR IS NOT NULL
               AND list_contains(w.area_codes, $county::VARCHAR)
-            ORDER BY ts_ms
             """, params)
+        # alarms at installations within 10 km (positions from the registry, not a join)
+        a = self._df(
+            "SELECT epoch_ms(raised_at) AS ts_ms, level, sensor_id, kind AS detail, "
+            "installation_id FROM alarms WHERE epoch_ms(raised_at) >= $t0 "
+            "AND installation_id IS NOT NULL", {"t0": t0_ms})
+        if len(a):
+            a = self._place_alarms(a)
+            a = a[haversine_km(params["lon"], params["lat"], a.lon.to_numpy(dtype=float),
+                               a.lat.to_numpy(dtype=float)) < 10]
+            a = pd.DataFrame({"ts_ms": a.ts_ms, "kind": "alarm", "level": a.level,
+                              "title": a.name, "detail": a.detail})
+            df = pd.concat([df, a], ignore_index=True) if len(df) else a
+        # oldest first; the incident's own rows before other events at the same instant
+        df = df.sort_values("ts_ms", kind="stable")
         return df.tail(limit).reset_index(drop=True)
 
     def nearest_resources(self, lon: float, lat: float, kind: str = "",

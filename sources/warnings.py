@@ -34,10 +34,10 @@ LEVELS = ("blue", "yellow", "orange", "red")
 EVENTS = ("rainstorm", "flood", "gale", "heat", "freezing", "blizzard", "drought",
           "landslide", "forest_fire", "earthquake", "fog", "thunderstorm")
 
+# latest version of each warning; arg_max, not a window function (see LATEST_NOTE in
+# sources/situation.py: DuckDB's window operator grows the heap when repeated)
 _LATEST = """
-    SELECT * EXCLUDE (rn) FROM (
-        SELECT *, row_number() OVER (PARTITION BY warning_id ORDER BY version DESC) AS rn
-        FROM warnings) WHERE rn = 1
+    SELECT * FROM (SELECT unnest(arg_max(w, w.version)) FROM warnings w GROUP BY w.warning_id)
 """
 
 

@@ -31,6 +31,9 @@ def test_every_route_is_served_and_health_is_json(serve):
     rss = psutil.Process(console.proc.pid).memory_info().rss / 2**20
     assert abs(mem["rss_mb"] - rss) < 0.2 * rss, (mem, rss)
     assert 0 < mem["duckdb_mb"] < mem["rss_mb"]
+    # RSS splits into anonymous (heaps) and file-backed (code, libraries) pages
+    assert abs(mem["rss_anon_mb"] + mem["rss_file_mb"] - mem["rss_mb"]) < 0.05 * mem["rss_mb"]
+    assert mem["rss_anon_mb"] > mem["duckdb_mb"]
     if mem["malloc_used_mb"] is not None:  # glibc: its heap is part of the RSS
         assert 0 < mem["malloc_used_mb"] + mem["malloc_free_mb"] < mem["rss_mb"]
     assert mem["arrow_mb"] is not None and mem["arrow_mb"] >= 0

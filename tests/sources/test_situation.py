@@ -74,7 +74,7 @@ def fill(store: Store) -> None:
         "confidence": [90.0, 80.0, 70.0], "satellite": ["FY-3D"] * 3}))
     ins("readings", pd.DataFrame({
         "feed": ["f"] * 4, "seq": [30, 31, 32, 33],
-        "ts": [ts(-1000), ts(-2000), ts(-DAY_MS - 1000), ts(-3 * DAY_MS)],
+        "ts": [ts(-1000), ts(-2000), ts(-DAY_MS - 15_000), ts(-3 * DAY_MS)],
         "sensor_id": ["s1"] * 4, "value": [1.0] * 4}))
     ins("rescue_teams", pd.DataFrame({
         "team_id": [1, 2, 3], "name": ["近队", "远队", "中队"], "kind": ["hazchem", "fire", "flood"],
@@ -126,12 +126,24 @@ def test_kpis_now_and_24h_ago(source):
     assert k["hotspots"] == {"value": 2, "before": 1}
     assert k["quakes"] == {"value": 1, "before": 0}
     assert k["rate"]["value"] == 13.0  # from the ingests
-    assert k["rate"]["before"] == pytest.approx(1 / 60, abs=0.05)
+    assert k["rate"]["before"] == pytest.approx(1 / 60, abs=0.05)  # shown to 0.1/s
     assert k["feeds"] == {"value": 1, "before": None, "total": 2}
 
 
 def test_rate_falls_back_to_the_store(source):
     assert source.kpis(NOW)["rate"]["value"] == pytest.approx(2 / 60, abs=0.05)
+
+
+def test_rate_24h_ago_is_read_once_per_10_s_step(source):
+    """The board refreshes twice a second; the past rate is re-read only every 10 s."""
+    before = (NOW - DAY_MS) - (NOW - DAY_MS) % 10_000
+    first = source._rate_before(before + 1_000, 60_000)
+    assert first == pytest.approx(1 / 60)  # the reading 24 h 15 s ago
+    source.store.insert("readings", pd.DataFrame({
+        "feed": ["f"], "seq": [99], "ts": [ts(before - 20_000 - NOW)], "sensor_id": ["s1"],
+        "value": [1.0]}))
+    assert source._rate_before(before + 9_000, 60_000) == first  # same step: not re-read
+    assert source._rate_before(before + 10_000, 60_000) == pytest.approx(first + 1 / 60)
 
 
 def test_ticker_newest_first_with_quake_place(source):
@@ -233,3 +245,22 @@ def test_needs_and_freshness():
     assert f["connected"] == 2 and f["total"] == 3
     assert f["age_s"] == pytest.approx(5)
     assert freshness([])["last_message_at"] is None
+
+
+def test_board_queries_use_no_window_functions_or_joins(source, monkeypatch):
+    """What a board repeats twice a second avoids the operators that grow DuckDB's heap
+    when repeated (window functions, hash joins: LATEST_NOTE in sources/situation.py)."""
+    seen = []
+    arrow = source.store.arrow
+
+    def record(sql, params=None):
+        seen.append(" ".join(sql.split()).upper())
+        return arrow(sql, params)
+
+    monkeypatch.setattr(source.store, "arrow", record)
+    sit = source.situation(force=True)
+    assert len(sit["incidents"]) and len(sit["details"]) and len(sit["alarms"])
+    assert len(seen) > 10
+    for sql in seen:
+        assert " OVER " not in sql and " OVER(" not in sql, sql
+        assert " JOIN " not in sql or "FROM STOCK S JOIN MATERIAL_KINDS" in sql, sql

@@ -220,6 +220,9 @@ def test_kiosk_hides_every_control(page, console):
         visible = [e for e in page.locator(sel).all() if e.is_visible()]
         assert not visible, f"kiosk shows {sel}"
     assert "Live" in page.locator("[data-board=freshness]").inner_text()
+    # /health counts the open page (an operator's "is the wall connected?")
+    wait_until(lambda: console.health()["memory"]["sessions"] >= 1, timeout=10,
+               message="/health does not count the open board")
     # the desk view (no kiosk) has the layer switches and the console's navigation
     open_board(page, console, "lang=en")
     assert page.locator(".console-header").count() == 1

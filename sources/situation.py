@@ -43,8 +43,9 @@ _KIND_NEEDS = (
 # pool's eviction queue is purged, which a console with little memory pressure rarely does:
 # 10,000 ``row_number() OVER (...)`` or join queries grew the heap by 28 MB (arg_max and
 # plain aggregates: 0.5 MB), and a wall page made the server grow ≈ 1.2 MB a minute. So
-# "latest row of each" is ``arg_max`` and registry lookups (names, positions) are pandas
-# reindexing of registries read once (``places()``).
+# "latest row of each" is ``arg_max``, registry lookups (names, positions) are pandas
+# reindexing of registries read once (``places()``), and the store turns off late
+# materialization (it makes a small ``ORDER BY … LIMIT`` a row-id join: sources/store.py).
 
 
 def haversine_sql(lon: str = "lon", lat: str = "lat") -> str:

@@ -420,8 +420,7 @@ class SituationSource(Source):
         if not len(inc):
             return pd.DataFrame(columns=["ts_ms", "kind", "level", "title", "detail"])
         last = inc.iloc[-1]
-        t0_ms = int(self.store.scalar(
-            "SELECT min(epoch_ms(ts)) FROM incidents WHERE incident_id = $id", {"id": incident_id}))
+        t0_ms = int(pd.Timestamp(inc.ts.iloc[0]).value // 1_000_000)  # rows are oldest first
         params = {"id": incident_id, "lon": float(last.lon), "lat": float(last.lat),
                   "county": last.county_code, "t0": t0_ms}
         df = self._df(

@@ -6,6 +6,7 @@ demo feed, ingests it and serves every app at http://localhost:5006.
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import json
 import logging
 import os
@@ -20,6 +21,7 @@ ROOT = Path(__file__).resolve().parent
 DEFAULT_DB = ROOT / "var" / "console.duckdb"
 
 log = logging.getLogger("console")
+EXIT_STUCK = 70  # stopping hung past --stop-timeout: stacks logged, process ended by force
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -47,6 +49,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--malloc-trim-s", type=float, default=60.0,
                    help="return freed memory to the system every N seconds, with malloc "
                         "arenas capped at 2 (glibc; 0: neither)")
+    p.add_argument("--stop-timeout", type=float, default=20.0,
+                   help="seconds a SIGTERM may take; past them every thread's stack is "
+                        f"logged and the process exits with {EXIT_STUCK} (0: wait forever)")
     p.add_argument(
         "--allow-websocket-origin", action="append", default=[],
         help="extra host[:port] allowed to open the page's websocket",
@@ -135,6 +140,32 @@ def _service_starters():
         if fn is not None and fn not in seen:
             seen.add(fn)
             yield fn
+
+
+def start_stop_watchdog(timeout_s: float, children=()) -> threading.Thread:
+    """End the process by force if stopping takes more than ``timeout_s``.
+
+    A console stuck while stopping keeps the store's file locked (no other process can open
+    it) and a supervisor's restart of the wall never comes. First every thread's stack goes
+    to the log (what was stuck), then the demo feed is killed and the process exits with
+    ``EXIT_STUCK``; committed rows are safe in DuckDB's write-ahead log.
+    """
+    def watch():
+        time.sleep(timeout_s)
+        log.error("did not stop within %.0f s: every thread's stack follows; exiting with %d",
+                  timeout_s, EXIT_STUCK)
+        for handler in logging.getLogger().handlers:
+            handler.flush()
+        faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
+        for child in children:
+            if child is not None and child.poll() is None:
+                child.kill()
+        sys.stderr.flush()
+        os._exit(EXIT_STUCK)
+
+    thread = threading.Thread(target=watch, name="stop-watchdog", daemon=True)
+    thread.start()
+    return thread
 
 
 def memory(runtime) -> dict:
@@ -269,10 +300,14 @@ def serve(args: argparse.Namespace) -> None:
             return
         stopping.set()
         log.info("stopping (signal %s)", signum)
+        if args.stop_timeout > 0:
+            start_stop_watchdog(args.stop_timeout, [demo])
 
         def stop_loop():
-            server.stop()
-            loop.stop()
+            try:
+                server.stop()
+            finally:  # the loop must end even if the server's own stop fails
+                loop.stop()
 
         loop.add_callback(stop_loop)
 
@@ -289,6 +324,8 @@ def serve(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    if hasattr(signal, "SIGUSR1"):  # `kill -USR1 PID`: every thread's stack to the log
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
     serve(parse_args(argv))
 
 

@@ -46,6 +46,14 @@ def rss_mb(pid: int) -> float:
     return psutil.Process(pid).memory_info().rss / 2**20
 
 
+def cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) the process has used (its demo-feed child not counted)."""
+    import psutil
+
+    t = psutil.Process(pid).cpu_times()
+    return t.user + t.system
+
+
 def start_server(db: Path, port: int, speed: float, log_path: Path, extra: list[str] = ()):
     """Start ``serve.py`` with its accelerated demo feed; returns (process, log, port)."""
     log = open(log_path, "w")
@@ -190,6 +198,9 @@ def main(argv: list[str] | None = None) -> dict:
                            for m in cdp.send("Performance.getMetrics")["metrics"]}
                 s = {"label": label, "t_s": round(time.time() - t0, 1),
                      "rss_mb": round(rss_mb(server.pid), 1),
+                     "cpu_s": round(cpu_s(server.pid), 2),
+                     "baseline_cpu_s": (round(cpu_s(servers[1][0].pid), 2)
+                                        if args.baseline else None),
                      "baseline_rss_mb": (round(rss_mb(servers[1][0].pid), 1)
                                          if args.baseline else None),
                      "duckdb_mb": duckdb_mb(url),
@@ -233,6 +244,9 @@ def main(argv: list[str] | None = None) -> dict:
             "page_loads": len(loads), "state_end": last["state"],
             "stale_samples": sum(1 for s in samples if s["state"] != "live"),
             "messages_stored": feed.get("stored"),
+            # the server's CPU over the soak, in % of one core
+            "cpu_pct": round(100 * (last["cpu_s"] - first["cpu_s"])
+                             / max(1e-9, last["t_s"] - first["t_s"]), 1),
             "target_growth_pct": 10.0,
         }
         if args.baseline:
@@ -242,6 +256,9 @@ def main(argv: list[str] | None = None) -> dict:
             # growth of the board's server beyond what the same console grows with no board
             result["board_rss_growth_mb"] = round(
                 (last["rss_mb"] - first["rss_mb"]) - (b1 - b0), 1)
+            result["baseline_cpu_pct"] = round(
+                100 * (last["baseline_cpu_s"] - first["baseline_cpu_s"])
+                / max(1e-9, last["t_s"] - first["t_s"]), 1)
         result["ok"] = (result["rss_growth_pct"] <= 10 and result["heap_growth_pct"] <= 10
                         and result["state_end"] == "live")
     finally:

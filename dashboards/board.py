@@ -90,7 +90,8 @@ class SituationBoard(View):
         self.clock = ClockPane(labels=ClockPane.labels_for(lang), css_classes=["board-clock"],
                                stale_after_s=self.stale_after_s,
                                sizing_mode="stretch_both", margin=0)
-        self._dirty_since: float | None = time.monotonic()
+        # topic -> publication time of the newest event not yet shown ({}: nothing new)
+        self._dirty: dict[str, float] = {}
         self._last_refresh = 0.0
         self._last_reading_s: float | None = None
         self._ticks = 0
@@ -153,13 +154,15 @@ class SituationBoard(View):
             self._last_reading_s = time.time()
 
     def _on_messages(self, messages, missed: bool) -> None:
-        events = [m.at for m in messages]
+        dirty = self._dirty
+        for m in messages:  # what the next refresh must read after (per topic)
+            dirty[m.topic] = max(dirty.get(m.topic, m.at), m.at)
         if missed:  # some were dropped: whatever they were, read everything afresh
-            events.append(time.monotonic())
-        if not events:
+            now = time.monotonic()
+            for topic in EVENTS:
+                dirty[topic] = now
+        if not messages and not missed:
             return
-        # the next snapshot must be read after the newest one was published
-        self._dirty_since = max(self._dirty_since or 0.0, *events)
         # a warning or an incident shows at once (the wall must see it within a second);
         # other events are held back to one refresh per refresh_s, made when that ends
         wait = self.refresh_s - (time.monotonic() - self._last_refresh)
@@ -177,7 +180,7 @@ class SituationBoard(View):
 
         def run():
             self._deferred = False
-            if self._dirty_since is not None:
+            if self._dirty:
                 with set_curdoc(doc):
                     self.refresh()
 
@@ -210,16 +213,16 @@ class SituationBoard(View):
             statuses = self._statuses()
             self.heartbeat(statuses)
         # events held back by the burst limit, or time moving on (24 h windows, expiry)
-        if (self._dirty_since is not None and since >= self.refresh_s) or \
+        if (self._dirty and since >= self.refresh_s) or \
                 since >= self.idle_refresh_s:
             self.refresh(statuses)
 
     def refresh(self, statuses: list[dict] | None = None) -> None:
         """Re-read the shared situation and update every view in place."""
         statuses = self._statuses() if statuses is None else statuses
-        newer = self._dirty_since
-        self._dirty_since = None
+        newer, self._dirty = self._dirty, {}
         self._last_refresh = time.monotonic()
+        # only the parts those events change are read again (shared by every page)
         sit = self.source.situation(statuses, newer_than=newer)
         self.kpis.kpis = sit["kpis"]
         self.ticker.events = sit["ticker"]

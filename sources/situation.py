@@ -5,7 +5,8 @@ case replays can ask "what did the board show at time T". Times leave DuckDB as 
 milliseconds (``epoch_ms``) so no time-zone conversion happens on the way.
 
 :meth:`SituationSource.situation` bundles everything one board page shows and is shared by
-every open page for ``max_age`` seconds: ten pages on the wall cost one set of queries.
+every open page: ten pages on the wall cost one set of queries, and a part is read again only
+after an event that changes it (``PARTS``) or when it is ``max_age`` seconds old.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import json
 import math
 import threading
 import time
+from collections import Counter
 from typing import Any, ClassVar
 
 import numpy as np
@@ -37,6 +39,22 @@ _KIND_NEEDS = (
     (("mine", "矿"), ("rescue", "medical"), ("safety", "rescue")),
 )
 
+
+# The parts of the situation and the hub topics whose events change them. A board re-reads a
+# part only after such an event (or when it is ``max_age`` old): feed status arrives every
+# second and re-reads nothing; an alarm re-reads the alarms, the ticker and the incident
+# panels, whose timelines hold every kind of event near the incident. "rejected" is raised by
+# the feeds' own counters (a new quarantine count).
+PARTS: dict[str, frozenset[str]] = {
+    "warnings": frozenset({"warning"}),
+    "alarms": frozenset({"alarm"}),
+    "hotspots": frozenset({"hotspot"}),
+    "quakes": frozenset({"quake"}),
+    "ticker": frozenset({"alarm", "warning", "incident", "quake"}),
+    "incidents": frozenset({"incident", "alarm", "warning", "quake", "hotspot"}),
+    "rejected": frozenset({"rejected"}),
+}
+TOPICS = frozenset().union(*PARTS.values())
 
 # LATEST_NOTE: the queries the board repeats twice a second avoid window functions and hash
 # joins. DuckDB 2.0 keeps bookkeeping for every buffer such an operator used until its buffer
@@ -112,8 +130,9 @@ class SituationSource(Source):
     max_incidents = param.Integer(default=3, bounds=(0, 12), doc="Incidents detailed in panels.")
     nearest_k = param.Integer(default=3, bounds=(1, 20), doc="Nearest resources of each kind.")
     max_age = param.Number(
-        default=2.0, bounds=(0, None),
-        doc="Seconds a computed situation is shared by every page before it is recomputed.")
+        default=10.0, bounds=(0, None),
+        doc="Seconds a part of the situation is shared by every page when no event of its "
+            "topics arrives (time moves on: 24-hour windows, expiry).")
     rate_window_s = param.Number(default=60.0, bounds=(1, None),
                                  doc="Window of the readings-per-second figure.")
     outline_tolerance = param.Number(default=0.004, bounds=(0, None),
@@ -126,7 +145,11 @@ class SituationSource(Source):
         super().__init__(**params)
         self._lock = threading.Lock()
         self._cache: dict[str, Any] = {}
-        self._snapshot: tuple[float, dict] | None = None
+        self._parts: dict[str, tuple] = {}  # part -> (read at, kpis, data)
+        self._parts_rejected = 0
+        self._events = None  # the source's own hub subscription (opened on first use)
+        self._snapshot: tuple[dict, dict] | None = None  # (feed figures, situation)
+        self.reads: Counter[str] = Counter()  # reads of each part (how often the store is asked)
 
     # ------------------------------------------------------------------ helpers
     @staticmethod
@@ -152,17 +175,22 @@ class SituationSource(Source):
         (quarantined messages in 24 h).
         """
         now = self.now_ms() if now_ms is None else int(now_ms)
-        before = now - DAY_MS
-        out: dict[str, dict] = {}
+        return {**self._warning_kpis(now, self.active_warnings(now)), **self._alarm_kpis(now),
+                **self._incident_kpis(now, self.active_incidents(now)),
+                **self._window_kpis("hotspots", now), **self._window_kpis("quakes", now),
+                **self._feed_kpis(now, statuses), **self._rejected_kpis(now)}
 
-        def put(key, value, prev):
-            out[key] = {"value": value, "before": prev}
+    def _warning_kpis(self, now: int, active: pd.DataFrame) -> dict:
+        """Warnings in force by level, now (``active``: :meth:`active_warnings`) and 24 h ago."""
+        w_now = active.level.value_counts().to_dict() if len(active) else {}
+        w_before = self._warning_levels(now - DAY_MS, now - DAY_MS)
+        out = {f"warnings.{lvl}": {"value": w_now.get(lvl, 0), "before": w_before.get(lvl, 0)}
+               for lvl in LEVELS}
+        out["warnings"] = {"value": sum(w_now.values()), "before": sum(w_before.values())}
+        return out
 
-        w_now, w_before = self._warning_levels(now, None), self._warning_levels(before, before)
-        for lvl in LEVELS:
-            put(f"warnings.{lvl}", w_now.get(lvl, 0), w_before.get(lvl, 0))
-        put("warnings", sum(w_now.values()), sum(w_before.values()))
-
+    def _alarm_kpis(self, now: int) -> dict:
+        """Open alarms by level, unacknowledged and escalated ones, now and 24 h ago."""
         a = self._df(
             """
             SELECT level,
@@ -182,26 +210,37 @@ class SituationSource(Source):
             FROM alarms
             WHERE state <> 'closed' OR closed_at IS NULL OR epoch_ms(closed_at) > $b
             GROUP BY level
-            """, {"b": before}).set_index("level")
+            """, {"b": now - DAY_MS}).set_index("level")
+        out = {}
         for lvl in ("red", "orange", "yellow"):
             row = a.loc[lvl] if lvl in a.index else None
-            put(f"alarms.{lvl}", int(row.open_now) if row is not None else 0,
-                int(row.open_before) if row is not None else 0)
-        put("alarms", int(a.open_now.sum()), int(a.open_before.sum()))
-        put("alarms.unacked", int(a.unacked_now.sum()), int(a.unacked_before.sum()))
+            out[f"alarms.{lvl}"] = {"value": int(row.open_now) if row is not None else 0,
+                                    "before": int(row.open_before) if row is not None else 0}
+        out["alarms"] = {"value": int(a.open_now.sum()), "before": int(a.open_before.sum())}
+        out["alarms.unacked"] = {"value": int(a.unacked_now.sum()),
+                                 "before": int(a.unacked_before.sum())}
         # red alarms unacknowledged past the escalation time: flagged on the wall
-        put("alarms.escalated", int(a.escalated_now.sum()), int(a.escalated_before.sum()))
+        out["alarms.escalated"] = {"value": int(a.escalated_now.sum()),
+                                   "before": int(a.escalated_before.sum())}
+        return out
 
-        put("incidents", len(self.active_incidents(now)), len(self.active_incidents(before, before)))
+    def _incident_kpis(self, now: int, active: pd.DataFrame) -> dict:
+        """Active incidents now (``active``: :meth:`active_incidents`) and 24 h ago."""
+        before = now - DAY_MS
+        return {"incidents": {"value": len(active),
+                              "before": len(self.active_incidents(before, before))}}
 
-        for key, table in (("hotspots", "hotspots"), ("quakes", "quakes")):
-            counts = self.store.arrow(
-                f"SELECT count(*) FILTER (WHERE epoch_ms(ts) > $n - {DAY_MS}) AS now_n, "
-                f"count(*) FILTER (WHERE epoch_ms(ts) > $n - {2 * DAY_MS} "
-                f"AND epoch_ms(ts) <= $n - {DAY_MS}) AS before_n "
-                f"FROM {table} WHERE epoch_ms(ts) > $n - {2 * DAY_MS}", {"n": now}).to_pylist()[0]
-            put(key, int(counts["now_n"]), int(counts["before_n"]))
+    def _window_kpis(self, table: str, now: int) -> dict:
+        """Rows of ``hotspots`` or ``quakes`` in the last 24 h and in the 24 h before."""
+        counts = self.store.arrow(
+            f"SELECT count(*) FILTER (WHERE epoch_ms(ts) > $n - {DAY_MS}) AS now_n, "
+            f"count(*) FILTER (WHERE epoch_ms(ts) > $n - {2 * DAY_MS} "
+            f"AND epoch_ms(ts) <= $n - {DAY_MS}) AS before_n "
+            f"FROM {table} WHERE epoch_ms(ts) > $n - {2 * DAY_MS}", {"n": now}).to_pylist()[0]
+        return {table: {"value": int(counts["now_n"]), "before": int(counts["before_n"])}}
 
+    def _feed_kpis(self, now: int, statuses: list[dict] | None) -> dict:
+        """Readings per second (the feeds' own rates, else counted in the store) and feeds."""
         window = int(self.rate_window_s * 1000)
         rate_now = None
         if statuses:
@@ -209,18 +248,20 @@ class SituationSource(Source):
             rate_now = float(sum(rates)) if rates else None
         if rate_now is None:
             rate_now = self._readings_between(now - window, now) / self.rate_window_s
-        put("rate", round(rate_now, 1), round(self._rate_before(before, window), 1))
-
         statuses = statuses or []
-        connected = sum(1 for s in statuses if s.get("connected"))
-        out["feeds"] = {"value": connected, "before": None, "total": len(statuses)}
+        return {"rate": {"value": round(rate_now, 1),
+                         "before": round(self._rate_before(now - DAY_MS, window), 1)},
+                "feeds": {"value": sum(1 for s in statuses if s.get("connected")),
+                          "before": None, "total": len(statuses)}}
+
+    def _rejected_kpis(self, now: int) -> dict:
+        """Messages quarantined in the last 24 h and in the 24 h before."""
         rej = self.store.arrow(
             f"SELECT count(*) FILTER (WHERE epoch_ms(received_at) > $n - {DAY_MS}) AS now_n, "
             f"count(*) FILTER (WHERE epoch_ms(received_at) <= $n - {DAY_MS}) AS before_n "
             f"FROM quarantine WHERE epoch_ms(received_at) > $n - {2 * DAY_MS}",
             {"n": now}).to_pylist()[0]
-        put("rejected", int(rej["now_n"]), int(rej["before_n"]))
-        return out
+        return {"rejected": {"value": int(rej["now_n"]), "before": int(rej["before_n"])}}
 
     def _rate_before(self, before_ms: int, window_ms: int) -> float:
         """Readings per second in the window ending at ``before_ms`` (24 h ago), read at most
@@ -264,9 +305,12 @@ class SituationSource(Source):
                     "epoch_ms(effective) AS effective_ms, epoch_ms(expires) AS expires_ms, "
                     "epoch_ms(created_at) AS created_ms")
 
-    def warning_shapes(self, now_ms: int | None = None) -> dict[str, list]:
-        """Patches of the warnings in force (``xs, ys, level, headline``), red drawn last."""
-        warnings = self.active_warnings(now_ms)
+    def warning_shapes(self, now_ms: int | None = None,
+                       active: pd.DataFrame | None = None) -> dict[str, list]:
+        """Patches of the warnings in force (``xs, ys, level, headline``), red drawn last.
+
+        ``active``: the warnings in force when already read (:meth:`active_warnings`)."""
+        warnings = self.active_warnings(now_ms) if active is None else active
         county = self.county_rings()
         out: dict[str, list] = {"xs": [], "ys": [], "level": [], "headline": [], "event": []}
         order = {lvl: i for i, lvl in enumerate(reversed(LEVELS))}
@@ -606,41 +650,108 @@ class SituationSource(Source):
                 "dw": x1 - x0, "dh": y1 - y0, "points": len(pts)}
 
     # ------------------------------------------------------------------ shared snapshot
-    def situation(self, statuses: list[dict] | None = None, *, force: bool = False,
-                  newer_than: float | None = None) -> dict:
-        """Everything a board shows, computed at most once per ``max_age`` for all pages.
+    def _read_part(self, name: str, now: int):
+        """One part of the situation (see ``PARTS``): ``(kpis, data)``."""
+        if name == "warnings":
+            active = self.active_warnings(now)
+            return self._warning_kpis(now, active), self.warning_shapes(now, active)
+        if name == "alarms":
+            return self._alarm_kpis(now), self.open_alarms()
+        if name == "hotspots":
+            return self._window_kpis("hotspots", now), self.hotspots(now)
+        if name == "quakes":
+            return self._window_kpis("quakes", now), self.quakes(now)
+        if name == "ticker":
+            return {}, self.ticker()
+        if name == "incidents":
+            active = self.active_incidents(now)
+            return self._incident_kpis(now, active), (active, self.incident_details(active))
+        if name == "rejected":
+            return self._rejected_kpis(now), None
+        raise KeyError(name)
 
-        ``newer_than`` (a ``time.monotonic()`` value) asks for a snapshot computed after
-        that moment: a page that saw an event at that time must not get an older picture.
+    def situation(self, statuses: list[dict] | None = None, *, force: bool = False,
+                  newer_than: float | dict[str, float] | None = None) -> dict:
+        """Everything a board shows, shared by every page and read again part by part.
+
+        A part (``PARTS``) is read again when an event of one of its topics was published
+        after it was last read, or when it is older than ``max_age``; the feeds' own
+        figures (readings per second, feeds connected) come from ``statuses`` at each call.
+        ``newer_than`` says which events a page has seen: ``{topic: time.monotonic() of the
+        newest}``, or one time for every topic (a page that missed events). ``force`` reads
+        everything again.
 
         Keys: ``now_ms, kpis, ticker, warnings (patch data), alarms, hotspots, quakes,
         incidents, details`` (timeline and nearest resources of the first incidents).
         """
+        if newer_than is None:
+            seen: dict[str, float] = {}
+        elif isinstance(newer_than, dict):
+            seen = dict(newer_than)
+        else:
+            seen = dict.fromkeys(TOPICS, float(newer_than))
         with self._lock:
-            snap = self._snapshot
-            fresh_enough = snap is not None and (newer_than is None or snap[0] >= newer_than)
-            if not force and fresh_enough and time.monotonic() - snap[0] < self.max_age:
-                return snap[1]
-            started = time.monotonic()
+            # every event published since the last call, whether or not a page saw it (a page
+            # opened after an alarm must not be shown parts read before it)
+            if self.hub is not None:
+                if self._events is None:
+                    self._events = self.hub.subscribe(TOPICS, maxsize=256)
+                    seen = dict.fromkeys(TOPICS, time.monotonic())  # nothing heard before
+                messages, missed = self._events.drain()
+                for m in messages:
+                    seen[m.topic] = max(seen.get(m.topic, m.at), m.at)
+                if missed:
+                    seen = dict.fromkeys(TOPICS, time.monotonic())
+            # quarantined messages show in the feeds' counters first: a new count is an event
+            rejected = sum(int(s.get("rejected") or 0) for s in statuses or [])
+            if statuses is not None and rejected != self._parts_rejected:
+                self._parts_rejected = rejected
+                seen["rejected"] = time.monotonic()
+            clock = time.monotonic()
+            stale = [name for name, topics in PARTS.items()
+                     if force or name not in self._parts
+                     or clock - self._parts[name][0] >= self.max_age
+                     or any(seen.get(t, -math.inf) >= self._parts[name][0] for t in topics)]
             now = self.now_ms()
-            incidents = self.active_incidents(now)
+            for name in stale:
+                started = time.monotonic()
+                self._parts[name] = (started, *self._read_part(name, now))
+                self.reads[name] += 1
+            feeds = self._feed_kpis(now, statuses)
+            snap = self._snapshot
+            if snap is not None and not stale and snap[0] == feeds:
+                return snap[1]
+            parts = self._parts
+            kpis = {}
+            for name in ("warnings", "alarms", "incidents", "hotspots", "quakes"):
+                kpis.update(parts[name][1])
+            kpis.update(feeds)
+            kpis.update(parts["rejected"][1])
+            incidents, details = parts["incidents"][2]
             data = {
                 "now_ms": now,
-                "kpis": self.kpis(now, statuses),
-                "ticker": self.ticker(),
-                "warnings": self.warning_shapes(now),
-                "alarms": self.open_alarms(),
-                "hotspots": self.hotspots(now),
-                "quakes": self.quakes(now),
+                "kpis": kpis,
+                "ticker": parts["ticker"][2],
+                "warnings": parts["warnings"][2],
+                "alarms": parts["alarms"][2],
+                "hotspots": parts["hotspots"][2],
+                "quakes": parts["quakes"][2],
                 "incidents": incidents,
-                "details": self.incident_details(incidents),
+                "details": details,
             }
-            self._snapshot = (started, data)
+            self._snapshot = (feeds, data)
             return data
 
+    def read_at(self, name: str) -> float | None:
+        """When part ``name`` of the shared situation was last read (``time.monotonic()``)."""
+        part = self._parts.get(name)
+        return None if part is None else part[0]
+
     def invalidate(self) -> None:
-        """Drop the shared snapshot (new events arrived): the next call recomputes."""
-        self._snapshot = None
+        """Drop the shared situation: the next call reads every part again."""
+        with self._lock:
+            self._parts.clear()
+            self._snapshot = None
 
 
 def freshness(statuses: list[dict], now_s: float | None = None) -> dict:

@@ -138,11 +138,19 @@ class Console:
         return self.proc.returncode
 
 
-def start_console(db: Path, *args: str, port: int | None = None, timeout: float = 120) -> Console:
-    """Start ``serve.py`` on ``db`` and wait until ``/health`` answers."""
+def start_console(db: Path, *args: str, port: int | None = None, timeout: float = 120,
+                  prelude: str = "") -> Console:
+    """Start ``serve.py`` on ``db`` and wait until ``/health`` answers.
+
+    ``prelude``: Python run in the console's process after ``import serve`` and before it
+    serves (a test that needs the process to misbehave patches ``serve`` there)."""
     port = port or free_port()
     log = db.with_suffix(f".{port}.log")
-    cmd = [sys.executable, str(ROOT / "serve.py"), "--db", str(db), "--port", str(port),
+    head = [sys.executable, str(ROOT / "serve.py")]
+    if prelude:
+        head = [sys.executable, "-c", f"import sys\nsys.path.insert(0, {str(ROOT)!r})\n"
+                f"import serve\n{prelude}\nserve.main(sys.argv[1:])"]
+    cmd = [*head, "--db", str(db), "--port", str(port),
            "--address", "127.0.0.1", "--scale", "tiny", *args]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     with open(log, "w") as out:
@@ -170,8 +178,9 @@ def serve(tiny_db):
     """Start consoles on the private tiny store: ``console = serve('--speed', '20')``."""
     started: list[Console] = []
 
-    def _serve(*args: str, db: Path | None = None, port: int | None = None) -> Console:
-        console = start_console(db or tiny_db, *args, port=port)
+    def _serve(*args: str, db: Path | None = None, port: int | None = None,
+               prelude: str = "") -> Console:
+        console = start_console(db or tiny_db, *args, port=port, prelude=prelude)
         started.append(console)
         return console
 

@@ -40,6 +40,55 @@ def test_every_route_is_served_and_health_is_json(serve):
     assert mem["sessions"] == 0  # pages fetched over plain HTTP, none opened in a browser
 
 
+HANG_ON_STOP = """
+import time
+_make = serve.make_runtime
+
+def make_runtime(*args, **kwargs):
+    runtime = _make(*args, **kwargs)
+
+    def hang_on_stop():  # a service that never finishes stopping
+        time.sleep(600)
+
+    runtime.on_stop(hang_on_stop)
+    return runtime
+
+serve.make_runtime = make_runtime
+"""
+
+
+def test_a_stop_that_hangs_is_ended_with_every_stack_logged(serve):
+    """A console stuck while stopping would hold the store's file forever: past
+    --stop-timeout it logs every thread's stack (what was stuck) and exits by force."""
+    import time
+
+    from serve import EXIT_STUCK
+
+    console = serve("--no-demo-feed", "--stop-timeout", "2", prelude=HANG_ON_STOP)
+    started = time.monotonic()
+    rc = console.stop(timeout=30)
+    took = time.monotonic() - started
+    log = console.log.read_text()
+    assert rc == EXIT_STUCK, log[-3000:]
+    assert 2 <= took < 15, took
+    assert "did not stop within 2 s" in log
+    assert "hang_on_stop" in log and "Thread 0x" in log  # the stuck frame, named
+    from sources.store import Store
+
+    Store(console.db).close()  # the file is free again
+
+
+def test_sigusr1_logs_every_stack_and_keeps_serving(serve):
+    import signal
+
+    console = serve("--no-demo-feed")
+    console.proc.send_signal(signal.SIGUSR1)
+    wait_until(lambda: "Thread 0x" in console.log.read_text(), timeout=10,
+               message="no stack dump in the log")
+    assert console.health()["status"] == "ok"
+    assert console.stop() == 0
+
+
 def test_unknown_route_is_404(serve):
     console = serve("--no-demo-feed")
     status, _, _ = console.get("/no-such-page")
@@ -48,7 +97,7 @@ def test_unknown_route_is_404(serve):
 
 def test_sigterm_stops_cleanly_and_releases_the_store(serve):
     console = serve("--no-demo-feed")
-    assert console.stop() == 0
+    assert console.stop() == 0, console.log.read_text()[-6000:]
     # the file is released: another process (this one) can open it read-write
     from sources.store import Store
 

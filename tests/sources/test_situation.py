@@ -7,7 +7,14 @@ import time
 import pandas as pd
 import pytest
 
-from sources.situation import DAY_MS, SituationSource, freshness, haversine_km, needs_for
+from sources.situation import (
+    DAY_MS,
+    PARTS,
+    SituationSource,
+    freshness,
+    haversine_km,
+    needs_for,
+)
 from sources.store import Store
 
 NOW = int(time.time() * 1000)
@@ -264,3 +271,83 @@ def test_board_queries_use_no_window_functions_or_joins(source, monkeypatch):
     for sql in seen:
         assert " OVER " not in sql and " OVER(" not in sql, sql
         assert " JOIN " not in sql or "FROM STOCK S JOIN MATERIAL_KINDS" in sql, sql
+
+
+@pytest.fixture
+def live(tmp_path):
+    """A situation source listening to a hub, as the console's board is."""
+    from sources.hub import Hub
+
+    store = Store(tmp_path / "live.duckdb")
+    fill(store)
+    yield SituationSource(store=store, hub=Hub())
+    store.close()
+
+
+def _quake(store, seq, qid, mag):
+    store.insert("quakes", pd.DataFrame({
+        "feed": ["f"], "seq": [seq], "ts": [ts(-5)], "quake_id": [qid], "lon": [117.1],
+        "lat": [36.1], "depth_km": [8.0], "magnitude": [mag]}))
+
+
+def test_feed_status_alone_reads_no_table(live):
+    """The feeds report every second: the readings rate follows them, nothing is re-read."""
+    live.situation([{"connected": True, "rate_per_s": 10.0, "rejected": 0}])
+    reads = dict(live.reads)
+    assert set(reads) == set(PARTS) and all(n == 1 for n in reads.values())
+    for rate in (11.0, 12.5, 13.0):
+        sit = live.situation([{"connected": True, "rate_per_s": rate, "rejected": 0}])
+        assert sit["kpis"]["rate"]["value"] == rate
+    assert dict(live.reads) == reads
+    same = live.situation([{"connected": True, "rate_per_s": 13.0, "rejected": 0}])
+    assert live.situation([{"connected": True, "rate_per_s": 13.0, "rejected": 0}]) is same
+
+
+def test_an_event_rereads_only_the_parts_it_changes(live):
+    live.situation()
+    before = dict(live.reads)
+    _quake(live.store, 99, "q9", 5.5)
+    live.hub.publish("quake", [{"quake_id": "q9"}])  # after the commit, as the ingest does
+    sit = live.situation()  # no page said anything: the source heard the hub itself
+    assert sit["kpis"]["quakes"]["value"] == 2 and "q9" in set(sit["quakes"].quake_id)
+    assert sit["ticker"].kind.iloc[0] == "quake"
+    grew = {k for k in PARTS if live.reads[k] > before[k]}
+    assert grew == {"quakes", "ticker", "incidents"}  # incidents: timelines hold quakes nearby
+
+
+def test_a_page_that_saw_an_event_gets_parts_read_after_it(live):
+    """A page passes the publication time of what it saw; no part older than that is used."""
+    import time as _time
+
+    live.situation()
+    saw = _time.monotonic()
+    live.situation(newer_than={"alarm": saw})
+    assert live.read_at("alarms") >= saw and live.read_at("quakes") < saw
+    live.situation(newer_than=_time.monotonic())  # a page that missed events: everything
+    assert min(live.read_at(k) for k in PARTS) >= saw
+
+
+def test_parts_age_out_and_rejections_reread_the_count(live):
+    live.max_age = 0.2
+    live.situation()
+    first = dict(live.reads)
+    time.sleep(0.25)  # time moves on: 24-hour windows, expiry
+    live.situation()
+    assert all(live.reads[k] == first[k] + 1 for k in PARTS)
+    live.max_age = 60
+    live.store.insert("quarantine", pd.DataFrame({
+        "feed": ["f"], "received_at": [ts(-10)], "reason": ["bad json"], "raw": ["{"]}))
+    sit = live.situation([{"connected": True, "rate_per_s": 1.0, "rejected": 1}])
+    assert sit["kpis"]["rejected"]["value"] == 1
+    assert live.reads["rejected"] == first["rejected"] + 2 and live.reads["alarms"] == first["alarms"] + 1
+
+
+def test_dropped_events_reread_everything(live):
+    live.situation()
+    before = dict(live.reads)
+    sub = live._events
+    sub.maxsize = 2
+    for i in range(5):  # more than the source's queue holds
+        live.hub.publish("hotspot", [{"i": i}])
+    live.situation()
+    assert all(live.reads[k] == before[k] + 1 for k in PARTS)

@@ -129,7 +129,7 @@ def test_new_events_reach_the_board(source):
         "feed": ["f"], "seq": [99], "ts": [ts(-5)], "quake_id": ["q9"], "lon": [117.1],
         "lat": [36.1], "depth_km": [8.0], "magnitude": [5.5]}))
     board._on_messages([], missed=True)
-    assert board._dirty_since is not None
+    assert set(board._dirty) >= {"quake", "alarm", "warning"}  # missed: everything
     board.refresh()
     assert board.kpis.kpis["quakes"]["value"] == 2
     assert len(board.map.quake_source.data["x"]) == 3
@@ -151,16 +151,17 @@ def test_urgent_events_skip_the_burst_limit_others_wait(source):
     board = SituationBoard(source=source, lang="zh", runtime=rt, refresh_s=30)
     calls = []
     real = board.refresh
-    board.refresh = lambda *a, **k: (calls.append(board._dirty_since), real(*a, **k))
+    board.refresh = lambda *a, **k: (calls.append(dict(board._dirty)), real(*a, **k))
     board._last_refresh = __import__("time").monotonic()  # just refreshed
     alarm = Message("alarm", {})
     board._on_messages([alarm], missed=False)
-    assert calls == [] and board._dirty_since == alarm.at  # held back (no session: _tick)
+    assert calls == [] and board._dirty == {"alarm": alarm.at}  # held back (no session: _tick)
     warning = Message("warning", {})
     board._on_messages([warning], missed=False)
-    assert calls == [warning.at]  # at once, asking for a snapshot newer than the warning
-    assert board._dirty_since is None
-    snap_started = source._snapshot[0]
-    assert snap_started >= warning.at
+    # at once, asking for the parts those events change read after them
+    assert calls == [{"alarm": alarm.at, "warning": warning.at}]
+    assert board._dirty == {}
+    assert source.read_at("warnings") >= warning.at and source.read_at("alarms") >= alarm.at
+    assert source.read_at("quakes") < alarm.at  # no quake: not read again
     board._on_readings([Message("reading", {})], missed=True)  # readings: alive, no refresh
-    assert len(calls) == 1 and board._dirty_since is None and board._last_reading_s
+    assert len(calls) == 1 and board._dirty == {} and board._last_reading_s

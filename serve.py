@@ -184,9 +184,12 @@ def memory(runtime) -> dict:
                     out[key] = round(int(line.split()[1]) / 1024, 1)
     except (OSError, ValueError, IndexError):
         pass
-    try:
-        used = runtime.store.scalar("SELECT sum(memory_usage_bytes) FROM duckdb_memory()")
-        out["duckdb_mb"] = round((used or 0) / 2**20, 1)
+    try:  # DuckDB's buffers, in all and by what holds them (table data, hash tables...)
+        tags = runtime.store.arrow(
+            "SELECT tag, memory_usage_bytes AS b FROM duckdb_memory() WHERE memory_usage_bytes > 0"
+        ).to_pylist()
+        out["duckdb_mb"] = round(sum(r["b"] for r in tags) / 2**20, 1)
+        out["duckdb_by_tag_mb"] = {r["tag"].lower(): round(r["b"] / 2**20, 1) for r in tags}
     except Exception:  # a busy or closing store must not break the health check
         pass
     from sources.housekeeping import allocators

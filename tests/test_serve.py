@@ -31,6 +31,8 @@ def test_every_route_is_served_and_health_is_json(serve):
     rss = psutil.Process(console.proc.pid).memory_info().rss / 2**20
     assert abs(mem["rss_mb"] - rss) < 0.2 * rss, (mem, rss)
     assert 0 < mem["duckdb_mb"] < mem["rss_mb"]
+    assert sum(mem["duckdb_by_tag_mb"].values()) == pytest.approx(mem["duckdb_mb"], abs=0.5)
+    assert all(k.islower() for k in mem["duckdb_by_tag_mb"])
     # RSS splits into anonymous (heaps) and file-backed (code, libraries) pages
     assert abs(mem["rss_anon_mb"] + mem["rss_file_mb"] - mem["rss_mb"]) < 0.05 * mem["rss_mb"]
     assert mem["rss_anon_mb"] > mem["duckdb_mb"]

@@ -695,7 +695,7 @@ class SituationSource(Source):
             # opened after an alarm must not be shown parts read before it)
             if self.hub is not None:
                 if self._events is None:
-                    self._events = self.hub.subscribe(TOPICS, maxsize=256)
+                    self._events = self.hub.subscribe(TOPICS, maxsize=64)
                     seen = dict.fromkeys(TOPICS, time.monotonic())  # nothing heard before
                 messages, missed = self._events.drain()
                 for m in messages:

@@ -64,7 +64,8 @@ def snapshot_time(path: str | Path) -> datetime | None:
     return datetime.strptime(m.group(1), "%Y%m%dT%H%M%S%f").replace(tzinfo=UTC)
 
 
-def write_snapshot(store: Store, directory: str | Path | None = None, *, keep: int = 2) -> Path:
+def write_snapshot(store: Store, directory: str | Path | None = None, *, keep: int = 2,
+                   cursor: duckdb.DuckDBPyConnection | None = None) -> Path:
     """Write a consistent snapshot of ``store`` and return its path (console process).
 
     Parameters
@@ -76,6 +77,9 @@ def write_snapshot(store: Store, directory: str | Path | None = None, *, keep: i
     keep : int
         How many snapshots to keep (older ones are deleted; a reader that has one open
         keeps reading it, as the file lives on until it closes).
+    cursor : optional
+        The cursor to copy with (the caller may ``interrupt()`` it: the copy stops, the
+        partial file is removed and ``duckdb.InterruptException`` is raised).
     """
     if store.path == ":memory:":
         raise ValueError("an in-memory store has no file to snapshot")
@@ -86,7 +90,7 @@ def write_snapshot(store: Store, directory: str | Path | None = None, *, keep: i
     final = folder / f"{stem}.{stamp}.duckdb"
     tmp = folder / f".{stem}.{stamp}.tmp"
     alias = f"__snapshot_{stamp}"
-    cur = store.cursor()
+    cur = cursor if cursor is not None else store.cursor()
     try:
         source = cur.execute("SELECT current_database()").fetchone()[0]
         cur.execute(f"ATTACH '{tmp}' AS \"{alias}\"")
@@ -96,9 +100,11 @@ def write_snapshot(store: Store, directory: str | Path | None = None, *, keep: i
             cur.execute(f'DETACH "{alias}"')
     except BaseException:
         tmp.unlink(missing_ok=True)
+        tmp.with_name(tmp.name + ".wal").unlink(missing_ok=True)
         raise
     finally:
-        cur.close()
+        if cursor is None:
+            cur.close()
     tmp.with_name(tmp.name + ".wal").unlink(missing_ok=True)
     os.replace(tmp, final)
     for old in list_snapshots(store.path, folder)[:-keep]:
@@ -127,11 +133,19 @@ class SnapshotWriter(param.Parameterized):
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        self._cursor: duckdb.DuckDBPyConnection | None = None  # of the copy in progress
 
     def write(self) -> Path:
         """Write a snapshot now (one at a time) and return its path."""
         with self._lock:
-            path = write_snapshot(self.store, keep=self.keep)
+            if self._stop.is_set():
+                raise RuntimeError("the snapshot writer is stopped")
+            self._cursor = cur = self.store.cursor()
+            try:
+                path = write_snapshot(self.store, keep=self.keep, cursor=cur)
+            finally:
+                self._cursor = None
+                cur.close()
         self.last_path, self.last_error = str(path), None
         return path
 
@@ -142,6 +156,9 @@ class SnapshotWriter(param.Parameterized):
                 path = self.write()
                 log.info("snapshot %s in %.2f s", path.name, time.perf_counter() - started)
             except Exception as exc:  # keep the console serving; report on the next page
+                if self._stop.is_set():
+                    log.info("snapshot interrupted: the console is stopping")
+                    return
                 self.last_error = repr(exc)
                 log.warning("snapshot failed: %r", exc)
             self._stop.wait(self.next_wait(time.perf_counter() - started))
@@ -161,8 +178,15 @@ class SnapshotWriter(param.Parameterized):
         return self
 
     def stop(self) -> None:
-        """Stop the periodic thread (waits for a snapshot in progress)."""
+        """Stop the periodic thread; a snapshot in progress is interrupted (with a store
+        grown large, copying it would hold up the console's stop for many seconds)."""
         self._stop.set()
+        cur = self._cursor
+        if cur is not None:
+            try:
+                cur.interrupt()
+            except duckdb.Error:  # finished meanwhile
+                pass
         if self._thread is not None:
             self._thread.join(timeout=60)
             self._thread = None

@@ -145,3 +145,33 @@ def test_periodic_snapshots_back_off_when_the_store_grows(store):
     writer = SnapshotWriter(store=store, interval_s=300)
     assert writer.next_wait(2.0) == 300
     assert writer.next_wait(60.0) == 1200
+
+
+@pytest.mark.slow
+def test_stopping_interrupts_a_snapshot_in_progress(tmp_path):
+    """A console stopping must not wait for a long copy (a store grown large with readings):
+    the copy is interrupted and its partial file removed."""
+    import time
+
+    from tests.conftest import wait_until
+
+    store = Store(tmp_path / "console.duckdb")
+    store.execute("CREATE TABLE big AS SELECT range AS i, random() AS r, "
+                  "(range % 1000)::VARCHAR AS k FROM range(12000000)")
+    writer = SnapshotWriter(store=store, keep=5)
+    started = time.monotonic()
+    first = writer.write()  # the control: how long a whole copy takes here
+    full_s = time.monotonic() - started
+    assert full_s > 0.4, full_s
+    writer = SnapshotWriter(store=store, interval_s=3600, keep=5).start()  # copies at once
+    folder = first.parent
+    wait_until(lambda: list(folder.glob(".*.tmp")), timeout=20, interval=0.01,
+               message="the periodic copy did not start")
+    started = time.monotonic()
+    writer.stop()
+    stop_s = time.monotonic() - started
+    assert stop_s < full_s / 2, (stop_s, full_s)
+    assert list_snapshots(store.path) == [first]  # nothing half-written under a final name
+    assert not list(folder.glob(".*.tmp*"))  # and no partial file left
+    assert writer.last_error is None  # stopping is not a failure
+    store.close()

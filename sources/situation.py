@@ -183,7 +183,7 @@ class SituationSource(Source):
     def _warning_kpis(self, now: int, active: pd.DataFrame) -> dict:
         """Warnings in force by level, now (``active``: :meth:`active_warnings`) and 24 h ago."""
         w_now = active.level.value_counts().to_dict() if len(active) else {}
-        w_before = self._warning_levels(now - DAY_MS, now - DAY_MS)
+        w_before = self._past("warnings", now - DAY_MS, lambda t: self._warning_levels(t, t))
         out = {f"warnings.{lvl}": {"value": w_now.get(lvl, 0), "before": w_before.get(lvl, 0)}
                for lvl in LEVELS}
         out["warnings"] = {"value": sum(w_now.values()), "before": sum(w_before.values())}
@@ -226,9 +226,8 @@ class SituationSource(Source):
 
     def _incident_kpis(self, now: int, active: pd.DataFrame) -> dict:
         """Active incidents now (``active``: :meth:`active_incidents`) and 24 h ago."""
-        before = now - DAY_MS
-        return {"incidents": {"value": len(active),
-                              "before": len(self.active_incidents(before, before))}}
+        before = self._past("incidents", now - DAY_MS, lambda t: len(self.active_incidents(t, t)))
+        return {"incidents": {"value": len(active), "before": before}}
 
     def _window_kpis(self, table: str, now: int) -> dict:
         """Rows of ``hotspots`` or ``quakes`` in the last 24 h and in the 24 h before."""
@@ -263,15 +262,21 @@ class SituationSource(Source):
             {"n": now}).to_pylist()[0]
         return {"rejected": {"value": int(rej["now_n"]), "before": int(rej["before_n"])}}
 
-    def _rate_before(self, before_ms: int, window_ms: int) -> float:
-        """Readings per second in the window ending at ``before_ms`` (24 h ago), read at most
-        once per 10 s step: that past does not change, and the board refreshes twice a second."""
-        end = before_ms - before_ms % 10_000
-        cached = self._cache.get("rate_before")
-        if cached is None or cached[0] != (end, window_ms):
-            cached = ((end, window_ms), self._readings_between(end - window_ms, end) / (window_ms / 1000))
-            self._cache["rate_before"] = cached
+    def _past(self, name: str, before_ms: int, read):
+        """A figure of 24 h ago, ``read(t)`` at the 10 s step ``t`` of ``before_ms``, read at most
+        once per step: that past does not change, while the events of today re-read the parts
+        that show it (an alarm re-reads the incident panels, with their 24-hours-ago count)."""
+        step = before_ms - before_ms % 10_000
+        cached = self._cache.get(("past", name))
+        if cached is None or cached[0] != step:
+            cached = (step, read(step))
+            self._cache[("past", name)] = cached
         return cached[1]
+
+    def _rate_before(self, before_ms: int, window_ms: int) -> float:
+        """Readings per second in the window ending at ``before_ms`` (24 h ago)."""
+        return self._past(f"rate.{window_ms}", before_ms, lambda end: (
+            self._readings_between(end - window_ms, end) / (window_ms / 1000)))
 
     def _readings_between(self, start_ms: int, end_ms: int) -> int:
         return int(self.store.scalar(

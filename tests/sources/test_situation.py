@@ -351,3 +351,18 @@ def test_dropped_events_reread_everything(live):
         live.hub.publish("hotspot", [{"i": i}])
     live.situation()
     assert all(live.reads[k] == before[k] + 1 for k in PARTS)
+
+
+def test_an_alarm_does_not_reread_the_past(live, monkeypatch):
+    """An alarm re-reads the incident panels; their count of 24 h ago is not read again
+    within the same 10 s step (that past does not change)."""
+    live.situation()
+    calls = []
+    real = live.active_incidents
+    monkeypatch.setattr(live, "active_incidents",
+                        lambda now_ms=None, upto_ms=None: (calls.append(upto_ms),
+                                                           real(now_ms, upto_ms))[1])
+    live.hub.publish("alarm", [{"alarm_id": 1}])
+    sit = live.situation()
+    assert calls == [None]  # today's incidents only
+    assert sit["kpis"]["incidents"] == {"value": 2, "before": 0}

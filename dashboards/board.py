@@ -249,17 +249,30 @@ def situation_source(runtime) -> SituationSource:
 def start_services(runtime) -> None:
     """Warm the board's static layers in the background so the first page opens fast."""
 
+    stopping = threading.Event()
+
     def warm():
         try:
             source = situation_source(runtime)
-            source.outlines("county")
-            source.resources()
-            source.risk_density(*BoardMap.param.density_size.default)
-            source.situation()
+            for step in (lambda: source.outlines("county"), source.resources,
+                         lambda: source.risk_density(*BoardMap.param.density_size.default),
+                         source.situation):
+                if stopping.is_set():
+                    return
+                step()
         except Exception as exc:  # a page will retry and show the error itself
             runtime.param.warning(f"board warm-up failed: {exc!r}")
 
-    threading.Thread(target=warm, name="board-warm-up", daemon=True).start()
+    thread = threading.Thread(target=warm, name="board-warm-up", daemon=True)
+    thread.start()
+
+    def stop():
+        # a daemon thread still inside a DuckDB query when the interpreter exits aborts the
+        # process ("terminate called ... exception not rethrown", seen in CI): finish first
+        stopping.set()
+        thread.join(timeout=15)
+
+    runtime.on_stop(stop)
 
 
 class BoardDashboard(Dashboard):

@@ -107,15 +107,15 @@ def stop_child(proc: subprocess.Popen, timeout: float = 15) -> None:
 
 def make_runtime(db: Path, feeds: list[str], lang: str, keep_readings_days: float = 7.0):
     """Open the store and start the shared services: hub, ingests (one per feed), retention."""
-    from sources.retention import ReadingRetention
     from sources.runtime import Runtime
-    from sources.store import Store
+    from sources.store.retention import ReadingRetention
+    from sources.store.store import Store
 
     runtime = Runtime(store=Store(db), lang=lang).install()
     retention = ReadingRetention(store=runtime.store, keep_days=keep_readings_days).start()
     runtime.on_stop(retention.stop)
     for url in feeds:
-        from sources.feed import FeedIngest
+        from sources.ingest.feed import FeedIngest
 
         ingest = FeedIngest(url=url, store=runtime.store, hub=runtime.hub)
         runtime.ingests = [*runtime.ingests, ingest]
@@ -192,7 +192,7 @@ def memory(runtime) -> dict:
         out["duckdb_by_tag_mb"] = {r["tag"].lower(): round(r["b"] / 2**20, 1) for r in tags}
     except Exception:  # a busy or closing store must not break the health check
         pass
-    from sources.housekeeping import allocators
+    from sources.store.housekeeping import allocators
 
     out.update(allocators())
     out["sessions"] = open_pages(getattr(runtime, "server", None))
@@ -242,7 +242,7 @@ def serve(args: argparse.Namespace) -> None:
     import panel as pn
 
     import dashboards
-    from sources.housekeeping import MemoryTrimmer, limit_arenas
+    from sources.store.housekeeping import MemoryTrimmer, limit_arenas
 
     if args.malloc_trim_s > 0:
         limit_arenas(2)  # before any thread starts

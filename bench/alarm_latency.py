@@ -131,7 +131,7 @@ def engine_times(log_path: Path, targets: set[str]) -> dict[str, float]:
 
 def targets_and_background(db: Path, n: int):
     """Sensors with a hi_hi limit (targets) and every sensor with its normal value."""
-    from sources.store import Store
+    from sources.store.store import Store
 
     store = Store(db, read_only=True)
     try:

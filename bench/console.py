@@ -21,9 +21,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sources.query_console import QueryRunner, check_read_only  # noqa: E402
-from sources.snapshot import open_read_only, write_snapshot  # noqa: E402
-from sources.store import Store  # noqa: E402
+from sources.analysis.query_console import QueryRunner, check_read_only  # noqa: E402
+from sources.store.snapshot import open_read_only, write_snapshot  # noqa: E402
+from sources.store.store import Store  # noqa: E402
 
 DEMO = ROOT / "var" / "demo.duckdb"
 SLOW = "SELECT count(*) FROM range(100000000000) a, range(10) b"

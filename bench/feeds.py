@@ -3,9 +3,9 @@
 Measured in one run, against a websocket server in a subprocess (so it has its own core):
 
 * raw: the websockets client alone receiving the frames (the ceiling);
-* ingest: :class:`sources.feed.FeedIngest` receiving, validating and persisting them into a
+* ingest: :class:`sources.ingest.feed.FeedIngest` receiving, validating and persisting them into a
   fresh DuckDB store, exactly once (time until every message is committed);
-* ingest + alarms: the same with ``sources.alarms.AlarmEngine`` registered as a listener
+* ingest + alarms: the same with ``sources.alarms.engine.AlarmEngine`` registered as a listener
   (when that module exists).
 
 Values are realistic: within the sensors' limits, with one reading in 5,000 beyond hi (an
@@ -90,7 +90,7 @@ def raw_rate(total: int, per_frame: int) -> tuple[float, float]:
     server = Server(total, per_frame)
 
     async def run():
-        # the very settings the ingest connects with (sources/feed.py), nothing else
+        # the very settings the ingest connects with (sources/ingest/feed.py), nothing else
         async with connect(server.url + "?since=-1", max_size=2**24, compression=None,
                            proxy=None, ping_interval=20, ping_timeout=20, max_queue=64) as ws:
             n, t0, c0 = 0, None, None
@@ -111,7 +111,7 @@ def make_store(directory: Path):
     import numpy as np
     import pandas as pd
 
-    from sources.store import Store
+    from sources.store.store import Store
 
     store = Store(directory / "bench.duckdb")
     n = N_SENSORS
@@ -128,8 +128,8 @@ def make_store(directory: Path):
 def ingest_rate(total: int, per_frame: int, alarms: bool) -> tuple[float, float]:
     """Readings received, validated and committed (alarms evaluated if asked) per wall
     second and per CPU second of this process (all its threads; the server is another)."""
-    from sources.feed import FeedIngest
     from sources.hub import Hub
+    from sources.ingest.feed import FeedIngest
 
     with tempfile.TemporaryDirectory(prefix="bench-feeds-") as tmp:
         store = make_store(Path(tmp))
@@ -138,7 +138,7 @@ def ingest_rate(total: int, per_frame: int, alarms: bool) -> tuple[float, float]
         ingest = FeedIngest(url=server.url, store=store, hub=hub)
         engine = None
         if alarms:
-            from sources.alarms import AlarmEngine
+            from sources.alarms.engine import AlarmEngine
 
             engine = AlarmEngine(store=store, hub=hub)
             ingest.add_listener(engine.on_batch)
@@ -178,7 +178,7 @@ def main() -> None:
         args.batched //= 10
     has_alarms = (ROOT / "sources" / "alarms.py").exists()
     try:
-        from sources.alarms import AlarmEngine  # noqa: F401
+        from sources.alarms.engine import AlarmEngine  # noqa: F401
     except ImportError:
         has_alarms = False
     rows = []

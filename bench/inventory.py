@@ -21,9 +21,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sources.experts import ExpertSource  # noqa: E402
-from sources.materials import MaterialSource  # noqa: E402
-from sources.store import Store  # noqa: E402
+from sources.inventory.experts import ExpertSource  # noqa: E402
+from sources.inventory.materials import MaterialSource  # noqa: E402
+from sources.store.store import Store  # noqa: E402
 
 DEMO = ROOT / "var" / "demo.duckdb"
 TABLES = ("counties", "boundaries", "enterprises", "experts", "expert_tags", "expert_tag_links",

@@ -26,7 +26,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sources.pointlayer import GRADE_COLORS, GRADES, SHANDONG_EXTENT, PointLayer  # noqa: E402
+from sources.risk.pointlayer import GRADE_COLORS, GRADES, SHANDONG_EXTENT, PointLayer  # noqa: E402
 
 W, H = 1920, 1080
 
@@ -121,7 +121,7 @@ def bokeh_scatter(x, y, cat) -> tuple[float, float]:
 def bench_store() -> Path:
     """A small store with Shandong's cities, counties and outlines (the points are synthetic)."""
     from data.geo import boundaries_frame, load_shandong
-    from sources.store import Store
+    from sources.store.store import Store
 
     geo = load_shandong()
     db = Path(tempfile.mkdtemp(prefix="riskbench-")) / "bench.duckdb"
@@ -139,8 +139,8 @@ def serve_synthetic(n: int, port: int, db: str) -> None:
     import pandas as pd
     import panel as pn
 
-    from sources.risk import RiskLayer, RiskSource
-    from sources.store import Store
+    from sources.risk.risk import RiskLayer, RiskSource
+    from sources.store.store import Store
     from views.risk_map import RiskPointMap
 
     store = Store(db)
@@ -252,7 +252,7 @@ def main(argv=None) -> None:
     print(f"# {os.cpu_count()} cores, numba threads {numba.get_num_threads()}, "
           f"frame {W}x{H}, clustered synthetic points over Shandong")
     print(f"# load average at start: {os.getloadavg()[0]:.1f} (other processes share the "
-          "cores; ours = automatic threads, see sources.pointlayer.kernel_threads)")
+          "cores; ours = automatic threads, see sources.risk.pointlayer.kernel_threads)")
     header = (f"{'N':>12} | {'build s':>7} | {'layer MB':>8} | {'RSS MB':>7} | "
               f"{'ours ms':>7} | {'2 thr':>6} | {'1 thr':>6} | {'zoomed':>6} | "
               f"{'stock ms':>8} | {'speedup':>7}")

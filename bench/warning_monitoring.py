@@ -24,9 +24,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from sources.hub import Hub  # noqa: E402
-from sources.monitoring import MonitoringSource  # noqa: E402
-from sources.store import Store  # noqa: E402
-from sources.warnings import LatestCache, WarningSource  # noqa: E402
+from sources.store.store import Store  # noqa: E402
+from sources.warnings.monitoring import MonitoringSource  # noqa: E402
+from sources.warnings.warnings import LatestCache, WarningSource  # noqa: E402
 
 KINDS = ("rain", "river_level", "reservoir_level", "air_temperature", "humidity", "wind_speed")
 

@@ -13,8 +13,8 @@ from typing import ClassVar
 import panel as pn
 import param
 
-from sources.alarm_desk import AlarmSource
-from sources.alarms import AlarmEngine
+from sources.alarms.desk import AlarmSource
+from sources.alarms.engine import AlarmEngine
 from sources.runtime import Runtime
 from views.alarm_queue import AlarmQueue
 from views.alarm_report import AlarmReport

@@ -21,7 +21,7 @@ import panel as pn
 import param
 from panel.io.state import set_curdoc
 
-from sources.situation import SituationSource, freshness
+from sources.situation.source import SituationSource, freshness
 from views.base import View
 from views.board_map import LAYERS, BoardMap
 from views.clock import ClockPane, WallRotation

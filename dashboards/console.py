@@ -14,7 +14,7 @@ import panel as pn
 
 from sources.base import Source
 from sources.runtime import Runtime
-from sources.snapshot import SnapshotWriter
+from sources.store.snapshot import SnapshotWriter
 from views.query_console import PinnedConsole, QueryConsole
 from views.result_chart import warm as warm_maps
 

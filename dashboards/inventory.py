@@ -5,8 +5,8 @@ from typing import ClassVar
 
 import panel as pn
 
-from sources.experts import ExpertSource
-from sources.materials import MaterialSource
+from sources.inventory.experts import ExpertSource
+from sources.inventory.materials import MaterialSource
 from views.dispatch import DispatchDesk
 from views.expert_directory import ExpertDirectory
 from views.expert_draw import ExpertDraw

@@ -4,7 +4,7 @@ An analyst drops a notebook in ``dashboards/notebooks/``; on the next start the 
 serves it at ``/notebook-<file stem>`` and lists it on ``/``. For each session the
 notebook's code cells run in a fresh namespace, in the console process, and whatever the
 notebook marks ``.servable()`` (or passes to ``display``) becomes the page, under the
-console's header. ``sources.snapshot.notebook_source`` gives the notebook the console's live
+console's header. ``sources.store.snapshot.notebook_source`` gives the notebook the console's live
 store when served and a read-only snapshot in Jupyter, so the same code runs in both.
 
 The title comes from the notebook's metadata ``{"console": {"title": {"zh": ..., "en": ...}}}``,

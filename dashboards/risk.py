@@ -8,8 +8,8 @@ from typing import ClassVar
 
 import panel as pn
 
-from sources.alarm_desk import AlarmSource
-from sources.risk import RiskLayer, RiskSource
+from sources.alarms.desk import AlarmSource
+from sources.risk.risk import RiskLayer, RiskSource
 from sources.runtime import Runtime
 from views.alarm_queue import AlarmQueue
 from views.county_index import CountyRiskIndex

@@ -13,10 +13,10 @@ from typing import ClassVar
 import panel as pn
 import tornado.web
 
-from sources.monitoring import CountyGeometry, LayerCache, MonitoringSource
 from sources.runtime import Runtime
-from sources.warning_expiry import WarningExpiry
-from sources.warnings import LatestCache, WarningSource
+from sources.warnings.expiry import WarningExpiry
+from sources.warnings.monitoring import CountyGeometry, LayerCache, MonitoringSource
+from sources.warnings.warnings import LatestCache, WarningSource
 from views.county_risk import CountyRisk
 from views.monitoring_map import MonitoringMap
 from views.warning_form import WarningForm

@@ -382,7 +382,7 @@ def build(path: str | Path, *, scale: str = "demo", seed: int = 7, progress: boo
         Reference day of the dates (hazards); the UTC date of the build by default.
     """
     from data import monitoring, resources
-    from sources.store import Store
+    from sources.store.store import Store
 
     if scale not in SCALES:
         raise ValueError(f"unknown scale {scale!r}: one of {', '.join(SCALES)}")

@@ -4,8 +4,8 @@ Nothing here imports Panel, ``views`` or ``dashboards``.
 """
 from __future__ import annotations
 
-from .base import Source
-from .hub import Hub, Subscription
-from .store import Store
+from sources.base import Source
+from sources.hub import Hub, Subscription
+from sources.store.store import Store
 
 __all__ = ["Hub", "Source", "Store", "Subscription"]

@@ -6,8 +6,8 @@ from typing import ClassVar
 
 import param
 
-from .hub import Hub
-from .store import Store
+from sources.hub import Hub
+from sources.store.store import Store
 
 
 class Source(param.Parameterized):
@@ -17,7 +17,7 @@ class Source(param.Parameterized):
     they never import Panel. ``source_type`` names the type in specs.
 
     Build one in a notebook with ``RiskSource.from_path("console.duckdb")``: when the console
-    runs and holds the file, this opens the newest snapshot the console wrote (see :mod:`sources.snapshot`).
+    runs and holds the file, this opens the newest snapshot the console wrote (see :mod:`sources.store.snapshot`).
     """
 
     source_type: ClassVar[str | None] = None
@@ -31,6 +31,8 @@ class Source(param.Parameterized):
     @classmethod
     def from_path(cls, path: str | Path, **params) -> Source:
         """Open a source on a store file, read-only, or on a snapshot if the file is held."""
-        from .snapshot import open_read_only  # the newest consistent snapshot when held
+        from sources.store.snapshot import (
+            open_read_only,  # the newest consistent snapshot when held
+        )
 
         return cls(store=open_read_only(path), **params)

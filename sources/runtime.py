@@ -12,8 +12,8 @@ from typing import Any, ClassVar
 
 import param
 
-from .hub import Hub
-from .store import Store
+from sources.hub import Hub
+from sources.store.store import Store
 
 
 class Runtime(param.Parameterized):
@@ -21,7 +21,7 @@ class Runtime(param.Parameterized):
 
     store = param.ClassSelector(class_=Store, doc="The one read-write store of the process.")
     hub = param.ClassSelector(class_=Hub, doc="The in-process pub/sub hub.")
-    ingests = param.List(default=[], doc="Feed ingests (sources.feed.FeedIngest), one per URL.")
+    ingests = param.List(default=[], doc="Feed ingests (sources.ingest.feed.FeedIngest), one per URL.")
     lang = param.Selector(default="zh", objects=["zh", "en"], doc="Default interface language.")
     started_at = param.Number(default=None, allow_None=True, doc="Epoch seconds of start.")
     server = param.Parameter(default=None, doc="The Bokeh server serving the console "

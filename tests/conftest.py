@@ -76,7 +76,7 @@ def tiny_db(tiny_db_template, tmp_path) -> Path:
 @pytest.fixture
 def store(tiny_db):
     """A read-write Store on a private copy of the tiny demo data."""
-    from sources.store import Store
+    from sources.store.store import Store
 
     s = Store(tiny_db)
     yield s

@@ -75,7 +75,7 @@ def test_a_stop_that_hangs_is_ended_with_every_stack_logged(serve):
     assert 2 <= took < 15, took
     assert "did not stop within 2 s" in log
     assert "hang_on_stop" in log and "Thread 0x" in log  # the stuck frame, named
-    from sources.store import Store
+    from sources.store.store import Store
 
     Store(console.db).close()  # the file is free again
 
@@ -101,7 +101,7 @@ def test_sigterm_stops_cleanly_and_releases_the_store(serve):
     console = serve("--no-demo-feed")
     assert console.stop() == 0, console.log.read_text()[-6000:]
     # the file is released: another process (this one) can open it read-write
-    from sources.store import Store
+    from sources.store.store import Store
 
     Store(console.db).close()
 

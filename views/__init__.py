@@ -3,7 +3,7 @@
 Build one on a source and display it::
 
     import panel as pn
-    from sources.risk import RiskSource
+    from sources.risk.risk import RiskSource
     from views.risk_map import RiskPointMap
     pn.extension()
     RiskPointMap(source=RiskSource.from_path("var/console.duckdb"))

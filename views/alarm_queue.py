@@ -13,7 +13,7 @@ import pandas as pd
 import panel as pn
 import param
 
-from sources.alarm_desk import AlarmActionError, AlarmSource
+from sources.alarms.desk import AlarmActionError, AlarmSource
 
 from .base import View
 from .panes import HTML

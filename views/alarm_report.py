@@ -9,7 +9,7 @@ import pandas as pd
 import panel as pn
 import param
 
-from sources.alarm_desk import AlarmSource
+from sources.alarms.desk import AlarmSource
 
 from .base import View
 from .panes import HTML

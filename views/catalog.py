@@ -14,7 +14,7 @@ import sys
 import param
 
 from sources.base import Source
-from sources.store import Store
+from sources.store.store import Store
 
 from .base import View
 

@@ -1,5 +1,5 @@
 """The county risk index: a choropleth of counties (or cities) and, for the clicked one, its
-enterprises ranked. The index is defined in :func:`sources.risk.risk_index`."""
+enterprises ranked. The index is defined in :func:`sources.risk.risk.risk_index`."""
 from __future__ import annotations
 
 from html import escape
@@ -10,7 +10,7 @@ import param
 from bokeh.models import ColumnDataSource, DataRange1d, HoverTool, TapTool
 from bokeh.plotting import figure
 
-from sources.risk import RiskSource
+from sources.risk.risk import RiskSource
 
 from .base import View
 from .panes import HTML
@@ -33,7 +33,7 @@ class CountyRiskIndex(View):
 
     view_type = "county_index"
 
-    source = param.ClassSelector(class_=RiskSource, doc="The risk queries (sources.risk).")
+    source = param.ClassSelector(class_=RiskSource, doc="The risk queries (sources.risk.risk).")
 
     level = param.Selector(default="county", objects=["county", "city"],
                            doc="Areas coloured: counties or cities.")

@@ -1,5 +1,5 @@
 """County risk assessment: a level per county and hazard, a choropleth per hazard, a table and
-the worst level per county (rules in ``sources.monitoring``)."""
+the worst level per county (rules in ``sources.warnings.monitoring``)."""
 from __future__ import annotations
 
 import pandas as pd
@@ -7,7 +7,7 @@ import panel as pn
 import param
 from bokeh.models import ColumnDataSource, HoverTool
 
-from sources.monitoring import HAZARDS, LEVEL_COLORS, LayerCache, MonitoringSource
+from sources.warnings.monitoring import HAZARDS, LEVEL_COLORS, LayerCache, MonitoringSource
 
 from .base import View
 from .monitoring_map import county_data, map_figure

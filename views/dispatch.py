@@ -7,7 +7,7 @@ import pandas as pd
 import panel as pn
 import param
 
-from sources.materials import MaterialSource
+from sources.inventory.materials import MaterialSource
 
 from .base import View
 from .inventory_common import Notice, current_user, options, table, translate

@@ -10,8 +10,8 @@ import pandas as pd
 import panel as pn
 import param
 
-from sources.pointlayer import GRADE_COLORS, GRADES
-from sources.risk import RiskSource
+from sources.risk.pointlayer import GRADE_COLORS, GRADES
+from sources.risk.risk import RiskSource
 
 from .base import View
 from .panes import HTML
@@ -77,7 +77,7 @@ class EnterpriseCard(View):
 
     view_type = "enterprise_card"
 
-    source = param.ClassSelector(class_=RiskSource, doc="The risk queries (sources.risk).")
+    source = param.ClassSelector(class_=RiskSource, doc="The risk queries (sources.risk.risk).")
 
     enterprise_id = param.Integer(default=None, allow_None=True,
                                   doc="The enterprise shown (None: nothing selected).")

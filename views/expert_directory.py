@@ -7,8 +7,8 @@ import pandas as pd
 import panel as pn
 import param
 
-from sources.experts import EXPERT_TYPES, ExpertSource
-from sources.inventory import county_table
+from sources.inventory.common import county_table
+from sources.inventory.experts import EXPERT_TYPES, ExpertSource
 
 from .base import View
 from .inventory_common import Notice, listify, options, rule, table

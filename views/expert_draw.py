@@ -7,8 +7,8 @@ from datetime import date, timedelta
 import panel as pn
 import param
 
-from sources.experts import ExpertSource
-from sources.inventory import to_csv_bytes
+from sources.inventory.common import to_csv_bytes
+from sources.inventory.experts import ExpertSource
 
 from .base import View
 from .expert_directory import EnterprisePicker, county_options, type_options

@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 import panel as pn
 
-from sources.inventory import InventoryError
+from sources.inventory.common import InventoryError
 
 from .panes import HTML, Alert
 

@@ -10,7 +10,7 @@ import param
 from bokeh.models import ColumnDataSource, HoverTool, HTMLTemplateFormatter
 from bokeh.plotting import figure
 
-from sources.materials import MaterialSource
+from sources.inventory.materials import MaterialSource
 
 from .base import View
 from .expert_directory import county_options

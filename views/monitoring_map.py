@@ -17,8 +17,8 @@ import param
 from bokeh.models import ColumnDataSource, HoverTool, Range1d, Span
 from bokeh.plotting import figure
 
-from sources.cap import CHINA_TZ
-from sources.monitoring import (
+from sources.warnings.cap import CHINA_TZ
+from sources.warnings.monitoring import (
     LEVEL_COLORS,
     RAIN_CLASSES,
     RAIN_COLORS,
@@ -26,7 +26,7 @@ from sources.monitoring import (
     LayerCache,
     MonitoringSource,
 )
-from sources.warnings import WarningSource
+from sources.warnings.warnings import WarningSource
 
 from .base import View
 from .panes import HTML, Markdown

@@ -4,7 +4,7 @@ Each cell runs on demand (in a worker thread, so *Cancel* stays live) and shows 
 a table and, where the columns allow, a chart (a number against a category or a time) or a
 map (columns ``lon``/``lat``; rasterised with datashader when large). Cells can be added,
 moved and deleted; a console is saved under a name, reopened, and pinned to the
-pinned-analyses dashboard. The guard and limits live in :mod:`sources.query_console`.
+pinned-analyses dashboard. The guard and limits live in :mod:`sources.analysis.query_console`.
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import panel as pn
 import param
 import pyarrow as pa
 
-from sources.query_console import QueryResult, QueryRunner, SavedConsoles
+from sources.analysis.query_console import QueryResult, QueryRunner, SavedConsoles
 
 from .base import View
 from .i18n import t

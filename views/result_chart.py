@@ -10,7 +10,7 @@ import holoviews.plotting.bokeh  # noqa: F401  (registers the options of the bok
 import pandas as pd
 import pyarrow as pa
 
-from sources.pointlayer import GRADE_COLORS
+from sources.risk.pointlayer import GRADE_COLORS
 
 #: Results with more points than this are rasterised by datashader rather than drawn.
 RASTERISE_ABOVE = 5_000

@@ -2,7 +2,7 @@
 
 A raw Bokeh figure with one ``Image`` glyph (a byte per pixel, palette in the browser): a ``RangesUpdate`` event from the browser
 (sent ≈ 20 ms after a wheel zoom or at the end of a pan, not HoloViews' ≈ 0.5 s debounce)
-renders a new frame from :class:`sources.pointlayer.PointLayer` and replaces the image. County
+renders a new frame from :class:`sources.risk.pointlayer.PointLayer` and replaces the image. County
 and city outlines are drawn above the points; at street level single points become glyphs
 with tooltips. No tiles: a plain background, offline.
 """
@@ -19,8 +19,8 @@ from bokeh.events import MouseMove, RangesUpdate, Tap
 from bokeh.models import ColumnDataSource, DataRange1d, HoverTool, LinearColorMapper
 from bokeh.plotting import figure
 
-from sources.pointlayer import GRADE_COLORS, GRADES, palette
-from sources.risk import RiskFilter, RiskLayer, RiskSource, to_csv_bytes, to_excel_bytes
+from sources.risk.pointlayer import GRADE_COLORS, GRADES, palette
+from sources.risk.risk import RiskFilter, RiskLayer, RiskSource, to_csv_bytes, to_excel_bytes
 
 from .base import View
 from .panes import HTML
@@ -49,13 +49,13 @@ def geojson_rings(text: str) -> list[tuple[list[float], list[float]]]:
 class RiskPointMap(View):
     """All risk points coloured by grade, county outlines on top, legend, hover and click.
 
-    Build it on a :class:`sources.risk.RiskSource`; pass ``layer`` to share an already
+    Build it on a :class:`sources.risk.risk.RiskSource`; pass ``layer`` to share an already
     loaded point layer (the console shares one per process).
     """
 
     view_type = "risk_map"
 
-    source = param.ClassSelector(class_=RiskSource, doc="The risk queries (sources.risk).")
+    source = param.ClassSelector(class_=RiskSource, doc="The risk queries (sources.risk.risk).")
 
     layer = param.ClassSelector(class_=RiskLayer, allow_None=True, default=None,
                                 doc="The in-memory point layer; loaded from the source if None.")

@@ -15,8 +15,8 @@ import panel as pn
 import param
 from bokeh.models import ColumnDataSource, HoverTool, PolyDrawTool, TapTool
 
-from sources.cap import CHINA_TZ
-from sources.warnings import EVENTS, LEVELS, WarningInputError, WarningSource
+from sources.warnings.cap import CHINA_TZ
+from sources.warnings.warnings import EVENTS, LEVELS, WarningInputError, WarningSource
 
 from .base import View
 from .monitoring_map import county_data, map_figure

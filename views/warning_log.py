@@ -9,8 +9,8 @@ import pandas as pd
 import panel as pn
 import param
 
-from sources.cap import CHINA_TZ
-from sources.warnings import EVENTS, LEVELS, WarningSource
+from sources.warnings.cap import CHINA_TZ
+from sources.warnings.warnings import EVENTS, LEVELS, WarningSource
 
 from .base import View
 from .i18n import t

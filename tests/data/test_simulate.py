@@ -14,7 +14,7 @@ import pytest
 
 from data.province_model import Province, Registry
 from data.simulate import DemoFeed, read_registry
-from sources.messages import parse_frame
+from sources.ingest.messages import parse_frame
 from tests.conftest import ROOT, wait_until
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 
-from sources.store import Store
+from sources.store.store import Store
 
 T0 = datetime(2026, 11, 28, 8, 0, tzinfo=UTC)
 

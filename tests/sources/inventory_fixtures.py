@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from sources.store import Store
+from sources.store.store import Store
 
 COUNTIES = pd.DataFrame({
     "county_code": ["370102", "370103", "370202", "370203"],

@@ -7,8 +7,8 @@ from datetime import timedelta
 import pandas as pd
 import pytest
 
-from sources.alarm_desk import AlarmActionError, AlarmSource
-from sources.alarms import AlarmEngine
+from sources.alarms.desk import AlarmActionError, AlarmSource
+from sources.alarms.engine import AlarmEngine
 from sources.hub import Hub
 
 from .alarm_registry import T0, make_alarm_store, readings

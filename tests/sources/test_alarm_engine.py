@@ -7,7 +7,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from sources.alarms import AlarmEngine
+from sources.alarms.engine import AlarmEngine
 from sources.hub import Hub
 
 from .alarm_registry import make_alarm_store, readings

@@ -8,7 +8,7 @@ import pytest
 
 from bench.alarm_latency import BenchFeed
 from dashboards.alarms import start_services
-from sources.alarm_desk import AlarmSource
+from sources.alarms.desk import AlarmSource
 from sources.runtime import Runtime
 from tests.conftest import wait_until
 
@@ -24,7 +24,7 @@ def feed():
 
 @pytest.mark.slow
 def test_ingest_to_alarm_end_to_end(tmp_path, feed):
-    from sources.feed import FeedIngest
+    from sources.ingest.feed import FeedIngest
 
     rt = Runtime(store=make_alarm_store(tmp_path / "svc.duckdb"))
     ingest = FeedIngest(url=feed.url, store=rt.store, hub=rt.hub)

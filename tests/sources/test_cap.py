@@ -6,9 +6,9 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from sources.cap import CAP_NS, SEVERITY, cap_polygon, cap_time
 from sources.hub import Hub
-from sources.warnings import WarningSource, utcnow
+from sources.warnings.cap import CAP_NS, SEVERITY, cap_polygon, cap_time
+from sources.warnings.warnings import WarningSource, utcnow
 
 from .warnings_store import make_store
 

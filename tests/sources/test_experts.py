@@ -9,8 +9,8 @@ from datetime import date, timedelta
 import pandas as pd
 import pytest
 
-from sources.experts import ExpertSource
-from sources.inventory import InventoryError, utc_now
+from sources.inventory.common import InventoryError, utc_now
+from sources.inventory.experts import ExpertSource
 
 from .inventory_fixtures import build_inventory_store
 

@@ -6,9 +6,9 @@ import json
 import numpy as np
 import pytest
 
-from sources.feed import FeedIngest, with_since
-from sources.feed_writer import SeqIntervals, load_intervals
 from sources.hub import Hub
+from sources.ingest.feed import FeedIngest, with_since
+from sources.ingest.writer import SeqIntervals, load_intervals
 from tests.conftest import wait_until
 from tests.sources.feed_servers import TS, ScriptedFeed, abort, batch, msg, sending, stored_seqs
 

@@ -13,11 +13,11 @@ from tests.sources.feed_servers import stored_seqs
 
 
 class IngestProcess:
-    """``python -m sources.feed --db DB URL``, its status lines read as they come."""
+    """``python -m sources.ingest.feed --db DB URL``, its status lines read as they come."""
 
     def __init__(self, db, url):
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "sources.feed", "--db", str(db), url], cwd=ROOT,
+            [sys.executable, "-m", "sources.ingest.feed", "--db", str(db), url], cwd=ROOT,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         self.status: dict = {}
         self.lines: list[str] = []
@@ -61,7 +61,7 @@ def test_kill_9_during_heavy_ingest_loses_nothing_and_stores_nothing_twice(tiny_
                 p.proc.kill()
                 p.proc.wait(10)
         feed.stop()
-    from sources.store import Store
+    from sources.store.store import Store
 
     store = Store(tiny_db, read_only=True)
     try:

@@ -65,7 +65,7 @@ def test_console_ingests_the_demo_feed_and_survives_its_restart(serve, tiny_db):
         assert console.stop() == 0  # SIGTERM: the pending batch is written
         sim.terminate()
         sim.wait(10)
-    from sources.store import Store
+    from sources.store.store import Store
 
     store = Store(tiny_db, read_only=True)
     try:
@@ -85,7 +85,7 @@ def test_console_ingests_the_demo_feed_and_survives_its_restart(serve, tiny_db):
 
 @pytest.mark.slow
 def test_console_keeps_serving_a_hostile_feed(serve, tiny_db):
-    from sources.store import Store
+    from sources.store.store import Store
 
     store = Store(tiny_db, read_only=True)
     sensor = store.scalar("SELECT min(sensor_id) FROM sensors")

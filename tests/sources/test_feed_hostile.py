@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from sources.feed import FeedIngest
+from sources.ingest.feed import FeedIngest
 from tests.conftest import wait_until
 from tests.sources.feed_servers import (
     TS,

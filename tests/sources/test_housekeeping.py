@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from sources.housekeeping import MemoryTrimmer, limit_arenas, trim
+from sources.store.housekeeping import MemoryTrimmer, limit_arenas, trim
 
 glibc = pytest.mark.skipif(not MemoryTrimmer().available or not sys.platform.startswith("linux"),
                            reason="glibc only")
@@ -61,7 +61,7 @@ def test_limit_arenas_is_accepted():
 
 
 def test_the_store_tells_duckdb_to_flush_freed_memory_early(tmp_path):
-    from sources.store import Store
+    from sources.store.store import Store
 
     store = Store(tmp_path / "s.duckdb")
     try:

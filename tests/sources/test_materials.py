@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from sources.hub import Hub
-from sources.inventory import InventoryError
-from sources.materials import MaterialSource
+from sources.inventory.common import InventoryError
+from sources.inventory.materials import MaterialSource
 
 from .inventory_fixtures import build_inventory_store
 

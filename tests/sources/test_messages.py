@@ -7,7 +7,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sources.messages import RAW_LIMIT, cut_raw, parse_frame, parse_ts, reason_code
+from sources.ingest.messages import RAW_LIMIT, cut_raw, parse_frame, parse_ts, reason_code
 
 SENSORS = frozenset({"T1", "P1"})
 TS = "2026-11-28T08:00:00+08:00"

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sources.monitoring import MonitoringSource, idw, level_of, worst
+from sources.warnings.monitoring import MonitoringSource, idw, level_of, worst
 
 from .warnings_store import T0, add_readings, hourly, make_store
 
@@ -58,7 +58,7 @@ def test_accumulation_and_classes(wet):
 
 
 def test_class_edges():
-    from sources.monitoring import RAIN_CLASSES
+    from sources.warnings.monitoring import RAIN_CLASSES
 
     edges = np.searchsorted(RAIN_CLASSES["24h"], [0, 9.9, 10, 24.9, 25, 50, 100, 249, 250],
                             side="right")

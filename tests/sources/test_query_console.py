@@ -7,8 +7,8 @@ import time
 import pyarrow as pa
 import pytest
 
-from sources.query_console import QueryRefused, QueryRunner, SavedConsoles, check_read_only
-from sources.store import Store
+from sources.analysis.query_console import QueryRefused, QueryRunner, SavedConsoles, check_read_only
+from sources.store.store import Store
 from tests.conftest import wait_until
 
 
@@ -123,7 +123,7 @@ def test_refused_statements_leave_the_data_unchanged(small_store, sql, code):
 
 def test_read_only_transaction_holds_even_past_the_guard(small_store, monkeypatch):
     """Second line of defence: the query runs in a READ ONLY transaction, rolled back."""
-    import sources.query_console as qc
+    import sources.analysis.query_console as qc
 
     monkeypatch.setattr(qc, "check_read_only", lambda sql, con=None: sql)
     result = QueryRunner(store=small_store).run("DELETE FROM risk_points")

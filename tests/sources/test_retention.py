@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 
-from sources.retention import ReadingRetention
+from sources.store.retention import ReadingRetention
 
 NOW = datetime(2026, 11, 28, 12, tzinfo=UTC)
 

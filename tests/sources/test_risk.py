@@ -8,9 +8,9 @@ import openpyxl
 import pandas as pd
 import pytest
 
-from sources.pointlayer import GRADES
-from sources.risk import RiskFilter, RiskSource, risk_index, to_csv_bytes, to_excel_bytes
-from sources.store import Store
+from sources.risk.pointlayer import GRADES
+from sources.risk.risk import RiskFilter, RiskSource, risk_index, to_csv_bytes, to_excel_bytes
+from sources.store.store import Store
 
 AS_OF = dt.date(2026, 11, 20)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sources.pointlayer import GRADE_COLORS, GRADES, PointLayer, palette
+from sources.risk.pointlayer import GRADE_COLORS, GRADES, PointLayer, palette
 
 EXTENT = (114.8, 122.7, 34.4, 38.4)
 

@@ -7,7 +7,7 @@ import time
 import pandas as pd
 import pytest
 
-from sources.situation import (
+from sources.situation.source import (
     DAY_MS,
     PARTS,
     SituationSource,
@@ -15,7 +15,7 @@ from sources.situation import (
     haversine_km,
     needs_for,
 )
-from sources.store import Store
+from sources.store.store import Store
 
 NOW = int(time.time() * 1000)
 
@@ -256,7 +256,7 @@ def test_needs_and_freshness():
 
 def test_board_queries_use_no_window_functions_or_joins(source, monkeypatch):
     """What a board repeats twice a second avoids the operators that grow DuckDB's heap
-    when repeated (window functions, hash joins: LATEST_NOTE in sources/situation.py)."""
+    when repeated (window functions, hash joins: LATEST_NOTE in sources/situation/source.py)."""
     seen = []
     arrow = source.store.arrow
 

@@ -10,7 +10,7 @@ import pyarrow as pa
 import pytest
 
 from sources.base import Source
-from sources.snapshot import (
+from sources.store.snapshot import (
     SnapshotWriter,
     latest_snapshot,
     list_snapshots,
@@ -18,7 +18,7 @@ from sources.snapshot import (
     snapshot_time,
     write_snapshot,
 )
-from sources.store import Store
+from sources.store.store import Store
 from tests.conftest import ROOT
 
 # The "console": holds the store read-write, inserts batches, writes a snapshot on demand.
@@ -26,8 +26,8 @@ WRITER = textwrap.dedent("""
     import sys
     import pyarrow as pa
     sys.path.insert(0, {root!r})
-    from sources.store import Store
-    from sources.snapshot import write_snapshot
+    from sources.store.store import Store
+    from sources.store.snapshot import write_snapshot
     store = Store({db!r})
     n = 0
     for line in sys.stdin:

@@ -9,7 +9,7 @@ def test_closing_the_store_waits_for_a_call_in_another_thread(tmp_path):
     for it (DuckDB refuses a busy connection), not raise and abort the process on exit."""
     import threading
 
-    from sources.store import Store
+    from sources.store.store import Store
 
     store = Store(tmp_path / "s.duckdb")
     started, errors = threading.Event(), []
@@ -34,7 +34,7 @@ def test_closing_the_store_waits_for_a_call_in_another_thread(tmp_path):
 def test_every_cursor_runs_without_late_materialization(tmp_path):
     """A small ``ORDER BY … LIMIT`` must not become a row-id join (DuckDB's joins grow the
     heap when repeated, and the board repeats its top-n queries twice a second)."""
-    from sources.store import Store
+    from sources.store.store import Store
 
     store = Store(tmp_path / "s.duckdb")
     try:

@@ -7,8 +7,8 @@ import threading
 import pytest
 
 from sources.hub import Hub
-from sources.warning_expiry import WarningExpiry
-from sources.warnings import WarningInputError, WarningSource, utcnow
+from sources.warnings.expiry import WarningExpiry
+from sources.warnings.warnings import WarningInputError, WarningSource, utcnow
 from tests.conftest import wait_until
 
 from .warnings_store import make_store
@@ -170,7 +170,7 @@ def test_log_filters_and_csv(src):
 
 
 def test_latest_cache_is_shared_and_forgets_on_publish(wstore):
-    from sources.warnings import LatestCache
+    from sources.warnings.warnings import LatestCache
 
     hub = Hub()
     cache = LatestCache(hub)

@@ -6,9 +6,9 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from sources.cap import CAP_NS
-from sources.store import Store
-from sources.warnings import WarningSource, utcnow
+from sources.store.store import Store
+from sources.warnings.cap import CAP_NS
+from sources.warnings.warnings import WarningSource, utcnow
 
 NS = {"cap": CAP_NS}
 

@@ -8,8 +8,8 @@ import panel as pn
 import pytest
 
 from sources.hub import Hub
-from sources.monitoring import MonitoringSource
-from sources.warnings import WarningSource
+from sources.warnings.monitoring import MonitoringSource
+from sources.warnings.warnings import WarningSource
 from views.county_risk import CountyRisk
 from views.monitoring_map import MonitoringMap
 from views.warning_form import WarningForm

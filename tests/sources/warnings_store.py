@@ -13,7 +13,7 @@ import json
 
 import pyarrow as pa
 
-from sources.store import Store
+from sources.store.store import Store
 
 T0 = dt.datetime(2026, 11, 28, 0, 0, tzinfo=dt.UTC)
 SQUARES = {"370101": (117.0, 36.0), "370102": (117.5, 36.0),

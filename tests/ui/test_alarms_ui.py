@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bench.alarm_latency import BenchFeed
-from sources.store import Store
+from sources.store.store import Store
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from sources.store import Store
+from sources.store.store import Store
 from tests.conftest import wait_until
 
 pytestmark = [pytest.mark.ui, pytest.mark.slow]

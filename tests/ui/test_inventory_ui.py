@@ -5,10 +5,10 @@ from datetime import timedelta
 
 import pytest
 
-from sources.experts import POOL_SQL, ExpertSource
-from sources.inventory import utc_now
-from sources.materials import MaterialSource
-from sources.store import Store
+from sources.inventory.common import utc_now
+from sources.inventory.experts import POOL_SQL, ExpertSource
+from sources.inventory.materials import MaterialSource
+from sources.store.store import Store
 from tests.conftest import wait_until
 from views.dispatch import DispatchDesk
 from views.expert_directory import ExpertDirectory

@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sources.risk import RiskFilter, RiskSource
-from sources.store import Store
+from sources.risk.risk import RiskFilter, RiskSource
+from sources.store.store import Store
 from tests.conftest import wait_until
 
 pytestmark = [pytest.mark.ui, pytest.mark.slow]
@@ -125,7 +125,7 @@ def assert_no_risk_errors(console):
     """No traceback of the risk app in the server's log (other apps are not ours to judge)."""
     log = console.log.read_text(errors="replace")
     ours = ("views/risk_map.py", "views/enterprise_card.py", "views/county_index.py",
-            "sources/risk.py", "sources/pointlayer.py", "dashboards/risk.py")
+            "sources/risk/risk.py", "sources/risk/pointlayer.py", "dashboards/risk.py")
     assert not [f for f in ours if f in log], log[-3000:]
 
 

@@ -51,7 +51,7 @@ window.__watch = (sel, text, present, host) => {
 @pytest.fixture(scope="module")
 def console(tiny_db_template, tmp_path_factory):
     """One console for the module, on a tiny store with a few hand-made observations."""
-    from sources.store import Store
+    from sources.store.store import Store
     from tests.sources.warnings_store import add_readings
 
     db = tmp_path_factory.mktemp("warnings-ui") / "console.duckdb"

@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 import panel as pn
 import pytest
 
-from sources.alarm_desk import AlarmSource
-from sources.alarms import AlarmEngine
+from sources.alarms.desk import AlarmSource
+from sources.alarms.engine import AlarmEngine
 from sources.runtime import Runtime
 from tests.sources.alarm_registry import T0, make_alarm_store, readings
 from views.alarm_queue import AlarmQueue, beep_wav
@@ -130,7 +130,7 @@ def test_report_view_and_csv(engine, source):
 
 
 def test_feed_status_cards_and_quarantine(rt, source):
-    from sources.feed import FeedIngest
+    from sources.ingest.feed import FeedIngest
 
     ingest = FeedIngest(url="ws://127.0.0.1:9/<script>", store=rt.store, hub=rt.hub)
     rt.store.insert("quarantine", __import__("pandas").DataFrame({

@@ -8,8 +8,8 @@ import pytest
 from dashboards.board import BoardDashboard, SituationBoard
 from sources.hub import Hub
 from sources.runtime import Runtime
-from sources.situation import SituationSource
-from sources.store import Store
+from sources.situation.source import SituationSource
+from sources.store.store import Store
 from tests.sources.test_situation import NOW, fill, ts
 from views.board_map import BoardMap
 from views.clock import ClockPane, WallRotation

@@ -7,7 +7,7 @@ import concurrent.futures
 import panel as pn
 
 from sources.base import Source
-from sources.snapshot import open_read_only
+from sources.store.snapshot import open_read_only
 from views.query_console import PinnedConsole, QueryConsole
 
 

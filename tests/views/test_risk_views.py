@@ -7,7 +7,7 @@ import pytest
 from bokeh.document import Document
 
 from sources.hub import Message
-from sources.risk import RiskFilter, RiskSource
+from sources.risk.risk import RiskFilter, RiskSource
 from views.county_index import CountyRiskIndex
 from views.enterprise_card import EnterpriseCard, sparkline
 from views.risk_map import RiskPointMap

@@ -5,7 +5,7 @@ from __future__ import annotations
 import panel as pn
 import pytest
 
-from sources.snapshot import open_read_only
+from sources.store.snapshot import open_read_only
 from views.catalog import build_view, concrete_views
 
 VIEWS = concrete_views()

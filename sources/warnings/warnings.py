@@ -7,7 +7,7 @@ time ``at`` is ``cancelled`` (latest is a Cancel), ``expired`` (``expires <= at`
 (``source='feed'``) are handled alike.
 
 Every change is published on the hub topic ``warning`` as a list of dicts (the new row with
-its ``status``); :class:`sources.warning_expiry.WarningExpiry` publishes ``{"warning_id", "status": "expired"}``
+its ``status``); :class:`sources.warnings.expiry.WarningExpiry` publishes ``{"warning_id", "status": "expired"}``
 when a warning's time runs out, so pages only have to reload :meth:`WarningSource.active`.
 """
 from __future__ import annotations
@@ -26,16 +26,17 @@ import param
 import pyarrow as pa
 import shapely
 
+from sources.base import Source
+from sources.warnings.monitoring import CountyGeometry
+
 from . import cap
-from .base import Source
-from .monitoring import CountyGeometry
 
 LEVELS = ("blue", "yellow", "orange", "red")
 EVENTS = ("rainstorm", "flood", "gale", "heat", "freezing", "blizzard", "drought",
           "landslide", "forest_fire", "earthquake", "fog", "thunderstorm")
 
 # latest version of each warning; arg_max, not a window function (see LATEST_NOTE in
-# sources/situation.py: DuckDB's window operator grows the heap when repeated)
+# sources/situation/source.py: DuckDB's window operator grows the heap when repeated)
 _LATEST = """
     SELECT * FROM (SELECT unnest(arg_max(w, w.version)) FROM warnings w GROUP BY w.warning_id)
 """

@@ -27,7 +27,7 @@ Rules
   at the first reading that returns. Sensors never heard are not flagged (a registry entry
   without a feed is not an outage of that feed).
 - A cleared alarm stays in the duty officers' queue until they close it (lifecycle in
-  :mod:`sources.alarm_desk`); a new breach after a clear raises a new alarm.
+  :mod:`sources.alarms.desk`); a new breach after a clear raises a new alarm.
 
 Alarms are written in one transaction per batch (``alarms``, ``alarm_actions`` with actor
 ``system``) and published on the hub topic ``alarm`` as a list of dicts, each with
@@ -48,8 +48,8 @@ import pandas as pd
 import param
 import pyarrow as pa
 
-from .hub import Hub
-from .store import Store
+from sources.hub import Hub
+from sources.store.store import Store
 
 log = logging.getLogger("console.alarms")
 SYSTEM = "system"

@@ -19,7 +19,7 @@ import duckdb
 import param
 import pyarrow as pa
 
-from .store import Store
+from sources.store.store import Store
 
 # Statement types that only read. EXPLAIN, PRAGMA and CALL are checked one by one below.
 READ_TYPES = {duckdb.StatementType.SELECT}

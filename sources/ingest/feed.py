@@ -25,10 +25,10 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import param
 import pyarrow as pa
 
-from .feed_writer import FeedWriter, SeqIntervals
-from .hub import Hub
-from .messages import Parsed, cut_raw, parse_frame, reason_code
-from .store import Store
+from sources.hub import Hub
+from sources.ingest.messages import Parsed, cut_raw, parse_frame, reason_code
+from sources.ingest.writer import FeedWriter, SeqIntervals
+from sources.store.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -442,7 +442,7 @@ __all__ = ["FeedIngest", "SeqIntervals", "with_since"]
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m sources.feed --db PATH URL...``: ingest feeds without serving pages.
+    """``python -m sources.ingest.feed --db PATH URL...``: ingest feeds without serving pages.
 
     The headless ingest (for a separate ingest process, and the crash-safety test): runs
     until SIGTERM/SIGINT, then writes what is pending. Prints one status line a second.

@@ -7,7 +7,7 @@ each cell, so a zoomed view reads only the cells it covers. One frame is
     aggregate (numba, both cores, 4 uint16 counts per pixel) -> shade (numba: one uint8
     palette index per pixel, or RGBA) -> spread
 
-(the kernels are in :mod:`sources.pointkernels`). Grades are categories 0..3 in :data:`GRADES` order. Nothing here imports Panel.
+(the kernels are in :mod:`sources.risk.pointkernels`). Grades are categories 0..3 in :data:`GRADES` order. Nothing here imports Panel.
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .pointkernels import (
+from sources.risk.pointkernels import (
     COUNT_DTYPE,
     _aggregate,
     _cell_keys,

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import param
 
-from .base import Source
+from sources.base import Source
 
 LEVELS = ("red", "orange", "yellow", "blue")
 HOUR_MS = 3_600_000
@@ -63,7 +63,7 @@ TOPICS = frozenset().union(*PARTS.values())
 # plain aggregates: 0.5 MB), and a wall page made the server grow ≈ 1.2 MB a minute. So
 # "latest row of each" is ``arg_max``, registry lookups (names, positions) are pandas
 # reindexing of registries read once (``places()``), and the store turns off late
-# materialization (it makes a small ``ORDER BY … LIMIT`` a row-id join: sources/store.py).
+# materialization (it makes a small ``ORDER BY … LIMIT`` a row-id join: sources/store/store.py).
 
 
 def haversine_sql(lon: str = "lon", lat: str = "lat") -> str:
@@ -626,7 +626,7 @@ class SituationSource(Source):
             layer = getattr(layer, "points", layer)  # a RiskLayer holds its PointLayer
             if layer is None:
                 try:
-                    from .pointlayer import GRADES, PointLayer
+                    from sources.risk.pointlayer import GRADES, PointLayer
                 except ImportError:
                     return self._datashader_density(width, height)
                 pts = self.store.arrow(

@@ -20,11 +20,11 @@ from pathlib import Path
 import duckdb
 import param
 
-from .store import Store
+from sources.store.store import Store
 
 log = logging.getLogger(__name__)
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_DB = ROOT / "var" / "console.duckdb"
 _STAMP = re.compile(r"\.(\d{8}T\d{6}\d{6})\.duckdb$")
 
@@ -226,8 +226,8 @@ def notebook_source(cls=None, path: str | Path | None = None, **params):
     path : path, optional
         The store file (ignored when served by the console).
     """
-    from .base import Source
-    from .runtime import Runtime
+    from sources.base import Source
+    from sources.runtime import Runtime
 
     cls = cls or Source
     runtime = Runtime._current

@@ -37,8 +37,8 @@ import pandas as pd
 import param
 import shapely
 
-from .base import Source
-from .store import Store
+from sources.base import Source
+from sources.store.store import Store
 
 LEVELS = ("blue", "yellow", "orange", "red")
 HAZARDS = ("flood", "drought", "gale", "heat", "freezing")

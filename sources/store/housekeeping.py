@@ -12,7 +12,7 @@ nothing leaks. Two standard remedies, both glibc-only (no-ops elsewhere):
   (``tests/sources/test_housekeeping.py``: > 40 MB of freed blocks glibc kept; the soak in
   ``bench/soak_board.py`` runs with it, not against it).
 
-DuckDB's own allocator is told to flush early in :class:`sources.store.Store`.
+DuckDB's own allocator is told to flush early in :class:`sources.store.store.Store`.
 """
 from __future__ import annotations
 

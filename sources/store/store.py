@@ -21,7 +21,7 @@ import pandas as pd
 import param
 import pyarrow as pa
 
-SCHEMA_PATH = Path(__file__).resolve().parent.parent / "data" / "schema.sql"
+SCHEMA_PATH = Path(__file__).resolve().parents[2] / "data" / "schema.sql"
 
 
 class Store(param.Parameterized):
@@ -47,7 +47,7 @@ class Store(param.Parameterized):
         # it flushes; flush above 16 MB and purge in the background instead.
         # Late materialization turns a small ``ORDER BY … LIMIT`` into a join on row ids, and
         # DuckDB's joins leave buffer bookkeeping on the heap each time (LATEST_NOTE in
-        # sources/situation.py): the board's ticker grew the heap 3.3 MB per 1,000 refreshes
+        # sources/situation/source.py): the board's ticker grew the heap 3.3 MB per 1,000 refreshes
         # with it, 0.3 MB without.
         config = {"memory_limit": os.environ.get("CONSOLE_DB_MEMORY", "1GB"),
                   "allocator_flush_threshold": "16MB",

@@ -18,8 +18,8 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from .base import Source
-from .inventory import (
+from sources.base import Source
+from sources.inventory.common import (
     InventoryError,
     actor_name,
     county_point,

@@ -25,8 +25,8 @@ import pandas as pd
 import param
 import pyarrow as pa
 
-from .alarms import ACTION_SCHEMA, SYSTEM
-from .base import Source
+from sources.alarms.engine import ACTION_SCHEMA, SYSTEM
+from sources.base import Source
 
 STEPS = {  # action: (from state, to state, by column, at column)
     "acknowledge": ("raised", "acknowledged", "acked_by", "acked_at"),

@@ -1,4 +1,4 @@
-"""The numba kernels of the point layer (:mod:`sources.pointlayer`) and their threads.
+"""The numba kernels of the point layer (:mod:`sources.risk.pointlayer`) and their threads.
 
 Kept apart from the layer so each file stays small; nothing here is public API except
 :func:`kernel_threads` and :func:`machine_busy`.

@@ -2,7 +2,7 @@
 
 :class:`RiskSource` keeps the SQL: legend counts, enterprise cards, the county risk index,
 exports. :meth:`RiskSource.load_layer` reads every risk point once into a
-:class:`RiskLayer` (a :class:`~sources.pointlayer.PointLayer` plus its enterprises' attributes
+:class:`RiskLayer` (a :class:`~sources.risk.pointlayer.PointLayer` plus its enterprises' attributes
 for filters); ``dashboards/risk.py`` shares one per process through ``runtime.shared``.
 """
 from __future__ import annotations
@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 import param
 
-from .base import Source
-from .pointlayer import GRADES, PointLayer
+from sources.base import Source
+from sources.risk.pointlayer import GRADES, PointLayer
 
 #: Weights of the county risk index components (they sum to 1); see :func:`risk_index`.
 INDEX_WEIGHTS = {"density": 0.5, "overdue": 0.3, "alarms": 0.2}

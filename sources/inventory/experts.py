@@ -2,7 +2,7 @@
 rating after the work and fee statements.
 
 Every write runs in one ``store.transaction()``; a refused action raises
-:class:`~sources.inventory.InventoryError` before anything is written.
+:class:`~sources.inventory.common.InventoryError` before anything is written.
 """
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 import param
 
-from .base import Source
-from .inventory import (
+from sources.base import Source
+from sources.inventory.common import (
     InventoryError,
     actor_name,
     county_point,

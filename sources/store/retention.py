@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 import param
 
-from .store import Store
+from sources.store.store import Store
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ import threading
 
 import param
 
-from .warnings import WarningSource, utcnow
+from sources.warnings.warnings import WarningSource, utcnow
 
 
 class WarningExpiry(param.Parameterized):

@@ -19,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .feed import FeedIngest, Pending
+    from sources.ingest.feed import FeedIngest, Pending
 
 log = logging.getLogger(__name__)
 
@@ -195,7 +195,7 @@ class CountyLookup:
 
 
 class FeedWriter:
-    """Writes the batches of one :class:`~sources.feed.FeedIngest` (its writer thread)."""
+    """Writes the batches of one :class:`~sources.ingest.feed.FeedIngest` (its writer thread)."""
 
     def __init__(self, ingest: FeedIngest):
         self.ingest = ingest

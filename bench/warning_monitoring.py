@@ -106,16 +106,16 @@ def main(argv=None) -> None:
             "CAP alert XML": lambda: warn.cap_xml(wid),
             "CAP index XML": warn.cap_index_xml,
         }
-        from sources.runtime import Runtime
+        from sources.console import Console
 
-        runtime = Runtime(store=store, hub=hub)
+        console = Console(store=store, hub=hub, load_layers=False)
 
         def page():
             import panel as pn
 
             from dashboards.warnings import WarningsDashboard
 
-            pn.panel(WarningsDashboard(runtime=runtime, lang="zh").layout()).get_root()
+            pn.panel(WarningsDashboard(console=console, lang="zh").layout()).get_root()
 
         ops["/warnings page (build + models)"] = page
         print(f"{'operation':34s} {'median s':>9s} {'x baseline':>10s}")

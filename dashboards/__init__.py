@@ -1,5 +1,7 @@
 """Dashboards: the Panel apps composed from views. Each is a ``Dashboard`` subclass in its own
-module; ``serve.py`` finds them with ``param.concrete_descendents`` and serves each at its route.
+module; :func:`routes` finds them with ``param.concrete_descendents`` and serves each at its
+route, with the analysts' notebook dashboards beside them. A page lays out views over the
+console's sources; it starts nothing (the console owns every service).
 """
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ import pkgutil
 
 from .base import Dashboard
 
-__all__ = ["Dashboard", "discover"]
+__all__ = ["Dashboard", "discover", "routes"]
 
 
 def discover() -> list[type[Dashboard]]:
@@ -23,3 +25,17 @@ def discover() -> list[type[Dashboard]]:
         if getattr(cls, "route", None) is not None
     ]
     return sorted(found, key=lambda cls: (cls.order, cls.route))
+
+
+def routes(console) -> tuple[dict, dict]:
+    """``({route: app}, {route: (title_key, title)})`` of every page served for ``console``."""
+    from .notebooks_served import notebook_apps  # dashboards/notebooks/*.ipynb
+
+    apps, titles = {}, {}
+    for cls in discover():
+        key = "/" if cls.route == "" else cls.route
+        apps[key] = cls.app(console)
+        titles[key] = (cls.title_key, None)
+    for key, (app, title) in notebook_apps(console).items():
+        apps[key], titles[key] = app, (None, title)
+    return apps, titles

@@ -6,7 +6,7 @@ from typing import ClassVar
 import panel as pn
 import param
 
-from sources.runtime import Runtime
+from sources.console import Console
 from views.i18n import LANGS, session_lang, t
 
 
@@ -15,8 +15,8 @@ class Dashboard(param.Parameterized):
 
     Subclasses set ``route`` (served at ``/<route>``), ``title_key`` and ``description_key``
     (labels of :mod:`views.i18n`) and ``order`` (menu position), and implement
-    :meth:`layout`. One instance is made per browser session, on the shared runtime.
-    Extra HTTP endpoints (e.g. ``/cap/index.xml``) come from :meth:`handlers`.
+    :meth:`layout`. One instance is made per browser session, on the shared console: a page
+    lays out views over the console's sources and starts nothing.
     """
 
     route: ClassVar[str | None] = None
@@ -25,7 +25,7 @@ class Dashboard(param.Parameterized):
     order: ClassVar[int] = 100
     dark: ClassVar[bool] = False
 
-    runtime = param.ClassSelector(class_=Runtime, doc="The console's shared services.")
+    console = param.ClassSelector(class_=Console, doc="The console: its sources and services.")
     lang = param.Selector(default="zh", objects=list(LANGS), doc="Interface language.")
 
     def t(self, key: str, **fmt) -> str:
@@ -36,18 +36,12 @@ class Dashboard(param.Parameterized):
         raise NotImplementedError
 
     @classmethod
-    def handlers(cls, runtime: Runtime) -> list[tuple]:
-        """Extra tornado URL patterns ``(regex, handler, kwargs)`` served beside the page."""
-        return []
-
-    @classmethod
-    def app(cls, runtime: Runtime):
+    def app(cls, console: Console):
         """The function Panel calls for each new session of this page."""
 
         def create():
-            lang = session_lang(runtime.lang)
-            board = cls(runtime=runtime, lang=lang)
-            return board.layout()
+            lang = session_lang(console.lang)
+            return cls(console=console, lang=lang).layout()
 
         create.__name__ = f"{cls.__name__}_app"
         return create

@@ -1,28 +1,22 @@
 """``/console``: the analysts' query console; ``/pinned``: the consoles they pinned.
 
-``start_services`` starts the snapshot writer once per process: notebooks in other processes
-read its snapshots (DuckDB lets no other process open the file the console holds).
+*Write snapshot* uses the console's snapshot writer: notebooks in other processes read its
+snapshots (DuckDB lets no other process open the file the console holds).
 """
 from __future__ import annotations
 
 import functools
-import os
 import threading
 from typing import ClassVar
 
 import panel as pn
 
-from sources.base import Source
-from sources.runtime import Runtime
-from sources.store.snapshot import SnapshotWriter
 from views.query_console import PinnedConsole, QueryConsole
 from views.result_chart import warm as warm_maps
+from views.urlargs import Args
 
 from .base import Dashboard
 from .theme import page
-
-#: Seconds between snapshots for notebooks (``CONSOLE_SNAPSHOT_S`` overrides; 0 disables).
-SNAPSHOT_INTERVAL_S = 300.0
 
 EXAMPLE_CELLS = [
     {"title": "县区风险点（按城市）",
@@ -33,33 +27,15 @@ EXAMPLE_CELLS = [
 ]
 
 
-def start_services(runtime: Runtime) -> None:
-    """Start the periodic snapshot writer (once, at serve start)."""
-    interval = float(os.environ.get("CONSOLE_SNAPSHOT_S", SNAPSHOT_INTERVAL_S))
-    if interval <= 0 or runtime.store.path == ":memory:" or runtime.store.read_only:
-        return
-    writer = runtime.shared("snapshot_writer", lambda: SnapshotWriter(
-        store=runtime.store, interval_s=interval).start())
-    runtime.on_stop(writer.stop)
-
-
 @functools.cache
 def _warm_maps_once() -> None:
     """Compile the map kernels once per process, when a console page is first served.
 
     Not at start: numba holds the GIL for seconds, which pages that never draw a result map
     (and the other apps' latency) should not pay for. The JIT cache is process-wide, hence
-    a once-per-process guard rather than a runtime cache.
+    a once-per-process guard.
     """
     threading.Thread(target=warm_maps, name="warm-console-maps", daemon=True).start()
-
-
-def _source(runtime: Runtime) -> Source:
-    return Source(store=runtime.store, hub=runtime.hub)
-
-
-def _writer(runtime: Runtime):
-    return runtime._cache.get("snapshot_writer")
 
 
 class QueryConsolePage(Dashboard):
@@ -74,11 +50,10 @@ class QueryConsolePage(Dashboard):
         doc = pn.state.curdoc
         if doc is not None and doc.session_context is not None:
             _warm_maps_once()
-        args = getattr(pn.state, "session_args", None) or {}
-        name = (args.get("open", [b""])[0] or b"").decode(errors="replace")
-        console = QueryConsole(source=_source(self.runtime), lang=self.lang,
+        name = Args().text("open")
+        console = QueryConsole(source=self.console.analysis, lang=self.lang,
                                cells=EXAMPLE_CELLS[:1], user=pn.state.user,
-                               snapshots=_writer(self.runtime))
+                               snapshots=self.console.snapshots)
         if name:
             console.open(name)
         body = pn.Column(console, sizing_mode="stretch_both", scroll=True,
@@ -95,6 +70,6 @@ class PinnedPage(Dashboard):
     order: ClassVar[int] = 61
 
     def layout(self):
-        view = PinnedConsole(source=_source(self.runtime), lang=self.lang)
+        view = PinnedConsole(source=self.console.analysis, lang=self.lang)
         body = pn.Column(view, sizing_mode="stretch_both", scroll=True, margin=(8, 16))
         return page(self.t("app.pinned"), body, lang=self.lang, route=self.route)

@@ -5,8 +5,6 @@ from typing import ClassVar
 
 import panel as pn
 
-from sources.inventory.experts import ExpertSource
-from sources.inventory.materials import MaterialSource
 from views.dispatch import DispatchDesk
 from views.expert_directory import ExpertDirectory
 from views.expert_draw import ExpertDraw
@@ -14,15 +12,6 @@ from views.material_stock import MaterialStock
 
 from .base import Dashboard
 from .theme import page
-
-
-def sources_of(runtime) -> tuple[ExpertSource, MaterialSource]:
-    """The process-wide inventory sources (built once; they hold parsed outlines)."""
-    experts = runtime.shared("inventory.experts",
-                             lambda: ExpertSource(store=runtime.store, hub=runtime.hub))
-    materials = runtime.shared("inventory.materials",
-                               lambda: MaterialSource(store=runtime.store, hub=runtime.hub))
-    return experts, materials
 
 
 class InventoryPage(Dashboard):
@@ -34,7 +23,7 @@ class InventoryPage(Dashboard):
     order: ClassVar[int] = 40
 
     def layout(self):
-        experts, materials = sources_of(self.runtime)
+        experts, materials = self.console.experts, self.console.materials
         lang = self.lang
         tabs = pn.Tabs(
             (self.t("inventory.tab.experts"), ExpertDirectory(source=experts, lang=lang)),
@@ -46,7 +35,3 @@ class InventoryPage(Dashboard):
         main = pn.Column(tabs, sizing_mode="stretch_both", scroll=True, margin=(0, 12))
         return page(self.t("app.inventory"), main, lang=lang, route=self.route)
 
-
-def start_services(runtime) -> None:
-    """Build the shared inventory sources once at start (outlines parsed before any page)."""
-    sources_of(runtime)[1].county_outlines()

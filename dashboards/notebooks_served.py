@@ -90,14 +90,14 @@ def notebook_code(path: str | Path) -> str:
     return "\n".join(lines)
 
 
-def notebook_app(path: str | Path, default_lang: str = "zh"):
+def notebook_app(path: str | Path, console):
     """The function Panel calls per session to build the notebook's page."""
     path = Path(path)
 
     def create():
         from .theme import page
 
-        lang = session_lang(default_lang)
+        lang = session_lang(console.lang)
         # the console's header row only: the page shell would take the whole viewport
         header = page(notebook_title(path, lang), pn.Spacer(height=0), lang=lang)[0]
         header.servable()
@@ -109,7 +109,8 @@ def notebook_app(path: str | Path, default_lang: str = "zh"):
 
         namespace = {"__name__": "__main__", "__file__": str(path), "display": display}
         try:
-            exec(compile(notebook_code(path), str(path), "exec"), namespace)
+            with console.serving():
+                exec(compile(notebook_code(path), str(path), "exec"), namespace)
         except Exception:
             detail = html.escape(traceback.format_exc(limit=6))
             HTML(f'<pre class="notebook-error">{detail}</pre>',
@@ -120,7 +121,7 @@ def notebook_app(path: str | Path, default_lang: str = "zh"):
     return create
 
 
-def notebook_apps(lang: str = "zh", directory: str | Path | None = None) -> dict:
-    """``{route: (app, title)}`` for ``serve.py``: each notebook as a served page."""
-    return {notebook_route(p): (notebook_app(p, lang), notebook_title(p, lang))
+def notebook_apps(console, directory: str | Path | None = None) -> dict:
+    """``{route: (app, title)}`` of every notebook dashboard, served for ``console``."""
+    return {notebook_route(p): (notebook_app(p, console), notebook_title(p, console.lang))
             for p in notebook_paths(directory)}

@@ -1,7 +1,9 @@
 """How to write a view of your own: a source that keeps the SQL, a view that shows it.
 
-1. **Source** — subclass :class:`sources.base.Source`; each query is a method with ``?``
-   parameters that returns a DataFrame or Arrow table. No Panel here.
+1. **Source** — subclass :class:`sources.base.Source`; each table is a method with ``?``
+   parameters that returns a DataFrame, marked ``@query(...)`` so the base caches it (and
+   says when it is stale: hub topics, an age, or never); ``source.get("county_counts",
+   city=...)`` reads it by name. No Panel here.
 2. **View** — subclass :class:`views.base.View`; declare its parameters with ``doc=``; build the
    panes once in ``__init__``; update them in place when a parameter changes
    (``@param.depends(..., watch=True)``); return the layout from ``__panel__``. Labels go
@@ -23,8 +25,8 @@
            title_key: ClassVar[str] = "app.risk"        # a label of views/i18n.py
            order: ClassVar[int] = 70
 
-           def layout(self):
-               source = CountyRiskSource(store=self.runtime.store, hub=self.runtime.hub)
+           def layout(self):  # a page lays out views over the console's store; starts nothing
+               source = CountyRiskSource(store=self.console.store, hub=self.console.hub)
                view = CountyRiskTable(source=source, lang=self.lang)
                return page(self.t("app.risk"), view, lang=self.lang, route=self.route)
 
@@ -39,7 +41,7 @@ import pandas as pd
 import panel as pn
 import param
 
-from sources.base import Source
+from sources.base import Source, query
 from views.base import View
 
 
@@ -48,10 +50,12 @@ class CountyRiskSource(Source):
 
     source_type = "county_risk"
 
+    @query()  # a registry: read once
     def cities(self) -> list[str]:
         """The cities of the province."""
         return self.store.arrow("SELECT DISTINCT city FROM counties ORDER BY 1").column(0).to_pylist()
 
+    @query()  # risk points change only with a new registry
     def county_counts(self, city: str) -> pd.DataFrame:
         """Risk points per county of ``city``: all, red and orange, most red first."""
         return self.store.df(

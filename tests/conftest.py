@@ -48,6 +48,33 @@ def wait_until(predicate, timeout: float = 10.0, interval: float = 0.05, message
     raise AssertionError(message or f"condition not met within {timeout} s: {last_exc or predicate}")
 
 
+def rendered(obj) -> dict:
+    """What a Panel object renders to Bokeh models: ``text`` (every text, label, title and
+    text value, joined; markup as the browser receives it), ``rows`` (rows of every data
+    source), ``figures`` and ``models`` (counts).
+
+    Tests check these against what the page should show, never only that a root exists.
+    """
+    import html as _html
+
+    import panel as pn
+    from bokeh.models import ColumnDataSource, Plot
+
+    root = pn.panel(obj).get_root()
+    texts, rows, figures = [], 0, 0
+    models = list(root.references())
+    for m in models:
+        for attr in ("text", "label", "title", "placeholder", "code", "value"):
+            value = getattr(m, attr, None) if attr in m.properties() else None
+            if isinstance(value, str) and value:
+                texts.append(_html.unescape(value))
+        if isinstance(m, ColumnDataSource):
+            rows += max((len(v) for v in m.data.values()), default=0)
+        if isinstance(m, Plot):
+            figures += 1
+    return {"text": "\n".join(texts), "rows": rows, "figures": figures, "models": len(models)}
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -85,13 +112,13 @@ def store(tiny_db):
 
 
 @pytest.fixture
-def runtime(store):
-    """A Runtime (store + hub), installed as the current one, without feeds."""
-    from sources.runtime import Runtime
+def console(store):
+    """A console on the tiny store, not started (no feeds, no services): what pages receive."""
+    from sources.console import Console
 
-    rt = Runtime(store=store).install()
-    yield rt
-    Runtime._current = None
+    c = Console(store=store, load_layers=False)
+    yield c
+    c.stop(close_store=False)
 
 
 @pytest.fixture(autouse=True)

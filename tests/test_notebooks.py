@@ -94,7 +94,12 @@ def test_notebook_dashboards_are_listed_and_built():
     routes = dict(notebook_routes("en"))
     assert routes["notebook-county_overview"] == "County overview"
     assert dict(notebook_routes("zh"))["notebook-county_overview"] == "县区概况"
-    apps = notebook_apps("zh")
+    from sources.console import Console
+
+    console = Console.open(":memory:", load_layers=False)
+    apps = notebook_apps(console)
     assert set(apps) == set(routes)
+    assert {title for _, title in apps.values()} == set(dict(notebook_routes("zh")).values())
+    console.stop()
     code = notebook_code(ROOT / "dashboards" / "notebooks" / "county_overview.ipynb")
     compile(code, "county_overview", "exec")

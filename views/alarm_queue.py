@@ -14,6 +14,7 @@ import panel as pn
 import param
 
 from sources.alarms.desk import AlarmActionError, AlarmSource
+from sources.levels import ALARM_SEVERITY
 
 from .base import View
 from .panes import HTML
@@ -204,7 +205,7 @@ class AlarmQueue(View):
                         if k in d:
                             self._raw.at[aid, k] = d[k]
                     if "level" in d:
-                        self._raw.at[aid, "severity"] = {"red": 3, "orange": 2}.get(d["level"], 1)
+                        self._raw.at[aid, "severity"] = ALARM_SEVERITY.get(d["level"], 1)
                     changed.add(aid)
                 elif aid not in closed:
                     new.append(aid)

@@ -15,10 +15,12 @@ import param
 from bokeh.models import ColumnDataSource, DataRange1d
 from bokeh.plotting import figure
 
+from sources.levels import WALL_COLORS
+from sources.situation.source import SituationSource
+
 from .base import View
 from .panes import HTML
 
-LEVEL_COLORS = {"red": "#ff3b3b", "orange": "#ff9f1c", "yellow": "#ffd60a", "blue": "#3a86ff"}
 LAYERS = ("risk", "warnings", "alarms", "hotspots", "quakes", "incidents", "resources")
 BACKGROUND = "#0b1220"
 
@@ -64,6 +66,9 @@ class BoardMap(View):
     """The board's map with its switchable layers."""
 
     view_type = "board_map"
+
+    source = param.ClassSelector(class_=SituationSource,
+                                 doc="The shared situation of the board.")
 
     layers = param.ListSelector(default=list(LAYERS), objects=list(LAYERS),
                                 doc="Layers shown.")
@@ -195,12 +200,12 @@ class BoardMap(View):
         w = situation["warnings"]
         self._set(self.warning_source, dict(
             xs=w["xs"], ys=[[y * ky for y in ys] for ys in w["ys"]],
-            color=[LEVEL_COLORS.get(lv, "#888888") for lv in w["level"]],
+            color=[WALL_COLORS.get(lv, "#888888") for lv in w["level"]],
             headline=w["headline"]))
         a: pd.DataFrame = situation["alarms"].dropna(subset=["lon", "lat"])
         self._set(self.alarm_source, dict(
             x=a.lon.tolist(), y=(a.lat * ky).tolist(),
-            color=[LEVEL_COLORS.get(lv, "#888888") for lv in a.level]))
+            color=[WALL_COLORS.get(lv, "#888888") for lv in a.level]))
         red = a[(a.level == "red") & a.unacked.astype(bool)]
         self._set(self.pulse_source, dict(x=red.lon.tolist(), y=(red.lat * ky).tolist()))
         h = situation["hotspots"]
@@ -212,7 +217,7 @@ class BoardMap(View):
         i = situation["incidents"]
         self._set(self.incident_source, dict(
             x=i.lon.tolist(), y=(i.lat * ky).tolist(),
-            color=[LEVEL_COLORS.get(lv, "#888888") for lv in i.level]))
+            color=[WALL_COLORS.get(lv, "#888888") for lv in i.level]))
 
     def pulse_tick(self) -> None:
         """Toggle the ring of unacknowledged red alarms (called about once a second)."""

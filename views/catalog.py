@@ -1,25 +1,32 @@
-"""Every concrete view of ``views/``, and how to build one on a store (notebooks, sweep test).
+"""The catalogue of views: every concrete view by its ``view_type``, built from a spec.
 
 ``concrete_views()`` imports each module of the package and returns the concrete
 :class:`~views.base.View` subclasses (as Lumen finds its types, with
-``param.concrete_descendents``); ``build_view(cls, store)`` builds one on the source class
-its ``source`` parameter asks for.
+``param.concrete_descendents``); :func:`view_types` names them by ``view_type`` and
+:func:`build` builds one from a spec that names its source by ``source_type``
+(:func:`sources.base.source_types`)::
+
+    build({"type": "risk_map", "source": {"type": "risk"}}, store=store)
+
+``build_view(cls, store)`` builds a class on the source class its ``source`` parameter asks
+for (notebooks, the sweep test).
 """
 from __future__ import annotations
 
 import importlib
 import pkgutil
-import sys
+from collections.abc import Mapping
+from typing import Any
 
 import param
 
-from sources.base import Source
+from sources.base import Source, source_types
 from sources.store.store import Store
 
 from .base import View
 
 #: Modules of the package that hold no view.
-NOT_VIEWS = {"base", "catalog", "i18n"}
+NOT_VIEWS = {"base", "catalog", "i18n", "urlargs", "panes"}
 
 
 def concrete_views() -> list[type[View]]:
@@ -34,43 +41,44 @@ def concrete_views() -> list[type[View]]:
     return sorted(found, key=lambda cls: (cls.__module__, cls.__name__))
 
 
+def view_types() -> dict[str, type[View]]:
+    """Every concrete view by its ``view_type``."""
+    return {cls.view_type: cls for cls in concrete_views() if cls.view_type}
+
+
 def source_class(cls: type[View]) -> type[Source]:
     """The source class a view asks for (its ``source`` parameter's ``class_``)."""
     wanted = cls.param["source"].class_
     if isinstance(wanted, tuple):
         wanted = wanted[0]
-    if isinstance(wanted, type) and issubclass(wanted, Source) and wanted is not Source:
-        return wanted
-    # a view that keeps the base type but checks at run time: the one source its module uses
-    module = sys.modules[cls.__module__]
-    found = sorted({v for v in vars(module).values() if isinstance(v, type)
-                    and issubclass(v, Source) and v is not Source}, key=lambda v: v.__name__)
-    return found[0] if len(found) == 1 else Source
-
-
-def _all_sources() -> list[type[Source]]:
-    import sources
-
-    for info in pkgutil.iter_modules(sources.__path__):
-        if not info.name.startswith("_"):
-            importlib.import_module(f"sources.{info.name}")
-    return sorted(param.concrete_descendents(Source).values(), key=lambda c: c.__name__)
+    return wanted if isinstance(wanted, type) and issubclass(wanted, Source) else Source
 
 
 def build_view(cls: type[View], store: Store, *, hub=None, lang: str = "zh", **params) -> View:
-    """Build ``cls`` on ``store`` (and ``hub``, for live updates; None on a snapshot).
+    """Build ``cls`` on ``store`` (and ``hub``, for live updates; None on a snapshot)."""
+    return cls(source=source_class(cls)(store=store, hub=hub), lang=lang, **params)
 
-    A view whose ``source`` parameter names only the base class and whose module imports no
-    source (duck typing) is tried on each source type until one builds; declare
-    ``source = param.ClassSelector(class_=YourSource)`` to spare that.
+
+def build(spec: Mapping[str, Any], *, store: Store, hub=None) -> View:
+    """Build a view from a spec: ``{"type": view_type, "source": {"type": source_type, ...},
+    ...view parameters}``; the source defaults to the one the view asks for.
+
+    Raises ``KeyError`` naming the known types when a type is unknown.
     """
-    wanted = source_class(cls)
-    if wanted is not Source:
-        return cls(source=wanted(store=store, hub=hub), lang=lang, **params)
-    first_error: Exception | None = None
-    for candidate in [Source, *_all_sources()]:
-        try:
-            return cls(source=candidate(store=store, hub=hub), lang=lang, **params)
-        except (AttributeError, TypeError, NotImplementedError) as exc:
-            first_error = first_error or exc
-    raise first_error or TypeError(f"no source builds {cls.__name__}")
+    spec = dict(spec)
+    views = view_types()
+    kind = spec.pop("type", None)
+    if kind not in views:
+        raise KeyError(f"unknown view type {kind!r}; known: {', '.join(sorted(views))}")
+    cls = views[kind]
+    source_spec = dict(spec.pop("source", None) or {})
+    source_kind = source_spec.pop("type", None)
+    if source_kind is None:
+        source_cls = source_class(cls)
+    else:
+        sources = source_types()
+        if source_kind not in sources:
+            raise KeyError(f"unknown source type {source_kind!r}; "
+                           f"known: {', '.join(sorted(sources))}")
+        source_cls = sources[source_kind]
+    return cls(source=source_cls(store=store, hub=hub, **source_spec), **spec)

@@ -10,6 +10,7 @@ import param
 from bokeh.models import ColumnDataSource, DataRange1d, HoverTool, TapTool
 from bokeh.plotting import figure
 
+from sources.geo import rings
 from sources.risk.risk import RiskSource
 
 from .base import View
@@ -86,9 +87,9 @@ class CountyRiskIndex(View):
             if row.code not in idx.index:
                 continue
             comp = idx.loc[row.code]
-            for xs, ys in _outer_rings(row.geojson):
-                data["xs"].append(xs)
-                data["ys"].append(ys)
+            for ring in rings(row.geojson):  # outer rings: patches do not fill holes
+                data["xs"].append([p[0] for p in ring])
+                data["ys"].append([p[1] for p in ring])
                 data["code"].append(row.code)
                 data["name"].append(str(row.name))
                 for k in ("index", "density", "overdue", "alarms"):
@@ -146,14 +147,3 @@ class CountyRiskIndex(View):
                            stylesheets=[TABLE_CSS], sizing_mode="stretch_width"),
                       self._ranked, width=420, scroll=True),
             sizing_mode="stretch_both")
-
-
-def _outer_rings(text: str):
-    """The outer ring of each polygon part (holes are not filled by ``patches``)."""
-    import json
-
-    geom = json.loads(text)
-    polys = geom["coordinates"] if geom["type"] == "MultiPolygon" else [geom["coordinates"]]
-    for poly in polys:
-        arr = np.asarray(poly[0], float)
-        yield arr[:, 0].tolist(), arr[:, 1].tolist()

@@ -7,7 +7,7 @@ import panel as pn
 import param
 from bokeh.models import ColumnDataSource, HoverTool
 
-from sources.warnings.monitoring import HAZARDS, LEVEL_COLORS, LayerCache, MonitoringSource
+from sources.warnings.monitoring import HAZARDS, LEVEL_COLORS, MonitoringSource
 
 from .base import View
 from .monitoring_map import county_data, map_figure
@@ -25,8 +25,6 @@ class CountyRisk(View):
     hazard = param.Selector(default="worst", objects=list(CHOICES), doc="Hazard on the map.")
     data_version = param.Integer(default=0, doc="Bumped after each reassessment.")
     frame_width = param.Integer(default=620, doc="Map width in pixels.")
-    cache = param.ClassSelector(class_=LayerCache, default=None, allow_None=True,
-                                doc="Assessment shared between pages (None: per page).")
 
     def __init__(self, **params):
         super().__init__(**params)
@@ -53,8 +51,7 @@ class CountyRisk(View):
 
     def reassess(self) -> None:
         """Recompute the levels from the latest observations and update the table."""
-        df = (self.cache.get(("county_risk",), self.source.county_risk)
-              if self.cache is not None else self.source.county_risk())
+        df = self.source.county_risk()
         df = df.rename(columns={"fire_level": "fire"})
         self.frame = df
         level = lambda v: self.t(f"warnings.level.{v}")  # noqa: E731

@@ -143,7 +143,6 @@ class ExpertDirectory(View):
         self.results.value = listify(shown, "tags")[
             ["expert_id", "name", "type", "title", "employer", "county", "available", "rating",
              "tags"]]
-        self._found = found
         return found
 
     def _facets_html(self, found: pd.DataFrame) -> str:

@@ -238,6 +238,8 @@ LABELS: dict[str, tuple[str, str]] = {
     # ------------------------------------------------------------ board (/board)
     "board.title": ("综合态势", "Situation board"),
     "board.loading": ("正在加载…", "Loading…"),
+    "board.url_problem": ("地址参数 {name}={given} 无效，已使用 {used}",
+                          "URL argument {name}={given} cannot be used; using {used}"),
     "board.fresh.live": ("数据实时 · 最新数据 {n} 秒前", "Live · last reading {n} s ago"),
     "board.fresh.stale": ("数据中断 · 最新数据 {n} 秒前", "DATA STALE · last reading {n} s ago"),
     "board.fresh.lost": ("与服务器连接中断，正在重连…", "Server connection lost, reconnecting…"),
@@ -726,10 +728,7 @@ def t(key: str, lang: str = "zh", **fmt) -> str:
 
 def session_lang(default: str = "zh") -> str:
     """The language of the current page: ``?lang=en|zh`` in its URL, else ``default``."""
-    import panel as pn
+    from .urlargs import Args
 
-    args = getattr(pn.state, "session_args", None) or {}
-    value = args.get("lang", [b""])[0]
-    if isinstance(value, bytes):
-        value = value.decode(errors="replace")
+    value = Args().text("lang")
     return value if value in LANGS else default

@@ -9,8 +9,11 @@ import panel as pn
 import param
 from bokeh.models import ColumnDataSource
 
+from sources.levels import WALL_COLORS
+from sources.situation.source import SituationSource
+
 from .base import View
-from .board_map import LEVEL_COLORS, base_figure
+from .board_map import base_figure
 from .panes import HTML
 from .ticker import local_time
 
@@ -53,6 +56,9 @@ class IncidentPanel(View):
     """An incident's card for the wall (build once, ``update(detail)`` in place)."""
 
     view_type = "incident_panel"
+
+    source = param.ClassSelector(class_=SituationSource,
+                                 doc="The shared situation of the board.")
 
     kiosk = param.Boolean(default=False, doc="Wall mode: no toolbar.")
     outline_source = param.ClassSelector(class_=ColumnDataSource, default=None, allow_None=True,
@@ -125,7 +131,7 @@ class IncidentPanel(View):
         self._key = key
         ky = self.ky
         lon, lat = float(inc["lon"]), float(inc["lat"])
-        self.point.data = dict(x=[lon], y=[lat * ky], color=[LEVEL_COLORS.get(inc["level"], "#fff")])
+        self.point.data = dict(x=[lon], y=[lat * ky], color=[WALL_COLORS.get(inc["level"], "#fff")])
         xs, ys, lx, ly = [lon], [lat], [], []
         for key_, df in near.items():
             self.res_sources[key_].data = dict(x=df.lon.tolist(), y=(df.lat * ky).tolist())
@@ -158,7 +164,7 @@ class IncidentPanel(View):
 
     def _html(self, inc: dict, timeline: pd.DataFrame, near: dict, now_ms: float) -> str:
         e = html.escape
-        color = LEVEL_COLORS.get(inc["level"], "#888")
+        color = WALL_COLORS.get(inc["level"], "#888")
         kind_key = f"board.incident.kind.{inc['kind']}"
         kind = self.t(kind_key)
         kind = inc["kind"] if kind == kind_key else kind

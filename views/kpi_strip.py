@@ -5,10 +5,11 @@ import html
 
 import param
 
+from sources.levels import WALL_COLORS
+from sources.situation.source import SituationSource
+
 from .base import View
 from .panes import HTML
-
-LEVEL_COLORS = {"red": "#ff3b3b", "orange": "#ff9f1c", "yellow": "#ffd60a", "blue": "#3a86ff"}
 
 KPI_CSS = """
 :host { display: block; height: 100%; width: 100%; }
@@ -47,6 +48,9 @@ class KpiStrip(View):
     """Active warnings, open alarms, incidents, hotspots, quakes, reading rate, feed health."""
 
     view_type = "kpi_strip"
+
+    source = param.ClassSelector(class_=SituationSource,
+                                 doc="The shared situation of the board.")
 
     kpis = param.Dict(default={}, doc="KPIs as SituationSource.kpis returns them.")
 
@@ -98,10 +102,10 @@ class KpiStrip(View):
         if not self.kpis:
             return f'<div class="kpis"><div class="kpi">{self.t("board.loading")}</div></div>'
         warn_nums = "".join(
-            self._num(self._val(f"warnings.{lvl}"), LEVEL_COLORS[lvl])
+            self._num(self._val(f"warnings.{lvl}"), WALL_COLORS[lvl])
             for lvl in ("red", "orange", "yellow", "blue"))
         alarm_nums = "".join(
-            self._num(self._val(f"alarms.{lvl}"), LEVEL_COLORS[lvl])
+            self._num(self._val(f"alarms.{lvl}"), WALL_COLORS[lvl])
             for lvl in ("red", "orange", "yellow"))
         unacked = self._val("alarms.unacked") or 0
         escalated = self._val("alarms.escalated") or 0

@@ -17,15 +17,9 @@ import param
 from bokeh.models import ColumnDataSource, HoverTool, Range1d, Span
 from bokeh.plotting import figure
 
+from sources.geo import CountyGeometry, rings_xy
 from sources.warnings.cap import CHINA_TZ
-from sources.warnings.monitoring import (
-    LEVEL_COLORS,
-    RAIN_CLASSES,
-    RAIN_COLORS,
-    CountyGeometry,
-    LayerCache,
-    MonitoringSource,
-)
+from sources.warnings.monitoring import LEVEL_COLORS, RAIN_CLASSES, RAIN_COLORS, MonitoringSource
 from sources.warnings.warnings import WarningSource
 
 from .base import View
@@ -35,15 +29,6 @@ LAYERS = ("surface", "rain", "water", "landslide", "quake", "hotspot", "fire", "
 WATER_COLORS = {"no_data": "#c3c9d2", "normal": "#4b6a88", "over_flood_limit": "#ff7f0e", "over_warning": "#ff7f0e",
                 "over_guarantee": "#d62728"}
 LAT_STRETCH = 1.24  # a degree of latitude is ≈ 1.24 degrees of longitude at 36 °N
-
-
-def rings_xy(rings) -> tuple[np.ndarray, np.ndarray]:
-    """Rings [(lon, lat), ...] as one x and one y array with NaN between parts (patches)."""
-    if not rings:
-        return np.array([]), np.array([])
-    xs = np.concatenate([np.append(np.asarray(r, dtype=float)[:, 0], np.nan) for r in rings])
-    ys = np.concatenate([np.append(np.asarray(r, dtype=float)[:, 1], np.nan) for r in rings])
-    return xs[:-1], ys[:-1]
 
 
 def map_figure(geo: CountyGeometry, width: int, *, tools: str = "pan,wheel_zoom,reset",
@@ -96,8 +81,6 @@ class MonitoringMap(View):
                                 doc="Layers shown.")
     station = param.String(default="", doc="Station whose hydrograph is shown.")
     frame_width = param.Integer(default=820, doc="Map width in pixels.")
-    cache = param.ClassSelector(class_=LayerCache, default=None, allow_None=True,
-                                doc="Layers shared between pages (None: computed per page).")
 
     def __init__(self, **params):
         super().__init__(**params)
@@ -207,17 +190,7 @@ class MonitoringMap(View):
     @param.depends("window", "hours_back", watch=True)
     def reload(self) -> None:
         """Recompute every layer for the window and replay time; update the sources."""
-        src, window, back = self.source, self.window, self.hours_back
-
-        def compute() -> dict:
-            at = src.reference_time() + pd.Timedelta(hours=back)
-            return {"at": at, "rain": src.rainfall(window, at),
-                    "surface": src.rain_surface(window, at), "water": src.water_levels(at),
-                    "landslide": src.landslide_risk(at), "quake": src.quakes(at),
-                    "hotspot": src.hotspots(at), "fire": src.fire_danger(at)}
-
-        d = self.data = (self.cache.get(("layers", window, back), compute)
-                         if self.cache is not None else compute())
+        d = self.data = self.source.layers(self.window, self.hours_back)
         at = d["at"]
         s = self.sources
         fire = d["fire"].set_index("county_code")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import html
-import json
 
 import numpy as np
 import panel as pn
@@ -19,6 +18,7 @@ from bokeh.events import MouseMove, RangesUpdate, Tap
 from bokeh.models import ColumnDataSource, DataRange1d, HoverTool, LinearColorMapper
 from bokeh.plotting import figure
 
+from sources.geo import rings
 from sources.risk.pointlayer import GRADE_COLORS, GRADES, palette
 from sources.risk.risk import RiskFilter, RiskLayer, RiskSource, to_csv_bytes, to_excel_bytes
 
@@ -32,18 +32,6 @@ LEGEND_CSS = """
 .bk-btn { font-weight: 600; border-width: 2px; }
 .bk-btn.bk-active { color: #fff; }
 """
-
-
-def geojson_rings(text: str) -> list[tuple[list[float], list[float]]]:
-    """Every ring (outer and holes) of a GeoJSON Polygon / MultiPolygon as (xs, ys)."""
-    geom = json.loads(text)
-    polys = geom["coordinates"] if geom["type"] == "MultiPolygon" else [geom["coordinates"]]
-    rings = []
-    for poly in polys:
-        for ring in poly:
-            arr = np.asarray(ring, float)
-            rings.append((arr[:, 0].tolist(), arr[:, 1].tolist()))
-    return rings
 
 
 class RiskPointMap(View):
@@ -111,9 +99,9 @@ class RiskPointMap(View):
         for level, width, colour in (("county", 0.7, "#3d4b5c"), ("city", 1.8, "#111827")):
             xs, ys = [], []
             for gj in self.source.boundaries(level)["geojson"]:
-                for rx, ry in geojson_rings(gj):
-                    xs.append(rx)
-                    ys.append(ry)
+                for ring in rings(gj, holes=True):
+                    xs.append([p[0] for p in ring])
+                    ys.append([p[1] for p in ring])
             outlines.append(fig.multi_line(xs=xs, ys=ys, line_color=colour, line_width=width,
                                            line_alpha=0.9, name=f"outline-{level}"))
         fig.x_range.renderers = fig.y_range.renderers = outlines

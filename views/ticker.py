@@ -7,11 +7,13 @@ from datetime import UTC, datetime, timedelta, timezone
 import pandas as pd
 import param
 
+from sources.levels import WALL_COLORS
+from sources.situation.source import SituationSource
+
 from .base import View
 from .panes import HTML
 
 SHANGHAI = timezone(timedelta(hours=8), "Asia/Shanghai")  # no daylight saving in China
-LEVEL_COLORS = {"red": "#ff3b3b", "orange": "#ff9f1c", "yellow": "#ffd60a", "blue": "#3a86ff"}
 
 TICKER_CSS = """
 :host { display: block; height: 100%; width: 100%; }
@@ -42,6 +44,9 @@ class Ticker(View):
     """Latest events, newest first; new ones flash once."""
 
     view_type = "ticker"
+
+    source = param.ClassSelector(class_=SituationSource,
+                                 doc="The shared situation of the board.")
 
     events = param.DataFrame(default=None, allow_None=True,
                              doc="Events as SituationSource.ticker returns them.")
@@ -81,7 +86,7 @@ class Ticker(View):
         for r in df.head(self.max_rows).itertuples():
             keys.add(r.key)
             new = not first and r.key not in self._seen
-            color = LEVEL_COLORS.get(r.level, "#8aa0b8")
+            color = WALL_COLORS.get(r.level, "#8aa0b8")
             ts = "" if pd.isna(r.ts_ms) else local_time(r.ts_ms)
             rows.append(
                 f'<li class="{"new" if new else ""}" data-kind="{html.escape(r.kind)}">'

@@ -9,6 +9,7 @@ import pandas as pd
 import panel as pn
 import param
 
+from sources.levels import COLORS
 from sources.warnings.cap import CHINA_TZ
 from sources.warnings.warnings import EVENTS, LEVELS, WarningSource
 
@@ -16,7 +17,7 @@ from .base import View
 from .i18n import t
 from .panes import HTML, Markdown
 
-LEVEL_CSS = {"blue": "#2f6fd6", "yellow": "#e0b000", "orange": "#ff7f0e", "red": "#d62728"}
+LEVEL_CSS = COLORS
 
 LIST_CSS = """
 .wl { display: flex; flex-direction: column; gap: 6px; font-size: 14px; height: 100%;

@@ -26,7 +26,8 @@ import param
 import pyarrow as pa
 
 from sources.alarms.engine import ACTION_SCHEMA, SYSTEM
-from sources.base import Source
+from sources.base import Source, query
+from sources.levels import ALARM_SEVERITY
 
 STEPS = {  # action: (from state, to state, by column, at column)
     "acknowledge": ("raised", "acknowledged", "acked_by", "acked_at"),
@@ -90,22 +91,21 @@ class AlarmSource(Source):
             [*params, self.max_rows],
         )
 
+    @query()
     def sensor_info(self) -> pd.DataFrame:
         """Per sensor: enterprise (or station), installation, county, kind, unit, limits.
 
         The registry is static while the console runs: read once per source.
         """
-        if getattr(self, "_sensor_info", None) is None:
-            self._sensor_info = self.store.df(
-                "SELECT s.sensor_id, coalesce(e.name, st.name, s.sensor_id) AS enterprise, "
-                "coalesce(i.name, st.name, '') AS installation, c.name AS county, "
-                "s.kind AS sensor_kind, s.unit, s.hi, s.hi_hi, s.lo, s.lo_lo FROM sensors s "
-                "LEFT JOIN enterprises e ON e.enterprise_id = s.enterprise_id "
-                "LEFT JOIN installations i ON i.installation_id = s.installation_id "
-                "LEFT JOIN stations st ON st.station_id = s.station_id "
-                "LEFT JOIN counties c ON c.county_code = s.county_code"
-            ).set_index("sensor_id")
-        return self._sensor_info
+        return self.store.df(
+            "SELECT s.sensor_id, coalesce(e.name, st.name, s.sensor_id) AS enterprise, "
+            "coalesce(i.name, st.name, '') AS installation, c.name AS county, "
+            "s.kind AS sensor_kind, s.unit, s.hi, s.hi_hi, s.lo, s.lo_lo FROM sensors s "
+            "LEFT JOIN enterprises e ON e.enterprise_id = s.enterprise_id "
+            "LEFT JOIN installations i ON i.installation_id = s.installation_id "
+            "LEFT JOIN stations st ON st.station_id = s.station_id "
+            "LEFT JOIN counties c ON c.county_code = s.county_code"
+        ).set_index("sensor_id")
 
     def rows_of_raised(self, changes: list[dict]) -> pd.DataFrame:
         """Queue rows (as :meth:`open_alarms`) of the engine's ``raise`` changes, without a
@@ -120,7 +120,7 @@ class AlarmSource(Source):
         df["threshold"] = np.select([kind == k for k in ("hi", "hi_hi", "lo", "lo_lo")],
                                     [info[k].to_numpy() for k in ("hi", "hi_hi", "lo", "lo_lo")],
                                     default=np.nan)
-        df["severity"] = df["level"].map({"red": 3, "orange": 2}).fillna(1).astype(int)
+        df["severity"] = df["level"].map(ALARM_SEVERITY).fillna(1).astype(int)
         for col in ("acked_by", "acked_at", "disposed_by", "disposed_at", "disposal_note",
                     "closed_by", "closed_at", "escalated_at", "cleared_at"):
             if col not in df:

@@ -57,7 +57,6 @@ KIND_OF_CODE = {2: "hi_hi", 1: "hi", -1: "lo", -2: "lo_lo"}
 CODE_OF_KIND = {v: k for k, v in KIND_OF_CODE.items()}
 LEVEL_OF_KIND = {"hi_hi": "red", "lo_lo": "red", "hi": "orange", "lo": "orange",
                  "stale": "yellow"}
-SEVERITY = {"red": 3, "orange": 2, "yellow": 1}
 
 ALARM_SCHEMA = pa.schema([
     ("alarm_id", pa.int64()), ("sensor_id", pa.string()), ("installation_id", pa.int32()),

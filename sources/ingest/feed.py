@@ -1,10 +1,18 @@
 """Ingest of one live feed (FEED-PROTOCOL.md): websocket client → validated batches → store.
 
-One :class:`FeedIngest` per feed URL, each in its own thread with its own asyncio loop, plus a
-writer thread that persists batches so that receiving never waits on DuckDB. Persistence is
-exactly once by (feed URL, seq): the seqs already stored are held in memory as intervals
-(loaded once at start with a gaps-and-islands query) and every batch is checked against them
-with numpy, inside the write lock, before it is inserted in one transaction.
+One :class:`FeedIngest` per feed URL. Two threads, each the only owner of its state:
+
+* the **receiving thread** runs an asyncio loop: the websocket, parsing, the batch being
+  filled (``Batch``), the reception counters (``received``, ``rejected``, ``connected``,
+  ``last_error``) and the reconnects;
+* the **writer thread** (:class:`~sources.ingest.writer.FeedWriter`) persists batches,
+  exactly once by (feed URL, seq), publishes them and calls the listeners.
+
+They talk through the writer's bounded queue only (``submit``; back-pressure on the socket
+when the store is slow); a failed write comes back as a callback that the receiving loop
+runs on its own thread (``call_soon_threadsafe``). ``rejected_by_reason`` is the one
+structure read by other threads while it changes: it is guarded by a lock. Other threads
+(``/health``, pages) only read counters.
 
 Resume: every (re)connect opens ``URL?since=N`` with N the highest *persisted* seq. A batch
 that fails to write stops further writes until the next connection (which waits for the
@@ -14,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import queue
 import random
 import threading
 import time
@@ -25,9 +32,11 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import param
 import pyarrow as pa
 
+from sources.geo import CountyGeometry
 from sources.hub import Hub
-from sources.ingest.messages import Parsed, cut_raw, parse_frame, reason_code
-from sources.ingest.writer import FeedWriter, SeqIntervals
+from sources.ingest.messages import Batch, cut_raw, parse_frame, reason_code
+from sources.ingest.seqs import SeqIntervals
+from sources.ingest.writer import FeedWriter
 from sources.store.store import Store
 
 log = logging.getLogger(__name__)
@@ -43,16 +52,6 @@ def with_since(url: str, since: int) -> str:
     query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "since"]
     query.append(("since", str(since)))
     return urlunsplit(parts._replace(query=urlencode(query)))
-
-
-class Pending(Parsed):
-    """Messages received and validated, not yet handed to the writer."""
-
-    def __init__(self):
-        super().__init__()
-        self.received_at: list[int] = []  # epoch µs of each reject's arrival
-        self.started = time.monotonic()
-        self.size = 0
 
 
 class FeedIngest(param.Parameterized):
@@ -83,25 +82,27 @@ class FeedIngest(param.Parameterized):
                                    doc="First reconnect delay (s); doubles on each failure.")
     backoff_max = param.Number(default=30.0, bounds=(0.01, None), doc="Longest reconnect delay (s).")
     max_frame = param.Integer(default=MAX_FRAME, doc="Largest frame accepted (bytes); close 1009.")
+    geography = param.ClassSelector(class_=CountyGeometry, default=None, allow_None=True,
+                                    doc="Counties of incidents and drawn warning areas "
+                                        "(built from the store when None).")
 
     def __init__(self, *, url: str, store: Store, hub: Hub | None = None, **params):
         super().__init__(url=url, store=store, hub=hub, **params)
         self.connected = False
         self.received = 0
         self.rejected = 0
-        self.rejected_by_reason: Counter[str] = Counter()
+        self._reasons: Counter[str] = Counter()
+        self._reasons_lock = threading.Lock()  # status() copies it from other threads
         self.last_error: str | None = None
         self.reconnects = 0
         self.connections = 0
         self.last_message_at: float | None = None
         self.newest_ts_us: int | None = None
-        self._writer = FeedWriter(self)
-        self._listeners: list[Callable[[str, pa.Table], None]] = []
-        self._queue: queue.Queue = queue.Queue(maxsize=8)
-        self._pending = Pending()
+        self.writer = FeedWriter(url, store, hub=hub, geography=self.geography,
+                                 on_failure=self._write_failed)
+        self._batch = Batch()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
-        self._writer_thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._ws = None
         self._wake: asyncio.Event | None = None
@@ -113,25 +114,31 @@ class FeedIngest(param.Parameterized):
     @property
     def intervals(self) -> SeqIntervals:
         """Stored seq intervals of this feed (what exactly-once is checked against)."""
-        return self._writer.intervals
+        return self.writer.intervals
 
     @property
     def stored(self) -> int:
-        return self._writer.stored
+        return self.writer.stored
 
     @property
     def duplicates(self) -> int:
-        return self._writer.duplicates
+        return self.writer.duplicates
+
+    @property
+    def rejected_by_reason(self) -> dict[str, int]:
+        """Rejected messages per reason code (a copy)."""
+        with self._reasons_lock:
+            return dict(self._reasons)
 
     def add_listener(self, fn: Callable[[str, pa.Table], None]) -> None:
         """Call ``fn(topic, table)`` after each committed batch (in the writer thread).
 
         A listener's exception is logged and counted; it never stops the ingest.
         """
-        self._listeners = [*self._listeners, fn]
+        self.writer.add_listener(fn)
 
     def remove_listener(self, fn: Callable[[str, pa.Table], None]) -> None:
-        self._listeners = [f for f in self._listeners if f is not fn]
+        self.writer.remove_listener(fn)
 
     def start(self) -> FeedIngest:
         """Load the registry and stored seqs, then receive in the background.
@@ -150,15 +157,13 @@ class FeedIngest(param.Parameterized):
                 raise ValueError(f"the feed {self.url} is already ingested into this store")
             _ACTIVE.add(key)
         try:
-            self._writer.load()
+            self.writer.load()
         except BaseException:
             with _ACTIVE_LOCK:
                 _ACTIVE.discard(key)
             raise
-        self._sensors = self._writer.sensors
-        self._writer_thread = threading.Thread(
-            target=self._write_loop, name=f"feed-writer {self.url}", daemon=True)
-        self._writer_thread.start()
+        self._sensors = self.writer.sensors
+        self.writer.start()
         self._thread = threading.Thread(
             target=self._thread_main, name=f"feed {self.url}", daemon=True)
         self._thread.start()
@@ -178,9 +183,7 @@ class FeedIngest(param.Parameterized):
                 pass
         self._thread.join(max(0.1, deadline - time.monotonic()))
         self._hand_off_now()
-        self._queue.put(None)
-        if self._writer_thread is not None:
-            self._writer_thread.join(max(0.1, deadline - time.monotonic()))
+        self.writer.stop(max(0.1, deadline - time.monotonic()))
         self.connected = False
         self._thread = None
         with _ACTIVE_LOCK:
@@ -198,16 +201,16 @@ class FeedIngest(param.Parameterized):
             "rejected": self.rejected,
             "duplicates": self.duplicates,
             "stored": self.stored,
-            "stored_readings": self._writer.stored_readings,
-            "rejected_by_reason": dict(self.rejected_by_reason),
+            "stored_readings": self.writer.stored_readings,
+            "rejected_by_reason": self.rejected_by_reason,
             "last_error": self.last_error,
             "lag_s": lag,
-            "rate_per_s": round(self._writer.rate(), 1),
+            "rate_per_s": round(self.writer.rate(), 1),
             "reconnects": self.reconnects,
             "connections": self.connections,
             "last_message_at": self.last_message_at,
-            "listener_errors": self._writer.listener_errors,
-            "write_errors": self._writer.write_errors,
+            "listener_errors": self.writer.listener_errors,
+            "write_errors": self.writer.write_errors,
         }
 
     # ------------------------------------------------------------------ receiving
@@ -270,8 +273,8 @@ class FeedIngest(param.Parameterized):
         from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
         # the since of this connection must count every batch received before it
-        await asyncio.to_thread(self._drain_writer)
-        self._writer.resume_writes()
+        await asyncio.to_thread(self.writer.drain)
+        self.writer.resume()
         since = self.intervals.max
         got = False
         ws = None
@@ -294,7 +297,7 @@ class FeedIngest(param.Parameterized):
                 async for frame in ws:
                     got = True
                     on_frame(frame)
-                    if self._pending.size >= flush_rows:
+                    if self._batch.size >= flush_rows:
                         await self._hand_off()
             finally:
                 watchdog.cancel()
@@ -336,7 +339,7 @@ class FeedIngest(param.Parameterized):
         now = time.time()
         self.last_frame_mono = time.monotonic()
         self.last_message_at = now
-        p = self._pending
+        p = self._batch
         before = len(p.seq) + len(p.events)
         n_rejects = len(p.rejects)
         try:
@@ -347,9 +350,10 @@ class FeedIngest(param.Parameterized):
         new_rejects = len(p.rejects) - n_rejects
         if new_rejects:
             received_us = int(now * 1e6)
-            for reason, _raw in p.rejects[n_rejects:]:
-                self.rejected_by_reason[reason_code(reason)] += 1
-                p.received_at.append(received_us)
+            codes = [reason_code(reason) for reason, _raw in p.rejects[n_rejects:]]
+            with self._reasons_lock:
+                self._reasons.update(codes)
+            p.received_at.extend([received_us] * new_rejects)
             self.rejected += new_rejects
             total += new_rejects
         p.size += total
@@ -360,10 +364,11 @@ class FeedIngest(param.Parameterized):
 
     def _reject(self, reason: str, raw: str) -> None:
         self.rejected += 1
-        self.rejected_by_reason[reason_code(reason)] += 1
-        self._pending.rejects.append((reason, raw))
-        self._pending.received_at.append(int(time.time() * 1e6))
-        self._pending.size += 1
+        with self._reasons_lock:
+            self._reasons[reason_code(reason)] += 1
+        self._batch.rejects.append((reason, raw))
+        self._batch.received_at.append(int(time.time() * 1e6))
+        self._batch.size += 1
 
     async def _flush_timer(self) -> None:
         step = self.flush_interval / 3
@@ -371,7 +376,7 @@ class FeedIngest(param.Parameterized):
         next_status = 0.0
         while True:
             await asyncio.sleep(step)
-            p = self._pending
+            p = self._batch
             now = time.monotonic()
             if p.size and now - p.started >= interval:
                 await self._hand_off()
@@ -380,60 +385,56 @@ class FeedIngest(param.Parameterized):
                 self.hub.publish("feed_status", self.status())
 
     async def _hand_off(self) -> None:
-        batch = self._take()
+        batch = self.take_batch()
         if batch is None:
             return
-        try:
-            self._queue.put_nowait(batch)
-        except queue.Full:  # the writer is behind: wait for it (back-pressure on the socket)
-            await asyncio.to_thread(self._queue.put, batch)
+        if not self.writer.submit(batch, block=False):
+            # the writer is behind: wait for it (back-pressure on the socket)
+            await asyncio.to_thread(self.writer.submit, batch)
 
     def _hand_off_now(self) -> None:
-        batch = self._take()
+        batch = self.take_batch()
         if batch is not None:
-            self._queue.put(batch)
+            self.writer.submit(batch)
 
-    def _take(self) -> Pending | None:
-        p = self._pending
+    def take_batch(self) -> Batch | None:
+        """The batch filled so far (a new one starts), or None when it is empty."""
+        p = self._batch
         if not p.size:
             p.started = time.monotonic()
             return None
-        self._pending = Pending()
+        self._batch = Batch()
         return p
 
-    def _drain_writer(self) -> None:
-        self._queue.join()
+    def on_frame(self, frame: str | bytes) -> None:
+        """Parse one frame into the current batch (the receiving thread; tests call it)."""
+        self._on_frame(frame)
 
-    # ------------------------------------------------------------------ writing
-    def _write_loop(self) -> None:
-        while True:
-            batch = self._queue.get()
-            try:
-                if batch is None:
-                    return
-                self._writer.write(batch)
-            except Exception as exc:  # noqa: BLE001 - keep the thread alive
-                log.exception("feed %s: write failed", self.url)
-                self.last_error = f"write failed: {exc!r}"
-            finally:
-                self._queue.task_done()
-
-    def _after_commit(self, topic: str, table: pa.Table) -> None:
-        if self.hub is not None:
-            self.hub.publish(topic, table)
-        for fn in self._listeners:
-            try:
-                fn(topic, table)
-            except Exception:  # noqa: BLE001 - a listener's bug never stops the ingest
-                self._writer.listener_errors += 1
-                log.exception("feed %s: listener %r failed", self.url, fn)
-
-    def _force_reconnect(self) -> None:
+    # ------------------------------------------------------------------ write failures
+    def _write_failed(self, message: str) -> None:
+        """The writer could not write a batch (its thread): reconnect to replay it."""
         loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        try:
+            loop.call_soon_threadsafe(self._reconnect, message)
+        except RuntimeError:  # the loop just closed: the ingest is stopping
+            pass
+
+    def _reconnect(self, message: str | None = None) -> None:
+        """Drop the connection (in the receiving loop); the next one resumes from the store."""
+        if message is not None:
+            self.last_error = message
         ws = self._ws
-        if loop is not None and ws is not None:
+        if ws is not None and ws.transport is not None:
+            ws.transport.abort()
+
+    def force_reconnect(self) -> None:
+        """Drop the connection from any thread (tests, operators)."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
             try:
-                loop.call_soon_threadsafe(lambda: ws.transport and ws.transport.abort())
+                loop.call_soon_threadsafe(self._reconnect)
             except RuntimeError:
                 pass
 

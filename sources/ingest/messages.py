@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -23,6 +24,8 @@ from typing import Annotated, Any
 
 import msgspec
 import orjson
+
+from sources.levels import LEVELS
 
 RAW_LIMIT = 64 * 1024
 """Quarantined raw text is cut at this many bytes (UTF-8)."""
@@ -36,7 +39,6 @@ MAX_ID_LEN = 256
 MAX_TEXT_LEN = 16_384
 
 TYPES = ("reading", "hotspot", "quake", "warning", "incident")
-LEVELS = frozenset(("blue", "yellow", "orange", "red"))
 MSG_TYPES = frozenset(("Alert", "Update", "Cancel"))
 STATUSES = frozenset(("open", "closed"))
 
@@ -110,6 +112,17 @@ class Parsed:
     @property
     def accepted(self) -> int:
         return len(self.seq) + len(self.events)
+
+
+class Batch(Parsed):
+    """Messages received and validated, not yet written: what the receiving thread fills and
+    hands to the writer (:class:`sources.ingest.writer.FeedWriter`) in one piece."""
+
+    def __init__(self):
+        super().__init__()
+        self.received_at: list[int] = []  # epoch µs of each reject's arrival
+        self.started = time.monotonic()
+        self.size = 0
 
 
 def cut_raw(text: str | bytes) -> str:

@@ -1,32 +1,40 @@
-"""Persistence side of the feed ingest: exactly-once batches into the store.
+"""Persistence side of the feed ingest: exactly-once batches into the store, in one thread.
 
-:class:`SeqIntervals` holds the seqs already stored for one feed as sorted, disjoint
-intervals; a batch is checked against them with ``numpy.searchsorted``, so the check costs
-the same with a thousand stored rows or hundreds of millions. :class:`FeedWriter` writes one
-batch (readings, events, quarantine) in one transaction and updates the intervals only after
-the commit, so memory and disk never disagree.
+:class:`FeedWriter` owns the writer thread of one feed: the receiving thread hands it
+validated batches through a bounded queue (:meth:`FeedWriter.submit`, back-pressure when
+the store is slow); it writes each batch (readings, events, quarantine) in one transaction,
+updates the stored seqs only after the commit (memory and disk never disagree), then
+publishes the new rows on the hub and calls its listeners (the alarm engine) — all in its
+own thread. A failed write stops further writes until :meth:`FeedWriter.resume` (the next
+connection replays from the last persisted seq), so a failure never leaves a hole.
+
+Threading contract: :meth:`submit`, :meth:`drain`, :meth:`resume` and :meth:`stop` are
+called by the receiving thread; everything else runs in the writer thread, which is the
+single writer of the counters that :meth:`FeedWriter.status` reads.
 """
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
 
-if TYPE_CHECKING:  # pragma: no cover
-    from sources.ingest.feed import FeedIngest, Pending
+from sources.geo import CountyGeometry
+from sources.hub import Hub
+from sources.ingest.messages import Batch
+from sources.ingest.seqs import SeqIntervals, load_intervals, stored_in_db
 
 log = logging.getLogger(__name__)
 
-MESSAGE_TABLES = ("readings", "hotspots", "quakes", "incidents", "warnings")
 TS = pa.timestamp("us", tz="UTC")
 TOPIC_TABLE = {"reading": "readings", "hotspot": "hotspots", "quake": "quakes",
-               "warning": "warnings", "incident": "incidents"}
+               "warning": "warnings", "incident": "incidents", "quarantine": "quarantine"}
 EVENT_COLUMNS: dict[str, list[tuple[str, pa.DataType]]] = {
     "hotspot": [("hotspot_id", pa.string()), ("lon", pa.float64()), ("lat", pa.float64()),
                 ("confidence", pa.float64()), ("satellite", pa.string()), ("extra", pa.string())],
@@ -38,167 +46,31 @@ EVENT_COLUMNS: dict[str, list[tuple[str, pa.DataType]]] = {
 }
 
 
-class SeqIntervals:
-    """Stored seqs of one feed as sorted, disjoint, non-adjacent closed intervals.
-
-    A feed whose seqs are contiguous needs one interval whatever its size. One with gaps
-    (seqs need only increase) needs one per run, so memory is capped: beyond
-    ``max_intervals`` the lowest ones are forgotten and ``floor`` rises; a seq below
-    ``floor`` (a very late one) is then looked up in the store instead.
-    """
-
-    def __init__(self, starts=(), ends=(), *, floor: int | None = None,
-                 max_intervals: int = 200_000):
-        self.starts = np.array(starts, dtype=np.int64)
-        self.ends = np.array(ends, dtype=np.int64)
-        self.floor = floor
-        self.max_intervals = max_intervals
-        self._normalise()
-
-    def __len__(self) -> int:
-        return len(self.starts)
-
-    def __repr__(self) -> str:
-        pairs = ", ".join(f"[{a}, {b}]" for a, b in zip(self.starts[:5], self.ends[:5], strict=True))
-        return f"SeqIntervals({pairs}{', ...' if len(self) > 5 else ''}, floor={self.floor})"
-
-    @property
-    def max(self) -> int | None:
-        """Highest stored seq (None when nothing is stored)."""
-        return int(self.ends[-1]) if len(self.ends) else None
-
-    @property
-    def count(self) -> int:
-        return int((self.ends - self.starts + 1).sum())
-
-    def contains(self, seqs: np.ndarray) -> np.ndarray:
-        """Boolean mask: which of ``seqs`` are known to be stored (see :meth:`unknown`)."""
-        if not len(self.starts) or not len(seqs):
-            return np.zeros(len(seqs), dtype=bool)
-        idx = np.searchsorted(self.starts, seqs, side="right") - 1
-        inside = idx >= 0
-        return inside & (seqs <= self.ends[np.maximum(idx, 0)])
-
-    def unknown(self, seqs: np.ndarray) -> np.ndarray:
-        """Boolean mask: seqs below ``floor``, which only the store can tell about."""
-        if self.floor is None:
-            return np.zeros(len(seqs), dtype=bool)
-        return seqs < self.floor
-
-    def add(self, seqs: np.ndarray) -> None:
-        """Record newly stored seqs."""
-        if not len(seqs):
-            return
-        s = np.asarray(seqs, dtype=np.int64)
-        if len(s) > 1 and not (s[1:] > s[:-1]).all():  # sorting is rarely needed
-            s = np.unique(s)
-        if len(self.starts) and s[0] == self.ends[-1] + 1 and s[-1] - s[0] == len(s) - 1:
-            self.ends[-1] = s[-1]  # the usual case: the batch continues the last interval
-            return
-        breaks = np.flatnonzero(np.diff(s) != 1)
-        starts = np.concatenate([s[:1], s[breaks + 1]])
-        ends = np.concatenate([s[breaks], s[-1:]])
-        self.starts = np.concatenate([self.starts, starts])
-        self.ends = np.concatenate([self.ends, ends])
-        self._normalise()
-
-    def _normalise(self) -> None:
-        if len(self.starts) >= 2:
-            order = np.argsort(self.starts, kind="stable")
-            starts, ends = self.starts[order], self.ends[order]
-            reach = np.maximum.accumulate(ends)
-            new = np.ones(len(starts), dtype=bool)
-            new[1:] = starts[1:] > reach[:-1] + 1
-            self.starts = starts[new]
-            self.ends = np.maximum.reduceat(ends, np.flatnonzero(new))
-        if len(self.starts) > self.max_intervals:  # forget the oldest half
-            keep = self.max_intervals // 2
-            self.starts, self.ends = self.starts[-keep:].copy(), self.ends[-keep:].copy()
-            self.floor = int(self.starts[0])
-
-
-def _union(tables=MESSAGE_TABLES) -> str:
-    return " UNION ALL ".join(
-        f"SELECT seq FROM {t} WHERE feed = $feed AND seq IS NOT NULL" for t in tables)
-
-
-def load_intervals(store, feed: str, *, max_rows: int = 2_000_000) -> SeqIntervals:
-    """Stored seqs of ``feed`` over every message table.
-
-    Contiguous seqs (the usual case) cost one aggregate; otherwise the islands of the
-    ``max_rows`` highest seqs are loaded and lower ones are left to :meth:`stored_in_db`.
-    """
-    union = _union()
-    n, lo, hi = store.arrow(
-        f"SELECT count(*)::BIGINT, min(seq), max(seq) FROM ({union})", {"feed": feed}
-    ).to_pylist()[0].values()
-    if not n:
-        return SeqIntervals()
-    if hi - lo + 1 == n:  # no gap (the writer never stores a seq twice): one interval
-        return SeqIntervals([lo], [hi])
-    islands = store.arrow(
-        f"WITH top AS (SELECT seq FROM ({union}) ORDER BY seq DESC LIMIT {int(max_rows)}) "
-        f"SELECT min(seq) AS lo, max(seq) AS hi FROM ("
-        f"  SELECT seq, seq - row_number() OVER (ORDER BY seq) AS grp FROM top"
-        f") GROUP BY grp ORDER BY lo", {"feed": feed})
-    starts, ends = islands.column("lo").to_numpy(), islands.column("hi").to_numpy()
-    floor = int(starts[0]) if n > max_rows else None
-    return SeqIntervals(starts, ends, floor=floor)
-
-
-def stored_in_db(cur, feed: str, seqs: np.ndarray) -> np.ndarray:
-    """Boolean mask: which of ``seqs`` the store holds for ``feed`` (for very late seqs)."""
-    if not len(seqs):
-        return np.zeros(0, dtype=bool)
-    rows = cur.execute(
-        f"SELECT DISTINCT seq FROM ({_union()}) WHERE seq IN (SELECT unnest($seqs::BIGINT[]))",
-        {"feed": feed, "seqs": [int(x) for x in seqs]}).fetchall()
-    return np.isin(seqs, np.array([r[0] for r in rows], dtype=np.int64))
-
-
-class CountyLookup:
-    """County of a point / counties of a polygon, from the ``boundaries`` table (lazy)."""
-
-    def __init__(self, store):
-        self._store = store
-        self._tree = None
-        self._codes: list[str] = []
-
-    def _load(self):
-        if self._tree is None:
-            import shapely
-
-            rows = self._store.arrow(
-                "SELECT code, geojson FROM boundaries WHERE level = 'county' ORDER BY code")
-            self._codes = rows.column("code").to_pylist()
-            geoms = [shapely.from_geojson(g) for g in rows.column("geojson").to_pylist()]
-            self._tree = shapely.STRtree(geoms)
-        return self._tree
-
-    def county_of(self, lon: float, lat: float) -> str | None:
-        try:
-            import shapely
-
-            hits = self._load().query(shapely.Point(lon, lat), predicate="intersects")
-        except Exception:  # noqa: BLE001 - no boundaries: the county stays unknown
-            return None
-        return self._codes[int(min(hits))] if len(hits) else None
-
-    def counties_in(self, geojson: str) -> list[str] | None:
-        try:
-            import shapely
-
-            hits = self._load().query(shapely.from_geojson(geojson), predicate="intersects")
-        except Exception:  # noqa: BLE001
-            return None
-        return sorted(self._codes[int(i)] for i in hits)
-
-
 class FeedWriter:
-    """Writes the batches of one :class:`~sources.ingest.feed.FeedIngest` (its writer thread)."""
+    """Writes the batches of one feed in its own thread (see the module docstring).
 
-    def __init__(self, ingest: FeedIngest):
-        self.ingest = ingest
+    Parameters
+    ----------
+    url : str
+        The feed URL (the ``feed`` column of every row it writes).
+    store : Store
+        The store.
+    hub : Hub, optional
+        Where the rows of each committed batch are published (topic per message type, and
+        ``quarantine`` for rejected messages).
+    geography : CountyGeometry, optional
+        Counties of incident positions and drawn warning areas.
+    on_failure : callable, optional
+        ``on_failure(message)`` after a batch could not be written (the ingest reconnects
+        to replay it); called in the writer thread.
+    """
+
+    def __init__(self, url: str, store, *, hub: Hub | None = None,
+                 geography: CountyGeometry | None = None,
+                 on_failure: Callable[[str], None] | None = None, queue_size: int = 8):
+        self.url, self.store, self.hub = url, store, hub
+        self.counties = geography if geography is not None else CountyGeometry(store)
+        self.on_failure = on_failure
         self.sensors: frozenset[str] = frozenset()
         self.intervals = SeqIntervals()
         self.stored = 0
@@ -206,22 +78,76 @@ class FeedWriter:
         self.duplicates = 0
         self.write_errors = 0
         self.listener_errors = 0
+        self.last_error: str | None = None
+        self._listeners: list[Callable[[str, pa.Table], None]] = []
         self._failed = False
-        self._lock = threading.Lock()
         self._rate: deque[tuple[float, int]] = deque(maxlen=256)
         self._last_checkpoint = time.monotonic()
-        self.counties = CountyLookup(ingest.store)
+        self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
+        self._thread: threading.Thread | None = None
 
+    # ------------------------------------------------------------------ lifecycle
     def load(self) -> None:
-        store = self.ingest.store
-        self.sensors = frozenset(store.arrow("SELECT sensor_id FROM sensors").column(0).to_pylist())
-        self.intervals = load_intervals(store, self.ingest.url)
+        """Read the sensor registry and the seqs already stored (before :meth:`start`)."""
+        self.sensors = frozenset(
+            self.store.arrow("SELECT sensor_id FROM sensors").column(0).to_pylist())
+        self.intervals = load_intervals(self.store, self.url)
 
-    def resume_writes(self) -> None:
-        """A new connection replays from the persisted seq: writing may go on."""
+    def start(self) -> FeedWriter:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._loop, name=f"feed-writer {self.url}",
+                                            daemon=True)
+            self._thread.start()
+        return self
+
+    def submit(self, batch: Batch, *, block: bool = True) -> bool:
+        """Queue a batch for writing; False when the queue is full and ``block`` is False."""
+        try:
+            self._queue.put(batch, block=block)
+        except queue.Full:
+            return False
+        return True
+
+    def drain(self) -> None:
+        """Wait until every submitted batch is written (or refused)."""
+        self._queue.join()
+
+    def resume(self) -> None:
+        """Writing may go on: a new connection replays from the persisted seq.
+
+        Call only when drained (:meth:`drain`): the writer thread is then idle.
+        """
         self._failed = False
 
+    def stop(self, timeout: float = 10.0) -> None:
+        """Write what is queued, then end the thread (at most ``timeout`` s)."""
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join(timeout)
+            self._thread = None
+
+    def add_listener(self, fn: Callable[[str, pa.Table], None]) -> None:
+        """Call ``fn(topic, table)`` after each committed batch (in the writer thread).
+
+        A listener's exception is logged and counted; it never stops the ingest.
+        """
+        self._listeners = [*self._listeners, fn]
+
+    def remove_listener(self, fn: Callable[[str, pa.Table], None]) -> None:
+        self._listeners = [f for f in self._listeners if f is not fn]
+
+    def _loop(self) -> None:
+        while True:
+            batch = self._queue.get()
+            try:
+                if batch is None:
+                    return
+                self.write(batch)
+            finally:
+                self._queue.task_done()
+
     def rate(self, window: float = 5.0) -> float:
+        """Readings stored per second over the last ``window`` seconds."""
         now = time.monotonic()
         recent = [(t, n) for t, n in list(self._rate) if now - t <= window]
         if not recent:
@@ -230,19 +156,21 @@ class FeedWriter:
         return sum(n for _, n in recent) / span
 
     # ------------------------------------------------------------------ one batch
-    def write(self, batch: Pending) -> None:
+    def write(self, batch: Batch) -> None:
+        """Write one batch now (in the writer thread; tests call it directly)."""
         if self._failed:  # replayed after the reconnect: never leave a hole below since
             return
         try:
             self._write(batch)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - the feed is replayed, never skipped
             self._failed = True
             self.write_errors += 1
-            self.ingest.last_error = f"write failed: {exc!r}"
-            log.exception("feed %s: batch not written; reconnecting to replay it", self.ingest.url)
-            self.ingest._force_reconnect()
+            self.last_error = f"write failed: {exc!r}"
+            log.exception("feed %s: batch not written; reconnecting to replay it", self.url)
+            if self.on_failure is not None:
+                self.on_failure(self.last_error)
 
-    def _write(self, batch: Pending) -> None:
+    def _write(self, batch: Batch) -> None:
         nr = len(batch.seq)
         r_seq = np.fromiter(batch.seq, dtype=np.int64, count=nr)
         e_seq = np.fromiter((rec["seq"] for _, rec in batch.events), dtype=np.int64,
@@ -261,15 +189,14 @@ class FeedWriter:
         for kind, recs in by_kind.items():
             if kind != "warning":
                 tables[kind] = self._events(kind, recs)
-        quarantine = self._quarantine(batch) if batch.rejects else None
+        if batch.rejects:
+            tables["quarantine"] = self._quarantine(batch)
         now = datetime.now(UTC)
-        with self.ingest.store.transaction() as cur:
+        with self.store.transaction() as cur:
             if "warning" in by_kind:
                 tables["warning"] = self._warnings(cur, by_kind["warning"], now)
             for topic, table in tables.items():
                 _insert(cur, TOPIC_TABLE[topic], table)
-            if quarantine is not None:
-                _insert(cur, "quarantine", quarantine)
         kept = seqs[keep]
         self.intervals.add(kept)
         self.stored += len(kept)
@@ -277,13 +204,23 @@ class FeedWriter:
         self.duplicates += len(seqs) - len(kept)
         self._rate.append((time.monotonic(), n_read))
         for topic, table in tables.items():
-            self.ingest._after_commit(topic, table)
+            self._after_commit(topic, table)
         if time.monotonic() - self._last_checkpoint > 10:
             self._last_checkpoint = time.monotonic()
             try:  # keeps the WAL short: a restart after kill -9 replays little
-                self.ingest.store.checkpoint()
+                self.store.checkpoint()
             except Exception:  # noqa: BLE001 - a busy checkpoint is retried later
                 pass
+
+    def _after_commit(self, topic: str, table: pa.Table) -> None:
+        if self.hub is not None:
+            self.hub.publish(topic, table)
+        for fn in self._listeners:
+            try:
+                fn(topic, table)
+            except Exception:  # noqa: BLE001 - a listener's bug never stops the ingest
+                self.listener_errors += 1
+                log.exception("feed %s: listener %r failed", self.url, fn)
 
     def _fresh(self, seqs: np.ndarray) -> np.ndarray:
         """Which seqs to store: not stored before, first occurrence within the batch."""
@@ -302,17 +239,17 @@ class FeedWriter:
         keep = ~dup & ~self.intervals.contains(seqs)
         late = keep & self.intervals.unknown(seqs)
         if late.any():  # below what memory tracks: ask the store (only this writer adds them)
-            cur = self.ingest.store.cursor()
+            cur = self.store.cursor()
             try:
-                keep[late] = ~stored_in_db(cur, self.ingest.url, seqs[late])
+                keep[late] = ~stored_in_db(cur, self.url, seqs[late])
             finally:
                 cur.close()
         return keep
 
     def _feed_column(self, n: int) -> pa.Array:
-        return pa.array([self.ingest.url] * n, pa.string())
+        return pa.array([self.url] * n, pa.string())
 
-    def _readings(self, batch: Pending, r_seq, keep, n: int) -> pa.Table:
+    def _readings(self, batch: Batch, r_seq, keep, n: int) -> pa.Table:
         ts = np.fromiter(batch.ts_us, dtype=np.int64, count=len(batch.ts_us))
         value = np.fromiter(batch.value, dtype=np.float64, count=len(batch.value))
         sensor = pa.array(batch.sensor_id, pa.string())
@@ -359,8 +296,8 @@ class FeedWriter:
                 "event": r["event"], "level": r["level"], "headline": r["headline"],
                 "description": r["description"], "area_codes": codes,
                 "area_geojson": r["area_geojson"], "effective": r["effective_us"],
-                "expires": r["expires_us"], "source": "feed", "sender": self.ingest.url,
-                "created_at": int(now.timestamp() * 1e6), "feed": self.ingest.url,
+                "expires": r["expires_us"], "source": "feed", "sender": self.url,
+                "created_at": int(now.timestamp() * 1e6), "feed": self.url,
                 "seq": r["seq"], "extra": r["extra"], "ts": r["ts_us"],
             })
         schema = pa.schema([
@@ -379,7 +316,7 @@ class FeedWriter:
         # ts is not a warnings column: it only tells listeners the message time
         return table.drop_columns(["ts"])
 
-    def _quarantine(self, batch: Pending) -> pa.Table:
+    def _quarantine(self, batch: Batch) -> pa.Table:
         rejects = batch.rejects
         return pa.table({
             "feed": self._feed_column(len(rejects)),

@@ -7,8 +7,6 @@ from datetime import UTC, datetime
 import numpy as np
 import pandas as pd
 
-EARTH_RADIUS_KM = 6371.0088
-
 
 class InventoryError(ValueError):
     """A refused inventory action: bad input or a state that forbids it.
@@ -22,15 +20,6 @@ class InventoryError(ValueError):
         super().__init__(message.format(**fmt) if fmt else message)
         self.key = key
         self.fmt = fmt
-
-
-def haversine_km(lon0: float, lat0: float, lon, lat) -> np.ndarray:
-    """Great-circle distance in km from (lon0, lat0) to each of (lon, lat) (degrees)."""
-    lon = np.radians(np.asarray(lon, dtype="float64"))
-    lat = np.radians(np.asarray(lat, dtype="float64"))
-    lon0, lat0 = np.radians(lon0), np.radians(lat0)
-    a = np.sin((lat - lat0) / 2) ** 2 + np.cos(lat0) * np.cos(lat) * np.sin((lon - lon0) / 2) ** 2
-    return 2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0)))
 
 
 def utc_now() -> datetime:

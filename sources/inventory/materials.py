@@ -9,21 +9,20 @@ and the other is told the stock is short, and nothing of theirs is written.
 """
 from __future__ import annotations
 
-import json
 import math
-import threading
 from datetime import datetime
 from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
+import param
 
-from sources.base import Source
+from sources.base import Source, query
+from sources.geo import CountyGeometry, haversine_km
 from sources.inventory.common import (
     InventoryError,
     actor_name,
     county_point,
-    haversine_km,
     next_id,
     to_csv_bytes,
     to_excel_bytes,
@@ -64,11 +63,14 @@ class MaterialSource(Source):
 
     source_type: ClassVar[str] = "materials"
 
+    geography = param.ClassSelector(class_=CountyGeometry, default=None, allow_None=True,
+                                    doc="The province's counties (built from the store when "
+                                        "None; the console shares one).")
+
     def __init__(self, **params):
         super().__init__(**params)
-        self._outlines: list[dict[str, np.ndarray]] | None = None
-        self._warehouses: pd.DataFrame | None = None
-        self._outline_lock = threading.Lock()
+        if self.geography is None:
+            self.geography = CountyGeometry(self.store)
 
     # ------------------------------------------------------------------ registry
     def kinds(self) -> pd.DataFrame:
@@ -85,14 +87,12 @@ class MaterialSource(Source):
             "FROM warehouses w LEFT JOIN stock s USING (warehouse_id) "
             "GROUP BY ALL ORDER BY w.warehouse_id", {"kind": _opt_int(kind_id)})
 
+    @query()
     def warehouse_registry(self) -> pd.DataFrame:
         """Warehouses (id, name as ``warehouse``, county, place, contacts), loaded once."""
-        with self._outline_lock:
-            if self._warehouses is None:
-                self._warehouses = self.store.df(
-                    "SELECT warehouse_id, name AS warehouse, county_code, lon, lat, "
-                    "contact_name, contact_phone FROM warehouses ORDER BY warehouse_id")
-            return self._warehouses
+        return self.store.df(
+            "SELECT warehouse_id, name AS warehouse, county_code, lon, lat, "
+            "contact_name, contact_phone FROM warehouses ORDER BY warehouse_id")
 
     def stock(self, *, kind_id: int | None = None, warehouse_id: int | None = None,
               category: str | None = None, shortages_only: bool = False) -> pd.DataFrame:
@@ -110,20 +110,9 @@ class MaterialSource(Source):
             "GROUP BY ALL ORDER BY k.category, k.unit")
 
     def county_outlines(self) -> list[dict[str, np.ndarray]]:
-        """County outlines as closed rings ({'x': lon, 'y': lat}), parsed once per source."""
-        with self._outline_lock:
-            if self._outlines is None:
-                rings = []
-                for text in self.store.arrow(
-                        "SELECT geojson FROM boundaries WHERE level = 'county'").column(0):
-                    geom = json.loads(text.as_py())
-                    polys = (geom["coordinates"] if geom["type"] == "MultiPolygon"
-                             else [geom["coordinates"]])
-                    for poly in polys:
-                        ring = np.asarray(poly[0], dtype="float64")
-                        rings.append({"x": ring[:, 0], "y": ring[:, 1]})
-                self._outlines = rings
-            return self._outlines
+        """County outlines as closed rings ({'x': lon, 'y': lat})."""
+        return [{"x": np.asarray(ring)[:, 0], "y": np.asarray(ring)[:, 1]}
+                for outer in self.geography.rings.values() for ring in outer]
 
     # ------------------------------------------------------------------ find supply
     def find_supply(self, kind_id: int, quantity: float, *, lon: float | None = None,

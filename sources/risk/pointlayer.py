@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from sources.levels import COLORS, RISK_GRADES
 from sources.risk.pointkernels import (
     COUNT_DTYPE,
     _aggregate,
@@ -30,10 +31,10 @@ from sources.risk.pointkernels import (
     kernel_threads,
 )
 
-GRADES = ("red", "orange", "yellow", "blue")
+GRADES = RISK_GRADES
 #: The four colours of the provinces' safety-risk maps (红橙黄蓝): major red, large orange,
 #: general yellow, low blue. Chosen here: saturated, distinct on a light background.
-GRADE_COLORS = {"red": "#e60012", "orange": "#ff8c00", "yellow": "#ffd700", "blue": "#1e6fff"}
+GRADE_COLORS = COLORS
 #: Weight of a grade when one pixel holds several: a red point weighs as much as eight blue, so
 #: that where red and orange gather is seen at once even under many blue points.
 GRADE_WEIGHTS = (8.0, 4.0, 2.0, 1.0)

@@ -3,7 +3,7 @@
 :class:`RiskSource` keeps the SQL: legend counts, enterprise cards, the county risk index,
 exports. :meth:`RiskSource.load_layer` reads every risk point once into a
 :class:`RiskLayer` (a :class:`~sources.risk.pointlayer.PointLayer` plus its enterprises' attributes
-for filters); ``dashboards/risk.py`` shares one per process through ``runtime.shared``.
+for filters); the console (:class:`sources.console.Console`) loads one per process and every page shares it.
 """
 from __future__ import annotations
 

@@ -8,7 +8,7 @@ nothing leaks. Two standard remedies, both glibc-only (no-ops elsewhere):
 
 * :func:`limit_arenas` — ``mallopt(M_ARENA_MAX, n)`` before the threads start;
 * :class:`MemoryTrimmer` — ``malloc_trim(0)`` (and Arrow's ``release_unused``) every
-  ``period_s`` in a daemon thread, which hands freed pages back to the system
+  ``interval_s``, a console service, which hands freed pages back to the system
   (``tests/sources/test_housekeeping.py``: > 40 MB of freed blocks glibc kept; the soak in
   ``bench/soak_board.py`` runs with it, not against it).
 
@@ -20,8 +20,10 @@ import ctypes
 import ctypes.util
 import functools
 import logging
-import threading
-import time
+
+import param
+
+from sources.service import Service
 
 log = logging.getLogger(__name__)
 
@@ -88,38 +90,22 @@ def allocators() -> dict:
     return out
 
 
-class MemoryTrimmer:
-    """Calls :func:`trim` every ``period_s`` seconds in a daemon thread until :meth:`stop`."""
+class MemoryTrimmer(Service):
+    """Calls :func:`trim` every ``interval_s`` seconds until stopped (glibc only)."""
 
-    def __init__(self, period_s: float = 60.0):
-        self.period_s = period_s
-        self.runs = 0
-        self.last_s: float | None = None  # how long the last trim took
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+    run_at_start = False
+
+    interval_s = param.Number(default=60.0, bounds=(0.001, None),
+                              doc="Seconds between two trims.")
 
     @property
     def available(self) -> bool:
         return _libc() is not None
 
     def start(self) -> MemoryTrimmer:
-        if self.period_s > 0 and self.available:
-            self._thread = threading.Thread(target=self._run, name="memory-trim", daemon=True)
-            self._thread.start()
+        if self.available:  # elsewhere there is nothing to trim
+            super().start()
         return self
 
-    def _run(self) -> None:
-        while not self._stop.wait(self.period_s):
-            t = time.perf_counter()
-            try:
-                trim()
-            except Exception as exc:  # never take the console down for housekeeping
-                log.warning("malloc_trim failed: %r", exc)
-                return
-            self.last_s = time.perf_counter() - t
-            self.runs += 1
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+    def run_once(self) -> None:
+        trim()

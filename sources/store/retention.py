@@ -9,17 +9,17 @@ are kept: they are few and the reports need them.
 from __future__ import annotations
 
 import logging
-import threading
 from datetime import UTC, datetime, timedelta
 
 import param
 
+from sources.service import Service
 from sources.store.store import Store
 
 log = logging.getLogger(__name__)
 
 
-class ReadingRetention(param.Parameterized):
+class ReadingRetention(Service):
     """Deletes readings older than ``keep_days``, every ``interval_s``, in time slices."""
 
     store = param.ClassSelector(class_=Store, doc="The console's read-write store.")
@@ -29,12 +29,9 @@ class ReadingRetention(param.Parameterized):
                               doc="Seconds between two clean-ups.")
     slice_hours = param.Number(default=1.0, bounds=(0.01, None),
                                doc="Hours of readings deleted per transaction.")
+    stop_timeout_s = param.Number(default=30.0, bounds=(0, None),
+                                  doc="Seconds a stop waits for the slice being deleted.")
     deleted = param.Integer(default=0, doc="Readings deleted since start.")
-
-    def __init__(self, **params):
-        super().__init__(**params)
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     def purge(self, now: datetime | None = None) -> int:
         """Delete the readings older than the cut-off now; return how many went."""
@@ -45,7 +42,7 @@ class ReadingRetention(param.Parameterized):
         total = 0
         step = timedelta(hours=self.slice_hours)
         start = oldest
-        while start is not None and start < cutoff and not self._stop.is_set():
+        while start is not None and start < cutoff and not self.stopping:
             end = min(start + step, cutoff)
             with self.store.transaction() as cur:
                 n = cur.execute("DELETE FROM readings WHERE ts < ?", [end]).fetchone()[0]
@@ -56,22 +53,10 @@ class ReadingRetention(param.Parameterized):
             log.info("retention: %d readings older than %s deleted", total, cutoff)
         return total
 
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.purge()
-            except Exception as exc:  # never take the console down for housekeeping
-                log.warning("retention failed: %r", exc)
-            self._stop.wait(self.interval_s)
+    def run_once(self) -> None:
+        self.purge()
 
     def start(self) -> ReadingRetention:
-        if self._thread is None and self.keep_days:
-            self._thread = threading.Thread(target=self._loop, name="retention", daemon=True)
-            self._thread.start()
+        if self.keep_days:  # keeping everything needs no thread
+            super().start()
         return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
-            self._thread = None

@@ -20,6 +20,7 @@ from pathlib import Path
 import duckdb
 import param
 
+from sources.service import Service
 from sources.store.store import Store
 
 log = logging.getLogger(__name__)
@@ -115,30 +116,30 @@ def write_snapshot(store: Store, directory: str | Path | None = None, *, keep: i
 BUSY_FACTOR = 20
 
 
-class SnapshotWriter(param.Parameterized):
-    """Writes a snapshot of the console's store every ``interval_s`` and on demand.
+class SnapshotWriter(Service):
+    """Writes a snapshot of the console's store at start, every ``interval_s`` and on demand.
 
-    Started once by the console process (``dashboards.console.start_services``).
+    A console service: stopping it interrupts a copy in progress (with a store grown large,
+    copying it would hold up the console's stop for many seconds) and removes the partial file.
     """
 
     store = param.ClassSelector(class_=Store, doc="The console's read-write store.")
     interval_s = param.Number(default=300.0, bounds=(1, None),
                               doc="Seconds between periodic snapshots.")
     keep = param.Integer(default=2, bounds=(1, None), doc="Snapshots kept on disk.")
+    stop_timeout_s = param.Number(default=60.0, bounds=(0, None),
+                                  doc="Seconds a stop waits for an interrupted copy to end.")
     last_path = param.String(default=None, allow_None=True, doc="The newest snapshot written.")
-    last_error = param.String(default=None, allow_None=True, doc="The last failure, if any.")
 
     def __init__(self, **params):
         super().__init__(**params)
-        self._stop = threading.Event()
         self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
         self._cursor: duckdb.DuckDBPyConnection | None = None  # of the copy in progress
 
     def write(self) -> Path:
         """Write a snapshot now (one at a time) and return its path."""
         with self._lock:
-            if self._stop.is_set():
+            if self.stopping:
                 raise RuntimeError("the snapshot writer is stopped")
             self._cursor = cur = self.store.cursor()
             try:
@@ -146,50 +147,27 @@ class SnapshotWriter(param.Parameterized):
             finally:
                 self._cursor = None
                 cur.close()
-        self.last_path, self.last_error = str(path), None
+        self.last_path = str(path)
         return path
 
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            started = time.perf_counter()
-            try:
-                path = self.write()
-                log.info("snapshot %s in %.2f s", path.name, time.perf_counter() - started)
-            except Exception as exc:  # keep the console serving; report on the next page
-                if self._stop.is_set():
-                    log.info("snapshot interrupted: the console is stopping")
-                    return
-                self.last_error = repr(exc)
-                log.warning("snapshot failed: %r", exc)
-            self._stop.wait(self.next_wait(time.perf_counter() - started))
+    def run_once(self) -> None:
+        started = time.perf_counter()
+        path = self.write()
+        log.info("snapshot %s in %.2f s", path.name, time.perf_counter() - started)
 
-    def next_wait(self, took_s: float) -> float:
+    def next_wait(self) -> float:
         """Seconds until the next periodic snapshot: ``interval_s``, but never less than
         ``BUSY_FACTOR`` times the last one took, so that a store grown large with readings
         never spends more than 1/``BUSY_FACTOR`` of the time copying itself."""
-        return max(self.interval_s, BUSY_FACTOR * took_s)
+        return max(self.interval_s, BUSY_FACTOR * (self.last_run_s or 0.0))
 
-    def start(self) -> SnapshotWriter:
-        """Start the periodic thread (the first snapshot is written at once)."""
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._loop, name="snapshot-writer",
-                                            daemon=True)
-            self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop the periodic thread; a snapshot in progress is interrupted (with a store
-        grown large, copying it would hold up the console's stop for many seconds)."""
-        self._stop.set()
+    def interrupt(self) -> None:
         cur = self._cursor
         if cur is not None:
             try:
                 cur.interrupt()
             except duckdb.Error:  # finished meanwhile
                 pass
-        if self._thread is not None:
-            self._thread.join(timeout=60)
-            self._thread = None
 
 
 def open_read_only(path: str | Path | None = None) -> Store:
@@ -216,7 +194,8 @@ def open_read_only(path: str | Path | None = None) -> Store:
 def notebook_source(cls=None, path: str | Path | None = None, **params):
     """A source for a notebook, the same code in Jupyter and when served by the console.
 
-    Served by the console (same process), it uses the console's live store and hub; in
+    Served by the console (a notebook dashboard runs in the console's process, see
+    :meth:`sources.console.Console.serving`), it uses the console's live store and hub; in
     Jupyter it opens ``path`` (default :func:`default_db`) with :func:`open_read_only`.
 
     Parameters
@@ -227,10 +206,10 @@ def notebook_source(cls=None, path: str | Path | None = None, **params):
         The store file (ignored when served by the console).
     """
     from sources.base import Source
-    from sources.runtime import Runtime
+    from sources.console import serving_console
 
     cls = cls or Source
-    runtime = Runtime._current
-    if runtime is not None and path is None:
-        return cls(store=runtime.store, hub=runtime.hub, **params)
+    console = serving_console()
+    if console is not None and path is None:
+        return cls(store=console.store, hub=console.hub, **params)
     return cls(store=open_read_only(path), **params)

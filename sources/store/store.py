@@ -55,7 +55,6 @@ class Store(param.Parameterized):
                   "late_materialization_max_rows": 0}
         self._con = duckdb.connect(self.path, read_only=self.read_only, config=config)
         self._write_lock = threading.RLock()
-        self._local = threading.local()
         if not self.read_only:
             self.apply_schema()
 

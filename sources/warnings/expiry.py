@@ -1,50 +1,40 @@
-"""The warning expiry timer: publishes ``warning`` messages when warnings take effect or
-expire, so open pages drop an expired warning by themselves. ``dashboards.warnings``
-starts one per process (``start_services``)."""
+"""The warning expiry service: publishes ``warning`` messages when warnings take effect or
+expire, so open pages drop an expired warning by themselves. The console owns one."""
 from __future__ import annotations
-
-import threading
 
 import param
 
+from sources.service import Service
 from sources.warnings.warnings import WarningSource, utcnow
 
 
-class WarningExpiry(param.Parameterized):
-    """A thread that publishes ``warning`` messages when warnings take effect or expire.
+class WarningExpiry(Service):
+    """Publishes ``warning`` messages when warnings take effect or expire.
 
-    It sleeps until the next effective/expiry time (or a ``warning`` message on the hub) and
-    publishes each status change as ``{"warning_id", "status", "version"}``.
+    It sleeps until the next effective/expiry time (at most ``interval_s``), or until a
+    ``warning`` message on the hub wakes it, and publishes each status change as
+    ``{"warning_id", "status"}``.
     """
 
     source = param.ClassSelector(class_=WarningSource, doc="Warnings to watch.")
-    max_sleep_s = param.Number(default=30.0, doc="Longest sleep between two checks.")
+    interval_s = param.Number(default=30.0, bounds=(0.01, None),
+                              doc="Longest sleep between two checks.")
 
     def __init__(self, **params):
         super().__init__(**params)
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self._last: dict[str, str] = {}
         self._sub = None
 
-    def start(self) -> WarningExpiry:
-        if self._thread is None:
-            hub = self.source.hub
-            if hub is not None:
-                self._sub = hub.subscribe(["warning"], maxsize=10, notify=self._wake.set)
-            self._last = self._statuses()
-            self._thread = threading.Thread(target=self._run, name="warning-expiry", daemon=True)
-            self._thread.start()
-        return self
+    def on_start(self) -> None:
+        hub = self.source.hub
+        if hub is not None:
+            self._sub = hub.subscribe(["warning"], maxsize=10, notify=self.wake)
+        self._last = self._statuses()
 
-    def stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
+    def on_stop(self) -> None:
         if self._sub is not None and self.source.hub is not None:
             self.source.hub.unsubscribe(self._sub)
-        if self._thread is not None:
-            self._thread.join(5)
+            self._sub = None
 
     def _statuses(self) -> dict[str, str]:
         df = self.source.current()
@@ -61,18 +51,13 @@ class WarningExpiry(param.Parameterized):
             self.source.hub.publish("warning", changes)
         return changes
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                if self._sub is not None:
-                    self._sub.drain()
-                self.check()
-                nxt = self.source.next_transition()
-            except Exception as exc:  # the store may be closing; keep the thread alive
-                self.param.warning(f"warning expiry check failed: {exc!r}")
-                nxt = None
-            delay = self.max_sleep_s
-            if nxt is not None:
-                delay = min(delay, max(0.0, (nxt - utcnow()).total_seconds()) + 0.02)
-            self._wake.wait(delay)
-            self._wake.clear()
+    def run_once(self) -> None:
+        if self._sub is not None:
+            self._sub.drain()  # what woke us is in the store; the queue only wakes
+        self.check()
+
+    def next_wait(self) -> float:
+        nxt = self.source.next_transition()
+        if nxt is None:
+            return self.interval_s
+        return min(self.interval_s, max(0.0, (nxt - utcnow()).total_seconds()) + 0.02)

@@ -27,27 +27,23 @@ Rules (documented here and in the README; every threshold is a class attribute):
 from __future__ import annotations
 
 import datetime as dt
-import json
-import threading
-import time
 from typing import ClassVar
 
 import numpy as np
 import pandas as pd
 import param
-import shapely
 
-from sources.base import Source
-from sources.store.store import Store
+from sources.base import Source, query
+from sources.geo import CountyGeometry
+from sources.levels import COLORS, LEVELS, NONE_COLOR, worst
 
-LEVELS = ("blue", "yellow", "orange", "red")
 HAZARDS = ("flood", "drought", "gale", "heat", "freezing")
 WINDOWS = {"now": 1, "1h": 1, "24h": 24, "72h": 72}  # hours
 RAIN_CLASSES = {"now": (2.5, 8, 16, 30, 50), "1h": (2.5, 8, 16, 30, 50),
                 "24h": (10, 25, 50, 100, 250), "72h": (25, 50, 100, 200, 400)}
 RAIN_COLORS = ("#a6f28f", "#3dba3d", "#61b8ff", "#0000fe", "#fa00fa", "#800040")
-LEVEL_COLORS = {"none": "#d9dee6", "blue": "#2f6fd6", "yellow": "#f2c200",
-                "orange": "#ff7f0e", "red": "#d62728"}
+#: Colours of the levels on the monitoring map (the official four, grey for none).
+LEVEL_COLORS = {"none": NONE_COLOR, **COLORS}
 
 
 def level_of(value, thresholds, *, below: bool = False) -> str:
@@ -56,12 +52,6 @@ def level_of(value, thresholds, *, below: bool = False) -> str:
         return "none"
     hits = sum((value <= t) if below else (value >= t) for t in thresholds)
     return "none" if hits == 0 else LEVELS[hits - 1]
-
-
-def worst(levels) -> str:
-    """The most severe of some levels ('none' when none)."""
-    ranks = [LEVELS.index(lv) for lv in levels if lv in LEVELS]
-    return LEVELS[max(ranks)] if ranks else "none"
 
 
 def _km(lon, lat, lat0):
@@ -91,101 +81,14 @@ def idw(src_lon, src_lat, values, lon, lat, *, power: float = 2.0, k: int = 12) 
     return out.reshape(lon.shape)
 
 
-class LayerCache:
-    """Computed layers shared by every open page for ``ttl_s`` seconds (per key)."""
-
-    def __init__(self, ttl_s: float = 10.0):
-        self.ttl_s = ttl_s
-        self._items: dict = {}
-        self._lock = threading.Lock()
-
-    def get(self, key, compute):
-        """The cached value of ``key``, or ``compute()`` when missing or older than the ttl."""
-        with self._lock:
-            hit = self._items.get(key)
-            if hit is not None and time.monotonic() - hit[0] < self.ttl_s:
-                return hit[1]
-        value = compute()
-        with self._lock:
-            self._items[key] = (time.monotonic(), value)
-        return value
-
-
-class CountyGeometry(param.Parameterized):
-    """County outlines of the province (from ``boundaries``), parsed once per process."""
-
-    codes = param.List(default=[], doc="County codes, sorted.")
-    names = param.Dict(default={}, doc="County name by code.")
-    shapes = param.Dict(default={}, doc="shapely geometry by county code.")
-    rings = param.Dict(default={}, doc="Outer rings [(lon, lat), ...] by county code.")
-    points = param.DataFrame(default=None, allow_None=True,
-                             doc="county_code, name, lon, lat, population.")
-
-    @classmethod
-    def load(cls, store: Store) -> CountyGeometry:
-        b = store.df("SELECT code, name, geojson FROM boundaries WHERE level = 'county' "
-                     "ORDER BY code")
-        pts = store.df("SELECT county_code, name, lon, lat, population FROM counties "
-                       "ORDER BY county_code")
-        shapes, rings = {}, {}
-        for code, geojson in zip(b["code"], b["geojson"], strict=True):
-            shape = shapely.geometry.shape(json.loads(geojson))
-            shapely.prepare(shape)
-            shapes[code] = shape
-            polys = getattr(shape, "geoms", [shape])
-            rings[code] = [list(p.exterior.coords) for p in polys if p.geom_type == "Polygon"]
-        names = dict(zip(pts["county_code"], pts["name"], strict=True))
-        names.update({c: n for c, n in zip(b["code"], b["name"], strict=True) if c not in names})
-        return cls(codes=sorted(names), names=names, shapes=shapes, rings=rings, points=pts)
-
-    def intersecting(self, shape) -> list[str]:
-        """Codes of the counties an area touches (overlap of more than a sliver)."""
-        out = []
-        for code, county in self.shapes.items():
-            if county.intersects(shape) and county.intersection(shape).area > 1e-7:
-                out.append(code)
-        return sorted(out)
-
-    @property
-    def province(self):
-        if not hasattr(self, "_province"):
-            self._province = shapely.union_all(list(self.shapes.values())).buffer(0)
-            shapely.prepare(self._province)
-        return self._province
-
-    def grid(self, nx: int = 120, ny: int = 90):
-        """Cell centres (lon, lat 2-D arrays) over the province and its inside mask."""
-        key = (nx, ny)
-        cache = self.__dict__.setdefault("_grids", {})
-        if key not in cache:
-            x0, y0, x1, y1 = self.province.bounds
-            lon, lat = np.meshgrid(np.linspace(x0, x1, nx), np.linspace(y0, y1, ny))
-            cache[key] = (lon, lat, shapely.contains_xy(self.province, lon, lat))
-        return cache[key]
-
-    def outlines(self, values: dict | None = None) -> list[dict]:
-        """One dict per county for ``hv.Polygons`` (lon/lat with NaN between parts)."""
-        out = []
-        for code in self.codes:
-            rr = self.rings.get(code, [])
-            if not rr:
-                continue
-            xs = np.concatenate([np.append(np.asarray(r)[:, 0], np.nan) for r in rr])[:-1]
-            ys = np.concatenate([np.append(np.asarray(r)[:, 1], np.nan) for r in rr])[:-1]
-            item = {"lon": xs, "lat": ys, "county_code": code,
-                    "name": self.names.get(code, code)}
-            item.update((values or {}).get(code, {}))
-            out.append(item)
-        return out
-
-
 class MonitoringSource(Source):
     """Monitoring layers and the county risk assessment at a time ``at``."""
 
     source_type: ClassVar[str] = "monitoring"
 
     geography = param.ClassSelector(class_=CountyGeometry, default=None, allow_None=True,
-                                    doc="County outlines; built from the store when None.")
+                                    doc="The province's counties (built from the store when "
+                                        "None; the console shares one).")
     quake_km = param.Number(default=50.0, doc="Radius of a quake's effect on landslide points.")
     quake_magnitude = param.Number(default=4.0, doc="Magnitude that raises landslide levels.")
 
@@ -200,8 +103,19 @@ class MonitoringSource(Source):
     @property
     def geo(self) -> CountyGeometry:
         if self.geography is None:
-            self.geography = CountyGeometry.load(self.store)
+            self.geography = CountyGeometry(self.store)
         return self.geography
+
+    @query(max_age=10.0, maxsize=16)
+    def layers(self, window: str = "24h", hours_back: float = 0) -> dict:
+        """Every layer of the monitoring map for a window, ``hours_back`` before now
+        (``at, rain, surface, water, landslide, quake, hotspot, fire``), shared by every
+        page for 10 s."""
+        at = self.reference_time() + pd.Timedelta(hours=hours_back)
+        return {"at": at, "rain": self.rainfall(window, at),
+                "surface": self.rain_surface(window, at), "water": self.water_levels(at),
+                "landslide": self.landslide_risk(at), "quake": self.quakes(at),
+                "hotspot": self.hotspots(at), "fire": self.fire_danger(at)}
 
     # ------------------------------------------------------------------ time
     def reference_time(self) -> dt.datetime:
@@ -383,6 +297,7 @@ class MonitoringSource(Source):
         return df
 
     # ------------------------------------------------------------------ county risk
+    @query(max_age=10.0, maxsize=8)
     def county_risk(self, at=None) -> pd.DataFrame:
         """Level per county and hazard (flood, drought, gale, heat, freezing) and ``worst``."""
         df = self.fire_danger(at)

@@ -16,7 +16,6 @@ import csv
 import datetime as dt
 import io
 import json
-import threading
 from collections.abc import Iterable, Sequence
 from typing import Any, ClassVar
 
@@ -26,12 +25,12 @@ import param
 import pyarrow as pa
 import shapely
 
-from sources.base import Source
-from sources.warnings.monitoring import CountyGeometry
+from sources.base import Source, query
+from sources.geo import CountyGeometry, shape_rings
+from sources.levels import LEVELS
 
 from . import cap
 
-LEVELS = ("blue", "yellow", "orange", "red")
 EVENTS = ("rainstorm", "flood", "gale", "heat", "freezing", "blizzard", "drought",
           "landslide", "forest_fire", "earthquake", "fog", "thunderstorm")
 
@@ -79,33 +78,6 @@ def status_at(msg_type: str, effective, expires, at: dt.datetime) -> str:
     return "active"
 
 
-class LatestCache:
-    """The latest version of every warning, read once per change for the whole process.
-
-    It subscribes to the hub's ``warning`` topic and forgets its copy the moment anything is
-    published there (in the publisher's thread, before any page drains the message), so
-    every open page reloading on that message shares one query instead of running its own.
-    """
-
-    def __init__(self, hub=None):
-        self._lock = threading.Lock()
-        self._frame: pd.DataFrame | None = None
-        self.loads = 0
-        if hub is not None:
-            hub.subscribe(["warning"], maxsize=1, notify=self.invalidate)
-
-    def invalidate(self) -> None:
-        with self._lock:
-            self._frame = None
-
-    def get(self, load) -> pd.DataFrame:
-        with self._lock:
-            if self._frame is None:
-                self._frame = load()
-                self.loads += 1
-            return self._frame.copy()
-
-
 class WarningSource(Source):
     """Warnings of the store: the officers' and the feeds', current state and history."""
 
@@ -116,14 +88,12 @@ class WarningSource(Source):
         doc="County outlines (parsed once per process); built from the store when None.")
     sender_id = param.String(default="yjgl@console.local",
                              doc="CAP sender of the officers' warnings.")
-    cache = param.ClassSelector(class_=LatestCache, default=None, allow_None=True,
-                                doc="Process-wide cache of the latest versions (None: none).")
 
     # ------------------------------------------------------------------ geography
     @property
     def geo(self) -> CountyGeometry:
         if self.geography is None:
-            self.geography = CountyGeometry.load(self.store)
+            self.geography = CountyGeometry(self.store)
         return self.geography
 
     def _polygon(self, polygon: Any) -> shapely.Geometry:
@@ -275,13 +245,14 @@ class WarningSource(Source):
                         zip(df["msg_type"], df["effective"], df["expires"], strict=True)]
         return df
 
+    @query(topics=("warning",), table=False)
+    def _latest(self) -> pd.DataFrame:
+        # read once per change for every page: the hub's ``warning`` topic makes it stale
+        return self.store.df(_LATEST + " ORDER BY created_at DESC")
+
     def current(self, at: dt.datetime | None = None) -> pd.DataFrame:
         """The latest version of every warning with its status at ``at`` (default now)."""
-        def load():
-            return self.store.df(_LATEST + " ORDER BY created_at DESC")
-
-        df = self.cache.get(load) if self.cache is not None else load()
-        return self._with_status(df, at or utcnow())
+        return self._with_status(self._latest(), at or utcnow())
 
     def active(self, at: dt.datetime | None = None, *, geometry: bool = True,
                include_pending: bool = True) -> pd.DataFrame:
@@ -363,7 +334,7 @@ class WarningSource(Source):
         get = warning.get if isinstance(warning, dict) else lambda k: getattr(warning, k, None)
         geojson = get("area_geojson")
         if isinstance(geojson, str) and geojson:
-            return _outer_rings(self._polygon(geojson))
+            return shape_rings(self._polygon(geojson))
         rings = []
         for code in get("area_codes") if get("area_codes") is not None else []:
             rings += self.geo.rings.get(str(code), [])
@@ -484,8 +455,3 @@ def _plain(row: dict) -> dict:
             v = v.tolist()
         out[k] = v
     return out
-
-
-def _outer_rings(shape) -> list[list[tuple[float, float]]]:
-    polys = getattr(shape, "geoms", [shape])
-    return [list(p.exterior.coords) for p in polys if p.geom_type == "Polygon"]

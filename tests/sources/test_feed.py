@@ -8,7 +8,7 @@ import pytest
 
 from sources.hub import Hub
 from sources.ingest.feed import FeedIngest, with_since
-from sources.ingest.writer import SeqIntervals, load_intervals
+from sources.ingest.seqs import SeqIntervals, load_intervals
 from tests.conftest import wait_until
 from tests.sources.feed_servers import TS, ScriptedFeed, abort, batch, msg, sending, stored_seqs
 
@@ -227,9 +227,9 @@ def test_memory_is_capped_for_gappy_seqs_and_late_ones_are_checked_in_the_store(
     late = [msg(3, s), msg(4, s), msg(399, s), msg(401, s)]  # 3 stored long ago, 4 never
     with ScriptedFeed([sending(batch(odd[:100]), batch(odd[100:]), batch(late))]) as server:
         ingest = FeedIngest(url=server.url, store=store, flush_interval=0.02)
-        ingest._writer.intervals.max_intervals = 40
+        ingest.writer.intervals.max_intervals = 40
         ingest.start()
-        ingest._writer.intervals.max_intervals = 40
+        ingest.writer.intervals.max_intervals = 40
         try:
             wait_until(lambda: ingest.stored == 202, message=f"{ingest.status()}")
             assert len(ingest.intervals) <= 40 and ingest.intervals.floor > 3

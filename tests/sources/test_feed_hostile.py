@@ -143,8 +143,8 @@ def test_no_frame_raises_out_of_the_ingest_or_stops_its_writer(store, sensor):
     from hypothesis import strategies as st
 
     ingest = FeedIngest(url="ws://property/feed", store=store)
-    ingest._writer.load()
-    ingest._sensors = ingest._writer.sensors
+    ingest.writer.load()
+    ingest._sensors = ingest.writer.sensors
     texts = st.text(max_size=12)
     anything = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | texts,
                             lambda c: st.lists(c, max_size=3) | st.dictionaries(texts, c, max_size=3),
@@ -166,11 +166,11 @@ def test_no_frame_raises_out_of_the_ingest_or_stops_its_writer(store, sensor):
     @given(st.lists(message, max_size=8) | anything | st.binary(max_size=30))
     def run(frame):
         text = frame if isinstance(frame, bytes) else json.dumps(frame, allow_nan=True)
-        ingest._on_frame(text)
-        pending = ingest._take()
-        if pending is not None:
-            ingest._writer.write(pending)
-        assert ingest._writer.write_errors == 0, ingest.last_error
+        ingest.on_frame(text)
+        batch = ingest.take_batch()
+        if batch is not None:
+            ingest.writer.write(batch)
+        assert ingest.writer.write_errors == 0, ingest.writer.last_error
 
     run()
     assert ingest.received > 0
@@ -194,7 +194,7 @@ def test_a_failed_write_is_replayed_never_skipped(store, sensor):
             wait_until(lambda: ingest.stored == 10)
             store.execute("ALTER TABLE readings RENAME TO readings_away")
             try:
-                ingest._force_reconnect()  # the second connection's batches now fail
+                ingest.force_reconnect()  # the second connection's batches now fail
                 wait_until(lambda: ingest.status()["write_errors"] >= 1, timeout=10)
             finally:
                 store.execute("ALTER TABLE readings_away RENAME TO readings")

@@ -128,9 +128,9 @@ def test_periodic_writer_starts_and_stops(tmp_path):
     from tests.conftest import wait_until
 
     wait_until(lambda: writer.last_path is not None, timeout=20)
-    writer.stop()
-    assert writer.last_error is None
-    assert latest_snapshot(store.path) is not None
+    assert writer.stop()
+    assert writer.last_error is None and writer.errors == 0 and writer.runs == 1
+    assert str(latest_snapshot(store.path)) == writer.last_path
     store.close()
 
 
@@ -143,8 +143,10 @@ def test_periodic_snapshots_back_off_when_the_store_grows(store):
     """A big store must not spend its life copying itself: the period stretches to 20× the
     time the last snapshot took."""
     writer = SnapshotWriter(store=store, interval_s=300)
-    assert writer.next_wait(2.0) == 300
-    assert writer.next_wait(60.0) == 1200
+    writer.last_run_s = 2.0
+    assert writer.next_wait() == 300
+    writer.last_run_s = 60.0
+    assert writer.next_wait() == 1200
 
 
 @pytest.mark.slow

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 
-import panel as pn
 import pytest
 
 from sources.hub import Hub
+from sources.levels import COLORS
 from sources.warnings.monitoring import MonitoringSource
 from sources.warnings.warnings import WarningSource
+from tests.conftest import rendered
 from views.county_risk import CountyRisk
 from views.monitoring_map import MonitoringMap
 from views.warning_form import WarningForm
@@ -82,7 +83,7 @@ def test_form_preview_and_map_picking(form):
     assert len(form.polygon) == 3
     pv = form.preview()
     assert pv["totals"]["counties"] == 1 and "甲区" in form._preview.object
-    assert pn.panel(form).get_root() is not None
+    assert "甲区" in rendered(form)["text"]
 
 
 def test_active_list_escapes_and_log_exports(wstore, hub):
@@ -120,8 +121,9 @@ def test_monitoring_map_layers_and_hydrograph(wstore, hub):
     warn.issue(event="gale", level="red", headline="x", counties=["370101"],
                expires=dt.datetime.now(dt.UTC) + dt.timedelta(hours=1))
     view.refresh_warnings()
-    assert view.sources["warnings"].data["color"] == ["#d62728"]
+    assert view.sources["warnings"].data["color"] == [COLORS["red"]]
     risk = CountyRisk(source=mon, lang="en")
     risk.hazard = "flood"
-    assert "#ff7f0e" in risk._counties.data["color"]  # the river above its warning level
-    assert pn.panel(view).get_root() is not None and pn.panel(risk).get_root() is not None
+    assert COLORS["orange"] in risk._counties.data["color"]  # the river above its warning level
+    assert rendered(view)["figures"] >= 2  # the map and the hydrograph
+    assert rendered(risk)["rows"] >= len(mon.geo.codes)  # every county coloured

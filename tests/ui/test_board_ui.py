@@ -231,7 +231,7 @@ def test_kiosk_hides_every_control(page, console):
 
 
 def test_rotation_cycles_the_pages(page, console):
-    open_board(page, console, "kiosk=1&rotate=2", live=False)
+    open_board(page, console, "kiosk=1&rotate=5", live=False)
     seen = []
 
     def step():
@@ -240,7 +240,7 @@ def test_rotation_cycles_the_pages(page, console):
             seen.append(current)
         return len(seen) >= 4
 
-    wait_until(step, timeout=30, interval=0.2, message="the rotation did not move")
+    wait_until(step, timeout=45, interval=0.2, message="the rotation did not move")
     assert [s.split("?")[0] for s in seen[:4]] == ["./board", "./warnings", "./risk",
                                                    "./inventory"], seen
     assert all("kiosk=1" in s for s in seen)

@@ -8,7 +8,7 @@ import pytest
 
 from sources.alarms.desk import AlarmSource
 from sources.alarms.engine import AlarmEngine
-from sources.runtime import Runtime
+from sources.hub import Hub
 from tests.sources.alarm_registry import T0, make_alarm_store, readings
 from views.alarm_queue import AlarmQueue, beep_wav
 from views.alarm_report import AlarmReport
@@ -17,10 +17,12 @@ from views.feed_status import FeedStatus
 
 @pytest.fixture
 def rt(tmp_path):
-    runtime = Runtime(store=make_alarm_store(tmp_path / "views.duckdb")).install()
-    yield runtime
-    Runtime._current = None
-    runtime.store.close()
+    """A store and a hub, as the console holds them."""
+    from types import SimpleNamespace
+
+    store = make_alarm_store(tmp_path / "views.duckdb")
+    yield SimpleNamespace(store=store, hub=Hub())
+    store.close()
 
 
 @pytest.fixture

@@ -1,18 +1,22 @@
 """The board's views without a browser: they render the situation and update in place."""
 from __future__ import annotations
 
+import html
+
 import pandas as pd
 import panel as pn
 import pytest
 
-from dashboards.board import BoardDashboard, SituationBoard
+from dashboards.board import BoardDashboard
 from sources.hub import Hub
-from sources.runtime import Runtime
 from sources.situation.source import SituationSource
 from sources.store.store import Store
+from tests.conftest import rendered
 from tests.sources.test_situation import NOW, fill, ts
+from views.board import SituationBoard
 from views.board_map import BoardMap
 from views.clock import ClockPane, WallRotation
+from views.i18n import t
 from views.incident_panel import IncidentPanel
 from views.kpi_strip import KpiStrip
 from views.ticker import Ticker
@@ -108,10 +112,9 @@ def test_clock_and_rotation_parameters():
 
 
 def test_situation_board_composes_every_layout(source):
-    rt = Runtime(store=source.store, hub=source.hub)
     for layout, has_kpis, has_incidents in (("full", True, True), ("map", False, False),
                                             ("kpi", True, False), ("incidents", False, True)):
-        board = SituationBoard(source=source, lang="en", kiosk=True, layout=layout, runtime=rt)
+        board = SituationBoard(source=source, lang="en", kiosk=True, layout=layout)
         assert (board.kpis.kpis != {}) is True  # filled at build
         root = pn.panel(board).get_root()
         names = str([m.css_classes for m in root.select({"type": object}) if hasattr(m, "css_classes")])
@@ -121,13 +124,13 @@ def test_situation_board_composes_every_layout(source):
 
 
 def test_new_events_reach_the_board(source):
-    rt = Runtime(store=source.store, hub=source.hub)
     # a long burst limit: the event is held back (a slow build must not let it refresh at once)
-    board = SituationBoard(source=source, lang="zh", runtime=rt, rotate_s=3, refresh_s=30)
+    board = SituationBoard(source=source, lang="zh", rotate_s=3, refresh_s=30)
     assert board.kpis.kpis["quakes"]["value"] == 1
     source.store.insert("quakes", pd.DataFrame({
         "feed": ["f"], "seq": [99], "ts": [ts(-5)], "quake_id": ["q9"], "lon": [117.1],
         "lat": [36.1], "depth_km": [8.0], "magnitude": [5.5]}))
+    source.hub.publish("quake", [{"quake_id": "q9"}])  # after the commit, as the ingest does
     board._on_messages([], missed=True)
     assert set(board._dirty) >= {"quake", "alarm", "warning"}  # missed: everything
     board.refresh()
@@ -136,10 +139,37 @@ def test_new_events_reach_the_board(source):
 
 
 @pytest.mark.parametrize("lang", ["zh", "en"])
-def test_dashboard_builds(runtime, lang):
-    dash = BoardDashboard(runtime=runtime, lang=lang)
-    assert pn.panel(dash.layout()).get_root() is not None
-    assert runtime.shared("board.situation", lambda: None) is not None
+def test_dashboard_builds_on_the_consoles_shared_situation(console, lang):
+    page = rendered(BoardDashboard(console=console, lang=lang).layout())
+    assert t("board.title", lang) in page["text"] and page["figures"] >= 1
+    assert console.situation.reads["alarms"] == 1  # read for this page, on the shared source
+    BoardDashboard(console=console, lang=lang).layout()
+    assert console.situation.reads["alarms"] == 1  # a second page reads nothing again
+
+
+@pytest.mark.parametrize("query, shown", [
+    ("rotate=inf", "rotate=inf"), ("rotate=1e308", "using 86400"), ("rotate=nan", "rotate=nan"),
+    ("rotate=0.001", "using 5"), ("stale=nan", "stale=nan"), ("stale=-5", "using 3"),
+    ("layout=<script>", "layout=&lt;script&gt;"), ("layers=bogus", "layers=bogus"),
+])
+def test_bad_url_arguments_are_clamped_and_said(console, query, shown):
+    """A wall's URL typed by hand: a value the page cannot honour never raises or reloads
+    the page in a loop; it is replaced (clamped or its default) and the page says so."""
+    import panel as pn
+
+    name, value = query.split("=", 1)
+    pn.state._session_args = None
+    from unittest import mock
+
+    with mock.patch.object(type(pn.state), "session_args", new_callable=mock.PropertyMock,
+                           return_value={name: [value.encode()]}):
+        dash = BoardDashboard(console=console, lang="en")
+        layout = dash.layout()
+    page = rendered(layout)
+    assert shown in html.unescape(page["text"]) or shown in page["text"], page["text"][:500]
+    board = dash.board
+    assert 5 <= board.rotate_s <= 86_400 or board.rotate_s == 0
+    assert 3 <= board.stale_after_s <= 3_600
 
 
 def test_urgent_events_skip_the_burst_limit_others_wait(source):
@@ -147,16 +177,21 @@ def test_urgent_events_skip_the_burst_limit_others_wait(source):
     the snapshot a board reads is never older than the newest event's publication."""
     from sources.hub import Message
 
-    rt = Runtime(store=source.store, hub=source.hub)
-    board = SituationBoard(source=source, lang="zh", runtime=rt, refresh_s=30)
+    board = SituationBoard(source=source, lang="zh", refresh_s=30)
     calls = []
     real = board.refresh
     board.refresh = lambda *a, **k: (calls.append(dict(board._dirty)), real(*a, **k))
     board._last_refresh = __import__("time").monotonic()  # just refreshed
-    alarm = Message("alarm", {})
+    sub = source.hub.subscribe()
+
+    def publish(topic):  # as the writer does, after its commit; the page's queue gets it
+        source.hub.publish(topic, {})
+        return sub.drain()[0][0]
+
+    alarm = publish("alarm")
     board._on_messages([alarm], missed=False)
     assert calls == [] and board._dirty == {"alarm": alarm.at}  # held back (no session: _tick)
-    warning = Message("warning", {})
+    warning = publish("warning")
     board._on_messages([warning], missed=False)
     # at once, asking for the parts those events change read after them
     assert calls == [{"alarm": alarm.at, "warning": warning.at}]

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import panel as pn
 import pyarrow as pa
 import pytest
 
+from tests.conftest import rendered
 from views.result_chart import RASTERISE_ABOVE, chart_element, chart_spec
 
 
@@ -31,4 +31,6 @@ def test_maps_render_small_and_large(n):
                        "risk_level": rng.choice(["red", "orange", "yellow", "blue"], n)})
     spec = chart_spec(pa.Table.from_pandas(df).schema)  # large: datashader (JIT ~10 s cold)
     outlines = ([115.0, 122.0, float("nan")], [34.0, 38.0, float("nan")])
-    assert pn.panel(chart_element(df, spec, outlines)).get_root() is not None
+    page = rendered(chart_element(df, spec, outlines))
+    # every point drawn (glyphs), or the raster of them (an image) above the threshold
+    assert page["figures"] == 1 and (page["rows"] >= n or n > RASTERISE_ABOVE), page

@@ -1,13 +1,14 @@
 """The risk views on the tiny demo store: render, legend, filters, search, card, index."""
 from __future__ import annotations
 
-import panel as pn
+import html
+
 import pyarrow as pa
 import pytest
-from bokeh.document import Document
 
 from sources.hub import Message
 from sources.risk.risk import RiskFilter, RiskSource
+from tests.conftest import rendered
 from views.county_index import CountyRiskIndex
 from views.enterprise_card import EnterpriseCard, sparkline
 from views.risk_map import RiskPointMap
@@ -27,15 +28,12 @@ def risk_map(source):
     return RiskPointMap(source=source, frame_size=(400, 300))
 
 
-def render(view):
-    """Build the Bokeh models of a view, as a served page would."""
-    return pn.panel(view).get_root(Document())
-
-
 def test_sweep_every_risk_view_renders(source):
-    for view in (RiskPointMap(source=source), EnterpriseCard(source=source, enterprise_id=1),
-                 CountyRiskIndex(source=source)):
-        assert render(view) is not None
+    name = source.enterprise(1)["name"]
+    counties = source.store.scalar("SELECT count(*) FROM counties")
+    assert rendered(RiskPointMap(source=source))["figures"] == 1
+    assert html.escape(name) in rendered(EnterpriseCard(source=source, enterprise_id=1))["text"]
+    assert rendered(CountyRiskIndex(source=source))["rows"] >= counties
 
 
 def test_outlines_are_drawn_above_the_points(risk_map):
@@ -114,7 +112,7 @@ def test_tap_selects_the_nearest_enterprise(risk_map, source):
         x, y = float(p["lon"]), float(p["lat"])
 
     risk_map._on_tap(Event())
-    assert risk_map.selected_enterprise is not None
+    assert risk_map.selected_enterprise == 5
     risk_map._on_move(Event())
     assert "risk.hover" not in risk_map._hover.object
 

@@ -1,10 +1,16 @@
 """``/warnings``: natural-disaster monitoring, county risk, warning issuance and log; CAP.
 
-HTTP endpoints for other channels (SMS platform, broadcast systems poll them):
+HTTP endpoints for other channels (SMS platform, broadcast systems, CAP aggregators):
 
-* ``GET /cap/index.xml`` — the active warnings, each linking to its alert;
+* ``GET /cap/feed.atom`` — the current warnings as an Atom feed of CAP entries, each linking
+  to its message's document (``application/cap+xml``), as CAP aggregators poll;
+* ``GET /cap/index.xml`` — the same list as a plain index (no namespace; older pollers);
 * ``GET /cap/<id>.xml`` — one warning (its latest version) as a CAP 1.2 alert;
+* ``GET /cap/<id>/v<N>.xml`` — version N of a warning (what a feed entry links to);
 * ``GET /cap/<id>/counties.txt`` — the county codes of a warning, one a line (regional SMS).
+
+``<id>`` is URL-encoded as one path segment (an id may hold ``/``); Tornado matches the
+encoded path and decodes the group.
 """
 from __future__ import annotations
 
@@ -63,17 +69,28 @@ class _CapHandler(tornado.web.RequestHandler):
         self.set_status(404)
         self._send(f"no warning with id {warning_id!r}\n", "text/plain; charset=utf-8")
 
+    def _base_url(self) -> str:
+        """Absolute URL of the CAP routes as this client reached them (Atom ids are absolute)."""
+        return f"{self.request.protocol}://{self.request.host}/cap"
+
+
+class CapFeedHandler(_CapHandler):
+    def get(self):
+        self._send(warning_source(self.runtime).cap_atom(self._base_url()),
+                   "application/atom+xml; charset=utf-8")
+
 
 class CapIndexHandler(_CapHandler):
     def get(self):
-        self._send(warning_source(self.runtime).cap_index_xml(),
+        self._send(warning_source(self.runtime).cap_index_xml(self._base_url()),
                    "application/xml; charset=utf-8")
 
 
 class CapAlertHandler(_CapHandler):
-    def get(self, warning_id: str):
+    def get(self, warning_id: str, version: str | None = None):
         try:
-            body = warning_source(self.runtime).cap_xml(warning_id)
+            body = warning_source(self.runtime).cap_xml(
+                warning_id, None if version is None else int(version))
         except KeyError:
             return self._not_found(warning_id)
         self._send(body, "application/cap+xml; charset=utf-8")
@@ -100,8 +117,10 @@ class WarningsDashboard(Dashboard):
     def handlers(cls, runtime: Runtime) -> list[tuple]:
         kw = {"runtime": runtime}
         return [
+            (r"/cap/feed\.atom", CapFeedHandler, kw),
             (r"/cap/index\.xml", CapIndexHandler, kw),
             (r"/cap/([^/]+)/counties\.txt", CapCountiesHandler, kw),
+            (r"/cap/([^/]+)/v([0-9]{1,9})\.xml", CapAlertHandler, kw),
             (r"/cap/([^/]+)\.xml", CapAlertHandler, kw),
         ]
 

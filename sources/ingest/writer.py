@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pyarrow as pa
 
+from sources.warnings.screening import FeedWarningCheck
+
 if TYPE_CHECKING:  # pragma: no cover
     from sources.ingest.feed import FeedIngest, Pending
 
@@ -211,6 +213,7 @@ class FeedWriter:
         self._rate: deque[tuple[float, int]] = deque(maxlen=256)
         self._last_checkpoint = time.monotonic()
         self.counties = CountyLookup(ingest.store)
+        self.warning_check = FeedWarningCheck(ingest.store)  # the form's area checks
 
     def load(self) -> None:
         store = self.ingest.store
@@ -261,6 +264,10 @@ class FeedWriter:
         for kind, recs in by_kind.items():
             if kind != "warning":
                 tables[kind] = self._events(kind, recs)
+        if "warning" in by_kind:  # refused ones join batch.rejects, quarantined below
+            by_kind["warning"] = self.warning_check.screen(by_kind["warning"], batch)
+            if not by_kind["warning"]:
+                del by_kind["warning"]
         quarantine = self._quarantine(batch) if batch.rejects else None
         now = datetime.now(UTC)
         with self.ingest.store.transaction() as cur:

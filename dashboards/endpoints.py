@@ -1,11 +1,16 @@
 """The console's HTTP endpoints that are not pages, in one place.
 
 * ``GET /health`` — JSON: store, memory, feeds and every service (monitoring, operators);
-* ``GET /cap/index.xml`` — the active warnings, each linking to its alert;
+* ``GET /cap/feed.atom`` — the current warnings as an Atom feed of CAP entries, each linking
+  to its message's document (``application/cap+xml``), as CAP aggregators poll;
+* ``GET /cap/index.xml`` — the same list as a plain index (no namespace; older pollers);
 * ``GET /cap/<id>.xml`` — one warning (its latest version) as a CAP 1.2 alert;
+* ``GET /cap/<id>/v<N>.xml`` — version N of a warning (what a feed entry links to);
 * ``GET /cap/<id>/counties.txt`` — the county codes of a warning, one a line (regional SMS).
 
-Other channels (SMS platforms, broadcast systems, monitoring) poll them.
+``<id>`` is URL-encoded as one path segment (an id may hold ``/``); Tornado matches the
+encoded path and decodes the group. Other channels (SMS platforms, broadcast systems, CAP
+aggregators, monitoring) poll them.
 """
 from __future__ import annotations
 
@@ -31,6 +36,10 @@ class ConsoleHandler(tornado.web.RequestHandler):
         self.set_status(404)
         self.send(f"not found: {what!r}\n", "text/plain; charset=utf-8")
 
+    def base_url(self, path: str = "/cap") -> str:
+        """Absolute URL of ``path`` as this client reached the console (Atom ids are absolute)."""
+        return f"{self.request.protocol}://{self.request.host}{path}"
+
 
 class HealthHandler(ConsoleHandler):
     def get(self):
@@ -38,15 +47,23 @@ class HealthHandler(ConsoleHandler):
                   "application/json; charset=utf-8")
 
 
+class CapFeedHandler(ConsoleHandler):
+    def get(self):
+        self.send(self.console.warnings.cap_atom(self.base_url()),
+                  "application/atom+xml; charset=utf-8")
+
+
 class CapIndexHandler(ConsoleHandler):
     def get(self):
-        self.send(self.console.warnings.cap_index_xml(), "application/xml; charset=utf-8")
+        self.send(self.console.warnings.cap_index_xml(self.base_url()),
+                  "application/xml; charset=utf-8")
 
 
 class CapAlertHandler(ConsoleHandler):
-    def get(self, warning_id: str):
+    def get(self, warning_id: str, version: str | None = None):
         try:
-            body = self.console.warnings.cap_xml(warning_id)
+            body = self.console.warnings.cap_xml(
+                warning_id, None if version is None else int(version))
         except KeyError:
             return self.not_found(warning_id)
         self.send(body, "application/cap+xml; charset=utf-8")
@@ -66,7 +83,9 @@ def handlers(console: Console) -> list[tuple]:
     kw = {"console": console}
     return [
         (r"/health", HealthHandler, kw),
+        (r"/cap/feed\.atom", CapFeedHandler, kw),
         (r"/cap/index\.xml", CapIndexHandler, kw),
         (r"/cap/([^/]+)/counties\.txt", CapCountiesHandler, kw),
+        (r"/cap/([^/]+)/v([0-9]{1,9})\.xml", CapAlertHandler, kw),
         (r"/cap/([^/]+)\.xml", CapAlertHandler, kw),
     ]

@@ -74,10 +74,38 @@ def rings(geojson: str | dict | None, *, holes: bool = False) -> list[Ring]:
     return out
 
 
+def polygonal(shape: shapely.Geometry) -> shapely.Geometry:
+    """The polygons of a geometry (an intersection may add lines and points): a Polygon,
+    a MultiPolygon, or an empty Polygon."""
+    polys: list[shapely.Polygon] = []
+
+    def walk(g):
+        if g.is_empty:
+            return
+        if g.geom_type == "Polygon":
+            polys.append(g)
+        elif hasattr(g, "geoms"):
+            for part in g.geoms:
+                walk(part)
+
+    walk(shape)
+    if not polys:
+        return shapely.Polygon()
+    return polys[0] if len(polys) == 1 else shapely.MultiPolygon(polys)
+
+
+def clip_to(shape: shapely.Geometry, region: shapely.Geometry) -> shapely.Geometry:
+    """The part of ``shape`` inside ``region`` (polygons only); a shape wholly inside is
+    returned as it is (its own vertices, order and start)."""
+    if shapely.contains(region, shape):
+        return polygonal(shape)
+    return polygonal(shapely.intersection(shape, region))
+
+
 def shape_rings(shape) -> list[Ring]:
-    """Exterior rings of a shapely (Multi)Polygon."""
-    polys = getattr(shape, "geoms", [shape])
-    return [list(p.exterior.coords) for p in polys if p.geom_type == "Polygon"]
+    """Exterior rings ``(lon, lat)`` of each polygon of a shapely geometry."""
+    shape = polygonal(shape)
+    return [list(p.exterior.coords) for p in getattr(shape, "geoms", [shape]) if not p.is_empty]
 
 
 def rings_xy(rings_: Iterable[Sequence]) -> tuple[np.ndarray, np.ndarray]:

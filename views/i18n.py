@@ -430,6 +430,7 @@ LABELS: dict[str, tuple[str, str]] = {
     'warnings.err.expiry': ('失效时间必须晚于生效时间', 'Expiry must be after the effective time'),
     'warnings.err.expired': ('失效时间已过', 'The expiry time has already passed'),
     'warnings.err.closed': ('该预警已{status}，不能再更新', 'This warning is {status}; it cannot be changed'),
+    'warnings.err.control_char': ('“{field}”中含有看不见的控制字符（{char}），请删除后再发布', 'The {field} holds an invisible control character ({char}); remove it and publish again'),
     'warnings.log.source': ('来源', 'Source'),
     'warnings.log.all': ('全部', 'All'),
     'warnings.log.search': ('搜索标题或编号', 'Search headline or id'),

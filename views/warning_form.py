@@ -190,6 +190,8 @@ class WarningForm(View):
         fmt = dict(err.fmt)
         if "status" in fmt:
             fmt["status"] = self.t(f"warnings.status.{fmt['status']}")
+        if "field" in fmt:  # headline / description: the form's own label
+            fmt["field"] = self.t(f"warnings.{fmt['field']}")
         self._show(err.key, "danger", **fmt)
 
     # ------------------------------------------------------------------ actions

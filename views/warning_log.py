@@ -11,6 +11,7 @@ import param
 
 from sources.levels import COLORS
 from sources.warnings.cap import CHINA_TZ
+from sources.warnings.cap_feed import alert_path, counties_path
 from sources.warnings.warnings import EVENTS, LEVELS, WarningSource
 
 from .base import View
@@ -82,8 +83,8 @@ class ActiveWarnings(View):
                 f'{self.t("warnings.status." + w.status)} · '
                 f'{html.escape(self.t("warnings.until", t=fmt_time(w.expires)))} · '
                 f'{self.t("warnings.source." + w.source) if w.source in ("feed", "officer") else ""}'
-                f'</div><a href="./cap/{wid}.xml" target="_blank">CAP</a>'
-                f'<a href="./cap/{wid}/counties.txt" target="_blank">'
+                f'</div><a href=".{html.escape(alert_path(w.warning_id))}" target="_blank">CAP</a>'
+                f'<a href=".{html.escape(counties_path(w.warning_id))}" target="_blank">'
                 f'{self.t("warnings.sms")}</a></div>')
         title = self.t("warnings.active", n=len(items))
         body = "".join(items) or f'<div class="wl-none">{self.t("warnings.active.none")}</div>'

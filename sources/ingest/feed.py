@@ -126,9 +126,12 @@ class FeedIngest(param.Parameterized):
 
     @property
     def rejected_by_reason(self) -> dict[str, int]:
-        """Rejected messages per reason code (a copy)."""
+        """Rejected messages per reason code (a copy): refused when parsed, and warnings the
+        writer held to the form's checks (unknown county, outside the province)."""
         with self._reasons_lock:
-            return dict(self._reasons)
+            out = Counter(self._reasons)
+        out.update(dict(self.writer.warning_check.rejected))
+        return dict(out)
 
     def add_listener(self, fn: Callable[[str, pa.Table], None]) -> None:
         """Call ``fn(topic, table)`` after each committed batch (in the writer thread).
@@ -198,7 +201,7 @@ class FeedIngest(param.Parameterized):
             "connected": self.connected,
             "last_seq": self.intervals.max,
             "received": self.received,
-            "rejected": self.rejected,
+            "rejected": self.rejected + sum(self.writer.warning_check.rejected.values()),
             "duplicates": self.duplicates,
             "stored": self.stored,
             "stored_readings": self.writer.stored_readings,

@@ -29,6 +29,7 @@ from sources.geo import CountyGeometry
 from sources.hub import Hub
 from sources.ingest.messages import Batch
 from sources.ingest.seqs import SeqIntervals, load_intervals, stored_in_db
+from sources.warnings.screening import FeedWarningCheck
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +86,7 @@ class FeedWriter:
         self._last_checkpoint = time.monotonic()
         self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
         self._thread: threading.Thread | None = None
+        self.warning_check = FeedWarningCheck(self.counties)  # the form's area checks
 
     # ------------------------------------------------------------------ lifecycle
     def load(self) -> None:
@@ -189,6 +191,10 @@ class FeedWriter:
         for kind, recs in by_kind.items():
             if kind != "warning":
                 tables[kind] = self._events(kind, recs)
+        if "warning" in by_kind:  # refused ones join batch.rejects, quarantined below
+            by_kind["warning"] = self.warning_check.screen(by_kind["warning"], batch)
+            if not by_kind["warning"]:
+                del by_kind["warning"]
         if batch.rejects:
             tables["quarantine"] = self._quarantine(batch)
         now = datetime.now(UTC)

@@ -1,20 +1,41 @@
-"""CAP 1.2 (Common Alerting Protocol, OASIS) XML for warnings: one alert, and the index.
+"""CAP 1.2 (Common Alerting Protocol, OASIS) documents of warnings: one ``<alert>``.
 
-Only the standard library (``xml.etree``). Times are written with an explicit offset in
-China time (CAP forbids ``Z``); polygons are ``"lat,lon lat,lon ..."`` closed rings.
+Only the standard library (``xml.etree``). What the official schema and the standard ask,
+and how it is met here:
+
+* the children of ``<alert>`` and ``<info>`` come in the schema's order; optional elements
+  with no value are left out (an empty ``<effective/>`` is not a date-time);
+* times have an explicit offset, in China time (CAP forbids ``Z``), and no fractions;
+* ``identifier`` and ``sender`` hold no spaces, commas, ``<`` or ``&``: :func:`cap_token`
+  writes those (and ``%``, and anything unprintable) as ``%XX``;
+* one identifier per message version, ``<token of the warning id>.v<version>``: every
+  identifier ends in ``.vN``, so splitting at the last ``.v`` is unambiguous whatever a
+  feed's ids look like;
+* ``references`` lists each earlier version as ``sender,identifier,sent`` exactly as that
+  version's own document says them, space-separated;
+* polygons are ``"lat,lon lat,lon ..."`` closed rings of at least 4 points;
+* ``status`` is ``Exercise`` for a drill (the warning's ``exercise`` flag, or ``extra``),
+  else ``Actual``;
+* characters that XML 1.0 cannot carry (C0 controls but tab, new line and CR; lone
+  surrogates; U+FFFE, U+FFFF) are left out of every document, whatever text was stored.
 """
 from __future__ import annotations
 
 import datetime as dt
+import json
+import math
+import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
+
+from sources.levels import CAP_SEVERITY
 
 CAP_NS = "urn:oasis:names:tc:emergency:cap:1.2"
 CHINA_TZ = dt.timezone(dt.timedelta(hours=8))
 
 #: warning level -> CAP severity
-SEVERITY = {"blue": "Minor", "yellow": "Moderate", "orange": "Severe", "red": "Extreme"}
+SEVERITY = CAP_SEVERITY  # warning level -> <severity> (sources.levels)
 
 #: event key -> CAP category (hydrology counts as Met in CAP practice)
 CATEGORY = {
@@ -24,7 +45,37 @@ CATEGORY = {
     "earthquake": "Geo", "forest_fire": "Fire",
 }
 
-ET.register_namespace("", CAP_NS)
+#: characters outside XML 1.0's ``Char`` production
+XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+_TOKEN_ESCAPE = frozenset("%,&<")
+
+
+def xml_text(value: Any) -> str:
+    """``value`` as text an XML document can carry (illegal characters left out)."""
+    return XML_ILLEGAL.sub("", str(value))
+
+
+def first_illegal(text: str | None) -> str | None:
+    """The first character of ``text`` no XML document can carry, or None."""
+    found = XML_ILLEGAL.search(text or "")
+    return found.group() if found else None
+
+
+def cap_token(text: Any) -> str:
+    """A CAP identifier/sender token: spaces, commas, ``<``, ``&``, ``%`` and anything
+    unprintable written as ``%XX`` (UTF-8), so any stored id makes a valid token."""
+    out = []
+    for c in str(text):
+        if c in _TOKEN_ESCAPE or c.isspace() or not c.isprintable() or XML_ILLEGAL.match(c):
+            out.append("".join(f"%{b:02X}" for b in c.encode("utf-8", "surrogatepass")))
+        else:
+            out.append(c)
+    return "".join(out) or "-"
+
+
+def cap_identifier(warning_id: Any, version: Any) -> str:
+    """The identifier of one message version: ``<token of the warning id>.v<version>``."""
+    return f"{cap_token(warning_id)}.v{int(version or 1)}"
 
 
 def cap_time(value: Any) -> str:
@@ -42,26 +93,75 @@ def cap_time(value: Any) -> str:
 
 def cap_polygon(ring: Sequence[Sequence[float]]) -> str:
     """A CAP polygon from a ring of ``(lon, lat)``: ``"lat,lon ..."``, closed, ≥ 4 points."""
-    points = [(float(lon), float(lat)) for lon, lat in ring]
+    points = [(float(lon), float(lat)) for lon, lat, *_ in ring]
     if points and points[0] != points[-1]:
         points.append(points[0])
     return " ".join(f"{lat:.5f},{lon:.5f}" for lon, lat in points)
 
 
+def _extra(warning: Mapping[str, Any]) -> dict:
+    raw = warning.get("extra")
+    if isinstance(raw, dict):
+        return raw
+    try:
+        value = json.loads(raw) if isinstance(raw, str) and raw else {}
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _flag(value: Any) -> bool:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return False
+    if isinstance(value, str):
+        return value.strip().lower() in ("true", "1", "yes", "exercise")
+    return bool(value)
+
+
+def is_exercise(warning: Mapping[str, Any]) -> bool:
+    """True for a drill: the row's ``exercise`` flag, or ``exercise``/``status`` in extra."""
+    extra = _extra(warning)
+    return (_flag(warning.get("exercise")) or _flag(extra.get("exercise"))
+            or str(extra.get("status", "")).lower() == "exercise")
+
+
+def cap_status(warning: Mapping[str, Any]) -> str:
+    """``Exercise`` for a drill, else ``Actual``."""
+    return "Exercise" if is_exercise(warning) else "Actual"
+
+
+def sender_name(warning: Mapping[str, Any]) -> str:
+    """Who issued it, for people: a feed's ``sender_name``, else the stored sender."""
+    return str(_extra(warning).get("sender_name") or warning.get("sender") or "console")
+
+
+def reference(warning: Mapping[str, Any], sender: str) -> str:
+    """``sender,identifier,sent`` of one message version, as its own document says them."""
+    return (f"{sender},{cap_identifier(warning['warning_id'], warning.get('version'))},"
+            f"{cap_time(warning.get('created_at'))}")
+
+
 def _sub(parent: ET.Element, tag: str, text: Any = None) -> ET.Element:
-    el = ET.SubElement(parent, f"{{{CAP_NS}}}{tag}")
+    # plain tags under a root that declares the namespace: a default-namespace document
+    # without ElementTree's process-wide register_namespace (which Atom would also want)
+    el = ET.SubElement(parent, tag)
     if text is not None:
-        el.text = str(text)
+        el.text = xml_text(text)
     return el
+
+
+def _opt(parent: ET.Element, tag: str, text: Any) -> None:
+    if text is not None and str(text) != "":
+        _sub(parent, tag, text)
 
 
 def alert_element(
     warning: Mapping[str, Any],
     *,
+    sender: str,
     counties: Iterable[Mapping[str, Any]] = (),
     rings: Iterable[Sequence[Sequence[float]]] = (),
-    references: Sequence[Mapping[str, Any]] = (),
-    sender: str | None = None,
+    references: Sequence[str] = (),
     language: str = "zh-CN",
     now: dt.datetime | None = None,
 ) -> ET.Element:
@@ -71,39 +171,32 @@ def alert_element(
     ----------
     warning : mapping
         A row of ``warnings`` (warning_id, version, msg_type, event, level, headline,
-        description, effective, expires, sender, created_at, ...); ``event_label`` is used
-        as the CAP event text when present.
+        description, effective, expires, sender, created_at, extra, ...); ``event_label``
+        is used as the CAP event text when present.
+    sender : str
+        The CAP sender of this version (a token: see :func:`cap_token`).
     counties : iterable of mappings
         ``county_code`` and ``name`` of each county of the area (geocodes, areaDesc).
     rings : iterable of rings
         Outer rings ``[(lon, lat), ...]`` of the area (drawn polygon or county outlines).
-    references : sequence of mappings
-        Earlier versions of the same warning (for Update / Cancel).
-    sender : str, optional
-        Overrides the stored sender (CAP wants an address-like id).
+    references : sequence of str
+        ``sender,identifier,sent`` of each earlier version (see :func:`reference`).
     """
     now = now or dt.datetime.now(dt.UTC)
-    version = int(warning.get("version") or 1)
-    wid = str(warning["warning_id"])
-    identifier = wid if version == 1 else f"{wid}.v{version}"
-    sender = sender or str(warning.get("sender") or "console")
     level = str(warning.get("level"))
     event = str(warning.get("event"))
+    msg_type = warning.get("msg_type") or "Alert"
 
-    alert = ET.Element(f"{{{CAP_NS}}}alert")
-    _sub(alert, "identifier", identifier)
+    alert = ET.Element("alert", xmlns=CAP_NS)
+    _sub(alert, "identifier", cap_identifier(warning["warning_id"], warning.get("version")))
     _sub(alert, "sender", sender)
     _sub(alert, "sent", cap_time(warning.get("created_at") or now))
-    _sub(alert, "status", "Actual")
-    _sub(alert, "msgType", warning.get("msg_type") or "Alert")
-    _sub(alert, "source", warning.get("source") or "officer")
+    _sub(alert, "status", cap_status(warning))
+    _sub(alert, "msgType", msg_type)
+    _opt(alert, "source", warning.get("source"))
     _sub(alert, "scope", "Public")
     if references:
-        _sub(alert, "references", " ".join(
-            f"{r.get('sender') or sender},"
-            f"{r['warning_id'] if int(r.get('version') or 1) == 1 else str(r['warning_id']) + '.v' + str(r['version'])},"
-            f"{cap_time(r.get('created_at'))}"
-            for r in references))
+        _sub(alert, "references", " ".join(references))
 
     info = _sub(alert, "info")
     _sub(info, "language", language)
@@ -111,7 +204,7 @@ def alert_element(
     _sub(info, "event", warning.get("event_label") or event)
     effective = warning.get("effective")
     eff = effective.to_pydatetime() if hasattr(effective, "to_pydatetime") else effective
-    if warning.get("msg_type") == "Cancel":
+    if msg_type == "Cancel":
         urgency = "Past"
     elif eff is not None and eff <= now + dt.timedelta(hours=1):
         urgency = "Immediate"
@@ -120,11 +213,12 @@ def alert_element(
     _sub(info, "urgency", urgency)
     _sub(info, "severity", SEVERITY.get(level, "Unknown"))
     _sub(info, "certainty", "Observed" if warning.get("source") == "feed" else "Likely")
-    _sub(info, "senderName", warning.get("sender") or sender)
-    _sub(info, "effective", cap_time(effective))
-    _sub(info, "expires", cap_time(warning.get("expires")))
-    _sub(info, "headline", warning.get("headline") or "")
-    _sub(info, "description", warning.get("description") or warning.get("headline") or "")
+    _opt(info, "effective", cap_time(effective))
+    _opt(info, "expires", cap_time(warning.get("expires")))
+    _opt(info, "senderName", xml_text(sender_name(warning)))
+    _opt(info, "headline", xml_text(warning.get("headline") or ""))
+    _opt(info, "description",
+         xml_text(warning.get("description") or warning.get("headline") or ""))
     param_el = _sub(info, "parameter")
     _sub(param_el, "valueName", "level")
     _sub(param_el, "value", level)
@@ -147,25 +241,3 @@ def to_xml(element: ET.Element) -> bytes:
     """Serialise an element as UTF-8 XML with a declaration."""
     ET.indent(element)
     return ET.tostring(element, encoding="utf-8", xml_declaration=True)
-
-
-def index_element(entries: Iterable[Mapping[str, Any]], *, base_url: str = "/cap") -> ET.Element:
-    """An index of the active warnings: ``<index>`` of ``<entry>`` (id, level, link...).
-
-    Not a CAP element itself (CAP has no feed format); kept in the CAP namespace so a poller
-    reads both with one parser. Each entry links to its ``<id>.xml``.
-    """
-    root = ET.Element(f"{{{CAP_NS}}}index")
-    for e in entries:
-        entry = _sub(root, "entry")
-        _sub(entry, "identifier", e["warning_id"])
-        _sub(entry, "version", e.get("version", 1))
-        _sub(entry, "msgType", e.get("msg_type", "Alert"))
-        _sub(entry, "event", e.get("event", ""))
-        _sub(entry, "severity", SEVERITY.get(str(e.get("level")), "Unknown"))
-        _sub(entry, "level", e.get("level", ""))
-        _sub(entry, "headline", e.get("headline", ""))
-        _sub(entry, "effective", cap_time(e.get("effective")))
-        _sub(entry, "expires", cap_time(e.get("expires")))
-        _sub(entry, "link", f"{base_url}/{e['warning_id']}.xml")
-    return root

@@ -26,10 +26,10 @@ import pyarrow as pa
 import shapely
 
 from sources.base import Source, query
-from sources.geo import CountyGeometry, shape_rings
+from sources.geo import CountyGeometry, clip_to, polygonal, shape_rings
 from sources.levels import LEVELS
 
-from . import cap
+from . import cap, cap_documents
 
 EVENTS = ("rainstorm", "flood", "gale", "heat", "freezing", "blizzard", "drought",
           "landslide", "forest_fire", "earthquake", "fog", "thunderstorm")
@@ -87,7 +87,7 @@ class WarningSource(Source):
         class_=CountyGeometry, default=None, allow_None=True,
         doc="County outlines (parsed once per process); built from the store when None.")
     sender_id = param.String(default="yjgl@console.local",
-                             doc="CAP sender of the officers' warnings.")
+                             doc="CAP sender of the officers' warnings (and the feed's author).")
 
     # ------------------------------------------------------------------ geography
     @property
@@ -107,10 +107,10 @@ class WarningSource(Source):
                 shape = shapely.Polygon([(float(x), float(y)) for x, y in polygon])
         except Exception as exc:
             raise WarningInputError("warnings.err.polygon", f"bad polygon: {exc}") from exc
+        if not shape.is_valid:  # first: a self-crossing ring's signed area may be 0
+            shape = polygonal(shapely.make_valid(shape))
         if shape.is_empty or shape.area <= 0:
             raise WarningInputError("warnings.err.polygon", "the polygon has no area")
-        if not shape.is_valid:
-            shape = shapely.make_valid(shape)
         return shape
 
     def area_counties(self, codes: Iterable[str] | None, polygon: Any = None) -> list[str]:
@@ -123,9 +123,23 @@ class WarningSource(Source):
     def validate(
         self, *, event: str, level: str, headline: str, counties: Sequence[str] = (),
         polygon: Any = None, effective: Any = None, expires: Any = None, now=None,
+        description: str = "",
     ) -> dict:
-        """Check a draft; return the normalised fields or raise :class:`WarningInputError`."""
+        """Check a draft; return the normalised fields or raise :class:`WarningInputError`.
+
+        A drawn area is clipped to the province (what is published, previewed and sent by
+        SMS is the same clipped area); text with a control character is refused (it cannot
+        go into a CAP document, and it is invisible on the form).
+        """
         now = now or utcnow()
+        for field, value in (("headline", headline), ("description", description),
+                             ("event", event)):
+            char = cap.first_illegal(value if isinstance(value, str) else None)
+            if char is not None:
+                raise WarningInputError(
+                    "warnings.err.control_char",
+                    f"the {field} holds a control character (U+{ord(char):04X})",
+                    field=field, char=f"U+{ord(char):04X}")
         if not event:
             raise WarningInputError("warnings.err.event", "no event")
         if level not in LEVELS:
@@ -143,8 +157,8 @@ class WarningSource(Source):
                                     codes=", ".join(unknown))
         geojson = None
         if has_polygon:
-            shape = self._polygon(polygon)
-            touched = self.geo.intersecting(shape)
+            shape = clip_to(self._polygon(polygon), self.geo.province)
+            touched = self.geo.intersecting(shape) if not shape.is_empty else []
             if not touched:
                 raise WarningInputError("warnings.err.outside", "the area is outside the province")
             counties = sorted(set(counties) | set(touched))
@@ -201,7 +215,8 @@ class WarningSource(Source):
         click) returns the first warning with ``created=False`` and publishes nothing.
         """
         fields = self.validate(event=event, level=level, headline=headline, counties=counties,
-                               polygon=polygon, effective=effective, expires=expires)
+                               polygon=polygon, effective=effective, expires=expires,
+                               description=description)
         return self._append({**fields, "warning_id": None, "msg_type": "Alert",
                              "description": description or "", "source": "officer",
                              "sender": sender or "anonymous", "feed": None, "seq": None},
@@ -218,11 +233,13 @@ class WarningSource(Source):
                   ("event", "level", "headline", "effective", "expires")}
         polygon = changes.get("polygon", latest["area_geojson"])
         counties = changes.get("counties", [] if polygon else latest["area_codes"])
-        fields = self.validate(**merged, counties=counties, polygon=polygon)
+        description = changes.get("description", latest["description"])
+        fields = self.validate(**merged, counties=counties, polygon=polygon,
+                               description=description or "")
         return self._append({**fields, "warning_id": warning_id, "msg_type": "Update",
-                             "description": changes.get("description", latest["description"]),
-                             "source": "officer", "sender": sender or "anonymous",
-                             "feed": None, "seq": None}, token)
+                             "description": description, "source": "officer",
+                             "sender": sender or "anonymous", "feed": None, "seq": None,
+                             "extra": _carried(latest)}, token)
 
     def cancel(self, warning_id: str, *, sender: str = "anonymous", reason: str = "",
                token: str | None = None) -> dict:
@@ -236,8 +253,7 @@ class WarningSource(Source):
         row["effective"], row["expires"] = _as_utc(row["effective"]), _as_utc(row["expires"])
         return self._append({**row, "msg_type": "Cancel", "source": "officer",
                              "sender": sender or "anonymous", "feed": None, "seq": None,
-                             "extra": json.dumps({"reason": reason}) if reason else None},
-                            token)
+                             "extra": _carried(latest, reason=reason or None)}, token)
 
     # ------------------------------------------------------------------ reading
     def _with_status(self, df: pd.DataFrame, at: dt.datetime) -> pd.DataFrame:
@@ -290,6 +306,13 @@ class WarningSource(Source):
         """Every version of one warning, oldest first."""
         return self.store.df("SELECT * FROM warnings WHERE warning_id = ? ORDER BY version",
                              [warning_id])
+
+    def versions(self, warning_id: str) -> list[dict]:
+        """Every version of one warning as plain dicts, oldest first; KeyError if unknown."""
+        hist = self.history(warning_id)
+        if hist.empty:
+            raise KeyError(warning_id)
+        return [_clean(r) for r in hist.to_dict("records")]
 
     def log(self, *, source: str | None = None, event: str | None = None,
             level: str | None = None, since: Any = None, until: Any = None,
@@ -381,29 +404,25 @@ class WarningSource(Source):
         return out
 
     # ------------------------------------------------------------------ CAP
-    def cap_xml(self, warning_id: str) -> bytes:
-        """The latest version of a warning as a CAP 1.2 alert; KeyError if unknown."""
-        hist = self.history(warning_id)
-        if hist.empty:
-            raise KeyError(warning_id)
-        rows = [_clean(r) for r in hist.to_dict("records")]
-        latest = rows[-1]
-        codes = self.area_counties(latest["area_codes"], latest["area_geojson"] or None)
-        counties = [{"county_code": c, "name": self.geo.names.get(c, c)} for c in codes]
-        sender = self.sender_id if latest["source"] == "officer" else None
-        el = cap.alert_element(latest, counties=counties, rings=self.rings(latest),
-                               references=rows[:-1], sender=sender)
-        return cap.to_xml(el)
+    def cap_xml(self, warning_id: str, version: int | None = None) -> bytes:
+        """One version (default: the latest) of a warning as a CAP 1.2 alert; KeyError if
+        unknown. See :mod:`sources.warnings.cap` for what the document holds."""
+        return cap_documents.alert_xml(self, warning_id, version)
 
-    def cap_index_xml(self) -> bytes:
-        """The active warnings as an index of links to their CAP alerts."""
-        df = self.active(geometry=False)
-        return cap.to_xml(cap.index_element(df.to_dict("records")))
+    def cap_atom(self, base_url: str) -> bytes:
+        """The current warnings as an Atom feed of CAP entries (``base_url``: the absolute
+        URL of the ``/cap`` routes, as the client reached them)."""
+        return cap_documents.atom_xml(self, base_url)
+
+    def cap_index_xml(self, base_url: str = "/cap") -> bytes:
+        """The current warnings as the plain index (no namespace) linking their alerts."""
+        return cap_documents.index_xml(self, base_url)
 
     def sms_counties(self, warning_id: str) -> list[str]:
-        """County codes a regional SMS of this warning goes to."""
+        """County codes a regional SMS of this warning goes to (known counties only)."""
         latest = self.latest(warning_id)
-        return self.area_counties(latest["area_codes"], latest["area_geojson"] or None)
+        codes = self.area_counties(latest["area_codes"], latest["area_geojson"] or None)
+        return [c for c in codes if c in self.geo.names]
 
     def next_transition(self, at: dt.datetime | None = None) -> dt.datetime | None:
         """The next time a warning becomes effective or expires after ``at`` (None: none)."""
@@ -431,6 +450,14 @@ def _rows_table(rows: list[dict]) -> pa.Table:
     return pa.Table.from_pylist(
         [{k: (list(v) if k == "area_codes" and v is not None else v)
           for k, v in r.items() if k in _SCHEMA.names} for r in rows], schema=_SCHEMA)
+
+
+def _carried(latest: dict, **extra) -> str | None:
+    """``extra`` of a new version: what must outlive a version (a drill stays a drill)."""
+    if cap.is_exercise(latest):
+        extra["exercise"] = True
+    extra = {k: v for k, v in extra.items() if v is not None}
+    return json.dumps(extra, ensure_ascii=False) if extra else None
 
 
 def _clean(row: dict) -> dict:

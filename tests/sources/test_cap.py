@@ -35,7 +35,7 @@ def test_alert_carries_every_field(src):
     root = ET.fromstring(src.cap_xml(w["warning_id"]))
     assert root.tag == f"{{{CAP_NS}}}alert"
     get = lambda path: root.findtext(path, namespaces=NS)  # noqa: E731
-    assert get("cap:identifier") == w["warning_id"]
+    assert get("cap:identifier") == f"{w['warning_id']}.v1"  # one identifier per version
     assert get("cap:sender") == "yjgl@console.local"
     assert get("cap:status") == "Actual" and get("cap:msgType") == "Alert"
     assert get("cap:scope") == "Public"
@@ -76,7 +76,7 @@ def test_update_and_cancel_reference_earlier_versions(src):
     root = ET.fromstring(src.cap_xml(w["warning_id"]))
     assert root.findtext("cap:msgType", namespaces=NS) == "Update"
     assert root.findtext("cap:identifier", namespaces=NS) == f"{w['warning_id']}.v2"
-    assert w["warning_id"] in root.findtext("cap:references", namespaces=NS)
+    assert f"{w['warning_id']}.v1" in root.findtext("cap:references", namespaces=NS)
     src.cancel(w["warning_id"])
     root = ET.fromstring(src.cap_xml(w["warning_id"]))
     assert root.findtext("cap:msgType", namespaces=NS) == "Cancel"
@@ -97,9 +97,10 @@ def test_index_lists_active_only(src):
     b = issue(src, level="blue")
     src.cancel(b["warning_id"])
     root = ET.fromstring(src.cap_index_xml())
-    ids = [e.findtext("cap:identifier", namespaces=NS) for e in root.findall("cap:entry", NS)]
-    assert ids == [a["warning_id"]]
-    assert root.find("cap:entry/cap:link", NS).text == f"/cap/{a['warning_id']}.xml"
+    assert root.tag == "index"  # not a CAP element: no CAP namespace
+    ids = [e.findtext("identifier") for e in root.findall("entry")]
+    assert ids == [f"{a['warning_id']}.v1"]
+    assert root.find("entry/link").text == f"/cap/{a['warning_id']}/v1.xml"
 
 
 def test_unknown_warning_raises(src):

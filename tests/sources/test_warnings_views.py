@@ -127,3 +127,25 @@ def test_monitoring_map_layers_and_hydrograph(wstore, hub):
     assert COLORS["orange"] in risk._counties.data["color"]  # the river above its warning level
     assert rendered(view)["figures"] >= 2  # the map and the hydrograph
     assert rendered(risk)["rows"] >= len(mon.geo.codes)  # every county coloured
+
+
+def test_form_names_the_field_holding_a_control_character(form):
+    fill(form, headline="暴雨\u0001黄色预警")
+    assert form.publish() is None
+    assert form._message.alert_type == "danger"
+    assert "标题" in form._message.object and "U+0001" in form._message.object
+    assert form.source.store.scalar("SELECT count(*) FROM warnings") == 0
+
+
+def test_active_list_links_encode_the_warning_id(wstore, hub):
+    from .cap_references import feed_ingest
+
+    now = int(dt.datetime.now(dt.UTC).timestamp() * 1000)
+    feed_ingest(wstore, [{"type": "warning", "seq": 1, "ts": now, "id": "GD/2026 #1",
+                          "msg_type": "Alert", "event": "gale", "level": "blue",
+                          "headline": "大风蓝色预警", "area": ["370101"], "effective": now,
+                          "expires": now + 3_600_000}])
+    view = ActiveWarnings(source=WarningSource(store=wstore, hub=hub), lang="zh")
+    html_text = view._pane.object
+    assert 'href="./cap/GD%2F2026%20%231.xml"' in html_text
+    assert 'href="./cap/GD%2F2026%20%231/counties.txt"' in html_text

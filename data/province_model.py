@@ -74,7 +74,7 @@ class Registry:
                 return pd.DataFrame()
         sensors = con.sql(
             "SELECT sensor_id, kind, county_code, lon, lat, period_s, normal, lo_lo, lo, hi, "
-            "hi_hi, deadband, installation_id, station_id FROM sensors ORDER BY sensor_id").df()
+            "hi_hi, deadband, unit, installation_id, station_id FROM sensors ORDER BY sensor_id").df()
         return cls(
             sensors=sensors,
             counties=con.sql("SELECT county_code, name, city_code, lon, lat FROM counties "
@@ -334,6 +334,18 @@ class Province:
     def _message(self, body: dict) -> tuple[int, bytes]:
         seq = self.next_seq(1)
         return seq, orjson.dumps({"seq": seq, **body})
+
+    def message(self, body: dict) -> tuple[int, bytes]:
+        """An event message with the next seq: ``(seq, json bytes)``."""
+        return self._message(body)
+
+    def now_text(self) -> str:
+        """The message time of now (RFC 3339, China time)."""
+        return _rfc3339(self.wall(self.t))
+
+    def time_text(self, t: float) -> str:
+        """The message time of simulated time ``t``."""
+        return _rfc3339(self.wall(t))
 
     def county_names_of(self, area: list[str]) -> list[str]:
         """Names of the counties of an area (codes), in its order."""

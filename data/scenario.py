@@ -245,6 +245,9 @@ class _Compiler:
             if name not in self.targets:
                 raise TargetError(f"unknown target {name!r} in {ref!r}")
             return self.res.sensor_of(self.targets[name], kind)
+        if isinstance(ref, str) and ref not in self.targets:
+            raise TargetError(f"unknown target {ref!r} (this scenario's targets: "
+                              f"{', '.join(self.targets) or 'none'})")
         target = self._ref(ref)
         if target.kind != "sensor":
             raise TargetError(f"{ref!r} is not a sensor (name an installation's sensor as "

@@ -39,7 +39,7 @@ import orjson
 
 from data.drill_control import DrillControl, json_body, storm_scenario
 from data.province_model import Province, Registry
-from data.scenario import ScenarioError
+from data.scenario import SCENARIO_DIR, ScenarioError
 
 log = logging.getLogger("data.simulate")
 
@@ -156,14 +156,16 @@ class DemoFeed:
 
     def __init__(self, registry: Registry, *, host: str = "127.0.0.1", port: int = 0,
                  speed: float = 1.0, tick_s: float = 0.1, seed: int | None = None,
-                 max_messages: int = 2_000_000, max_age_s: float = 1800.0):
+                 max_messages: int = 2_000_000, max_age_s: float = 1800.0,
+                 scenario_dir: str | Path | None = None):
         self.host, self.port, self.speed, self.tick_s = host, port, speed, tick_s
         self.first_seq = int(time.time() * 1e6)
         self._next_seq = self.first_seq
         self._seq_lock = threading.Lock()
         self.province = Province(registry, seed=seed, start=time.time(), next_seq=self._take,
                                  speed=speed)
-        self.drills = DrillControl(self.province, registry)
+        self.drills = DrillControl(self.province, registry,
+                                   directory=Path(scenario_dir or SCENARIO_DIR))
         self.history = History(max_messages, max_age_s)
         self.sent_frames = 0
         self._paused = threading.Event()
@@ -416,6 +418,8 @@ def main(argv: list[str] | None = None) -> None:
                    help="play a scenario at once, and again 10 simulated minutes after it ends")
     p.add_argument("--scenario-speed", type=float, default=1.0,
                    help="scenario seconds per simulated second (on top of --speed)")
+    p.add_argument("--scenario-dir", default=str(SCENARIO_DIR),
+                   help="where the scenario files are (default: data/scenarios)")
     p.add_argument("--storm", action="store_true", help="send an event storm at once")
     p.add_argument("--storm-rate", type=float, default=400.0, help="storm: events a minute")
     p.add_argument("--storm-minutes", type=float, default=1.0, help="storm: how long")
@@ -426,7 +430,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.storm and not (args.storm_rate > 0 and args.storm_minutes > 0):
         p.error("--storm-rate and --storm-minutes must be positive")
     feed = DemoFeed(read_registry(args.db), host=args.host, port=args.port, speed=args.speed,
-                    seed=args.seed).start()
+                    seed=args.seed, scenario_dir=args.scenario_dir).start()
     try:
         if args.storm:
             feed.start_drill(storm_scenario(args.storm_rate, args.storm_minutes),

@@ -2,7 +2,7 @@
 fixed rate, so anyone can reproduce what the console meets on a bad night (157 warnings in
 one day in the 2021-11-08 blizzard; hundreds of messages a minute when it all comes at once).
 
-The rate is exact, not random: an accumulator gives ``rate / 60 × dt`` events per step, so a
+The rate is exact, not random: by scenario time ``t`` it has sent ``floor(rate × t / 60)`` events, so a
 minute of scenario time holds ``rate`` events (±1). Warnings and incidents have a life:
 issued, updated, cancelled (closed), at most :data:`POOL` open at once; the storm closes what
 it left open when it ends.
@@ -26,7 +26,7 @@ class Storm:
                  rng: np.random.Generator):
         self.rate, self.duration, self.drill_id, self.rng = rate_per_min, duration, drill_id, rng
         self.elapsed = 0.0
-        self.due = 0.0
+        self.due = 0  # events of the rate sent so far
         self.serial = 0
         self.sent = 0
         self.warnings: dict[str, dict] = {}
@@ -41,11 +41,10 @@ class Storm:
         """Events of the next ``dt`` scenario seconds (and the closing ones at the end)."""
         if self.finished:
             return []
-        step = max(0.0, min(dt, self.duration - self.elapsed))
-        self.elapsed += step
-        self.due += self.rate / 60.0 * step
-        n = int(self.due)
-        self.due -= n
+        self.elapsed = min(self.duration, self.elapsed + max(0.0, dt))
+        # from the time elapsed, not a sum of small steps: no rounding drift over a long storm
+        n = int(self.rate / 60.0 * self.elapsed + 1e-6) - self.due
+        self.due += n
         kinds = self.rng.choice([k for k, _ in MIX], size=n, p=[w for _, w in MIX])
         out = [getattr(self, f"_{k}")(p) for k in kinds]
         if self.elapsed >= self.duration:

@@ -27,8 +27,9 @@ def hotspots(past: Past, weather: WeatherPast, log: FeedLog) -> None:
     """A satellite pass every ten minutes; more hotspots when no rain falls anywhere."""
     rng = past.rng("hotspots")
     serial = 0
-    for t in np.arange(past.start + rng.uniform(0, HOTSPOT_PASS_S), past.end, HOTSPOT_PASS_S):
-        dry = 0.2 if weather.raining(t) else 1.0
+    passes = np.arange(past.start + rng.uniform(0, HOTSPOT_PASS_S), past.end, HOTSPOT_PASS_S)
+    for t, wet in zip(passes.tolist(), weather.raining(passes).tolist(), strict=True):
+        dry = 0.2 if wet else 1.0
         for _ in range(int(rng.poisson(1 + 5 * dry))):
             lon, lat, _ = past.random_point(rng)
             serial += 1

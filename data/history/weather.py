@@ -215,9 +215,12 @@ class WeatherPast:
         for c in sorted(self.cells, key=lambda c: c.born):
             wid, warned, updated = None, None, 0.0
             slide = None
-            for t in np.arange(c.born, min(c.born + c.life, past.end), step_s):
-                k = float(self.intensity(c, t))
+            steps = np.arange(c.born, min(c.born + c.life, past.end), step_s)
+            strength = self.intensity(c, steps)
+            for t, k in zip(steps.tolist(), strength.tolist(), strict=True):
                 level = rain_warning_level(k)
+                if level is None and wid is None:
+                    continue
                 x, y = self.cell_at(c, t)
                 if level is not None and wid is None:
                     serial += 1
@@ -246,9 +249,13 @@ class WeatherPast:
                 emit(slide[0], end + 6 * HOUR_S, "Cancel", "landslide", slide[1], slide[2],
                      LANDSLIDE_SENDER, SLIDE_EXPIRES_S)
 
-    def raining(self, t: float) -> bool:
-        """Whether any cell rains (more than 1 mm/h at its centre) at time ``t``."""
-        return any(float(self.intensity(c, t)) > 1 for c in self.cells)
+    def raining(self, t) -> bool | np.ndarray:
+        """Whether any cell rains (more than 1 mm/h at its centre) at time(s) ``t``."""
+        t = np.asarray(t, dtype=float)
+        wet = np.zeros(t.shape, dtype=bool)
+        for c in self.cells:
+            wet |= self.intensity(c, t) > 1
+        return bool(wet) if wet.ndim == 0 else wet
 
 
 __all__ = ["FEED", "StationBlock", "WeatherPast"]

@@ -25,15 +25,8 @@ from datetime import datetime
 import numpy as np
 import orjson
 
-from data.province_model import (
-    CST,
-    RESERVOIR_GAIN,
-    RIVER_GAIN,
-    SATELLITES,
-    Cell,
-    Province,
-    headline,
-)
+from data.laws import CST, RESERVOIR_GAIN, RIVER_GAIN, SATELLITES, Cell, headline
+from data.province_model import Province
 from data.scenario import Scenario, Step, clock
 from data.storm import Storm
 

@@ -43,7 +43,8 @@ from pathlib import Path
 
 import numpy as np
 
-from data.province_model import EVENT_ZH, INCIDENT_ZH, Registry
+from data.laws import EVENT_ZH, INCIDENT_ZH
+from data.province_model import Registry
 from data.scenario_targets import Place, Resolver, Target, TargetError
 
 SCENARIO_DIR = Path(__file__).resolve().parent / "scenarios"

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from data.province_model import INCIDENT_ZH, OTHER_EVENTS, SATELLITES, headline, quake_magnitude
+from data.laws import INCIDENT_ZH, OTHER_EVENTS, SATELLITES, headline, quake_magnitude
 
 MIX = (("hotspot", 0.30), ("warning", 0.25), ("incident", 0.25), ("quake", 0.20))
 POOL = 30

@@ -12,7 +12,8 @@ import pandas as pd
 import shapely
 
 from data.geo import Geography
-from data.province_model import CST, Registry
+from data.laws import CST
+from data.province_model import Registry
 
 FEED = "history://demo"
 """Feed name of every row the history writes as if a feed had sent it (its own seq space)."""

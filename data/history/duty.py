@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from data.province_model import CST
+from data.laws import CST
 
 from .base import MINUTE_S, Past
 

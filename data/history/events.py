@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from data.province_model import (
+from data.laws import (
     HOTSPOT_PASS_S,
     INCIDENT_ZH,
     INCIDENTS_PER_HOUR,

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.signal import lfilter
 
-from data.province_model import (
+from data.laws import (
     DRIFT_SD,
     DRIFT_TAU_S,
     EXCURSIONS_PER_HOUR,

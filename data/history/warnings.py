@@ -14,7 +14,7 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 
-from data.province_model import CST, WARNING_SENDER, WARNINGS_PER_HOUR, headline
+from data.laws import CST, WARNING_SENDER, WARNINGS_PER_HOUR, headline
 
 from .base import DAY_S, HOUR_S, MINUTE_S, FeedLog, Past, china_day, extra_json
 from .duty import officer_on_duty

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.signal import lfilter
 
-from data.province_model import (
+from data.laws import (
     CELLS_PER_HOUR,
     DIURNAL,
     DRIFT_SD,

@@ -15,7 +15,7 @@ import pytest
 
 from data.generate import build
 from data.history import FEED, OFFICERS
-from data.province_model import CST
+from data.laws import CST
 
 NOW = dt.datetime(2026, 11, 28, 8, 30, tzinfo=dt.UTC)
 LIVE = ["readings", "hotspots", "quakes", "warnings", "incidents", "alarms", "alarm_actions"]

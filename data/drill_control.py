@@ -35,6 +35,8 @@ from data.province_model import Province, Registry
 from data.scenario import SCENARIO_DIR, Scenario, ScenarioError, Step, available, load
 
 REPEAT_AFTER_S = 600.0  # --demo-scenario: simulated seconds between two runs
+CONTROL_PATHS = frozenset(("/scenarios", "/scenario/status", "/scenario/start", "/scenario/pause",
+                           "/scenario/resume", "/scenario/stop"))
 
 
 class DrillStateError(Exception):
@@ -161,7 +163,8 @@ class DrillControl:
 
     # ------------------------------------------------------------------ HTTP
     def handle(self, method: str, target: str, publish) -> tuple[int, dict] | None:
-        """Answer a control request: ``(status, body)``, or None when the path is not ours."""
+        """Answer a control request (:data:`CONTROL_PATHS`): ``(status, body)``, or None when
+        the path is not one of them. The caller checks that the client is on loopback."""
         url = urlsplit(target)
         path = url.path.rstrip("/")
         query = {k: v[-1] for k, v in parse_qs(url.query).items()}

@@ -37,7 +37,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import orjson
 
-from data.drill_control import DrillControl, json_body, storm_scenario
+from data.drill_control import CONTROL_PATHS, DrillControl, json_body, storm_scenario
 from data.province_model import Province, Registry
 from data.scenario import SCENARIO_DIR, ScenarioError
 
@@ -323,20 +323,20 @@ class DemoFeed:
 
     def _route(self, connection, request):
         """The feed at ``/feed``; the exercise desk's control requests (loopback only)."""
-        if urlsplit(request.path).path.rstrip("/") == "/feed":
+        path = urlsplit(request.path).path.rstrip("/")
+        if path == "/feed":
             return None
-        try:
-            answer = self.drills.handle(getattr(request, "method", "GET"), request.path,
-                                        self._publish_events)
-        except Exception as exc:  # noqa: BLE001 - a control bug must not stop the feed
-            log.exception("control request %s failed", request.path)
-            answer = (500, {"error": f"{type(exc).__name__}: {exc}"})
-        if answer is None:
+        if path not in CONTROL_PATHS:
             return connection.respond(404, "not found: the feed is at /feed\n")
         host = str((connection.remote_address or ("",))[0])
         if not host.startswith(LOOPBACK_PREFIXES):
             return connection.respond(403, "the exercise desk answers loopback clients only\n")
-        status, body = answer
+        try:
+            status, body = self.drills.handle(getattr(request, "method", "GET"), request.path,
+                                              self._publish_events)
+        except Exception as exc:  # noqa: BLE001 - a control bug must not stop the feed
+            log.exception("control request %s failed", request.path)
+            status, body = 500, {"error": f"{type(exc).__name__}: {exc}"}
         response = connection.respond(status, "")
         response.body = json_body(body)
         del response.headers["Content-Type"]

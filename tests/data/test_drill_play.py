@@ -140,3 +140,28 @@ def test_storm_at_the_rate_asked(tiny_db):
     window = [x for x in t if start + 2 <= x < start + 10]  # eight whole seconds inside
     assert len(window) == pytest.approx(rate / 60 * 8, rel=0.2)
     assert {m["type"] for m in ex} == {"warning", "incident", "quake", "hotspot"}
+
+
+def test_only_loopback_clients_reach_the_desk(registry):
+    from data.simulate import DemoFeed
+
+    class Request:
+        method = "POST"
+        path = "/scenario/start?name=dongying-leak"
+
+    class Connection:
+        def __init__(self, host):
+            self.remote_address = (host, 40000)
+
+        def respond(self, status, text):  # as websockets' connection builds a response
+            from websockets.server import ServerProtocol
+
+            return ServerProtocol().reject(status, text)
+
+    feed = DemoFeed(registry)  # not started: the route alone
+    assert feed._route(Connection("192.0.2.7"), Request()).status_code == 403
+    assert feed.drills.status()["state"] == "idle"  # and nothing was started
+    response = feed._route(Connection("127.0.0.1"), Request())
+    assert response.status_code == 200 and b'"state": "running"' in response.body
+    Request.path = "/feed"
+    assert feed._route(Connection("192.0.2.7"), Request()) is None  # the feed is for everyone

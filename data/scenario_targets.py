@@ -8,6 +8,7 @@ A target is a TOML inline table, one of::
     {sensor = "rain", county = "兰陵县"}            # the first rain sensor of the county
     {sensor = "river_level", near = "临沂市", rank = 2}   # the second nearest to Linyi
     {installation = "any", near = "东营市", having = ["toxic_gas", "flammable_gas"]}
+    {installation = "tank_farm", enterprise = "山东某某化工有限公司", rank = 1}
     {landslide = "any", city = "临沂市"}
     {county = "费县"}  /  {city = "临沂市"}  /  {point = [118.65, 35.75]}
 
@@ -214,7 +215,7 @@ class Resolver:
             raise TargetError(f"a target is a table like {{sensor = 'rain', county = ...}}, "
                               f"not {spec!r}")
         allowed = {"sensor", "installation", "landslide", "county", "city", "near", "rank",
-                   "having", "point"}
+                   "having", "point", "enterprise"}
         unknown = sorted(set(spec) - allowed)
         if unknown:
             raise TargetError(f"unknown key {unknown[0]!r} in target (one of "
@@ -264,11 +265,17 @@ class Resolver:
             with_k = set(self.sensor_inst[(self.sensor_kind == k) & ~np.isnan(self.sensor_inst)]
                          .astype(np.int64).tolist())
             ok &= np.isin(ids, list(with_k))
+        if "enterprise" in spec:  # by name: the whole name, else a part of it
+            name = str(spec["enterprise"]).strip()
+            names = inst["enterprise"].astype(str)
+            exact = (names == name).to_numpy()
+            ok &= exact if exact.any() else names.str.contains(name, regex=False).to_numpy()
         pos = self._filter(spec, inst["county_code"].astype(str).to_numpy(),
                            inst["lon"].to_numpy(dtype=float), inst["lat"].to_numpy(dtype=float),
                            ids)
         pos = pos[ok[pos]]
         what = f"{'' if kind == 'any' else kind + ' '}installation" + (
+            f" of enterprise {spec['enterprise']!r}" if "enterprise" in spec else "") + (
             f" with {' and '.join(having)}" if having else "")
         row = inst.iloc[self._rank(spec, pos, what)]
         place = Place(float(row["lon"]), float(row["lat"]), str(row["county_code"]),

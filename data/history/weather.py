@@ -38,7 +38,9 @@ from .base import FEED, HOUR_S, FeedLog, Past, extra_json
 WARMUP_S = 12 * HOUR_S  # rivers and drifts settle before the week begins
 STEP_S = 60.0           # station reporting period (data.monitoring.STATION_PERIOD_S)
 LANDSLIDE_SENDER = "山东省自然资源厅"
-SLIDE_EXPIRES_S = 24 * HOUR_S
+SLIDE_MM_H = 35.0            # a cell this heavy over hill counties: geological-hazard warning
+SLIDE_EXPIRES_S = 12 * HOUR_S
+SLIDE_AFTER_S = 3 * HOUR_S   # lifted this long after the rain stops
 
 
 @dataclass
@@ -101,11 +103,10 @@ class WeatherPast:
             cells.append(new_cell(rng, self.bbox, t, inside=False))
         # Now: a cell at 2/5 of its life (rising past orange) over a rain gauge in the hills.
         gauges = np.flatnonzero(self.is_rain)
-        hills = self.past.registry.landslides
-        if len(hills):
-            hilly = set(hills["county_code"].value_counts().index[:40])
+        hilly = self.hill_counties()
+        if hilly:
             county = self.past.registry.sensors["county_code"].to_numpy(dtype=object)
-            in_hills = gauges[np.isin(county[gauges], list(hilly))]
+            in_hills = gauges[np.isin(county[gauges], hilly)]
             gauges = in_hills if len(in_hills) else gauges
         g = int(gauges[int(rng.integers(len(gauges)))]) if len(gauges) else None
         c = new_cell(rng, self.bbox, self.past.end - 2.4 * HOUR_S, inside=True)
@@ -115,6 +116,15 @@ class WeatherPast:
             c.lat = float(lat[g]) - c.vlat * 2.4 * HOUR_S
         cells.append(c)
         return cells
+
+    def hill_counties(self) -> list[str]:
+        """The 40 counties with the most landslide points (the southern and central hills)."""
+        slides = self.past.registry.landslides
+        if not len(slides):
+            return []
+        counts = slides["county_code"].value_counts()
+        counts = counts.sort_index().sort_values(ascending=False, kind="stable")  # ties by code
+        return [str(c) for c in counts.index[:40]]
 
     def cell_at(self, c: Cell, t) -> tuple:
         """Centre of a cell at time(s) ``t`` (cells move from where they were born)."""
@@ -196,9 +206,12 @@ class WeatherPast:
         c_lat = counties["lat"].to_numpy(dtype=float)
         codes = counties["county_code"].to_numpy(dtype=object)
         names = dict(zip(codes, counties["name"], strict=True))
-        hills = past.registry.landslides
-        hill_counties = set(hills["county_code"]) if len(hills) else set()
+        hill_counties = set(self.hill_counties())
+        covered: dict[str, list[tuple[float, float]]] = {}  # county: geo warnings in force
         serial = 0
+
+        def free(code: str, t: float) -> bool:
+            return all(not lo <= t < hi for lo, hi in covered.get(code, []))
 
         def area_of(x: float, y: float, radius: float) -> list[str]:
             d = np.hypot(c_lon - x, c_lat - y)
@@ -231,22 +244,28 @@ class WeatherPast:
                     warned, updated = level, t
                     emit(wid, t, "Update", "rainstorm", level, area_of(x, y, c.radius),
                          WARNING_SENDER)
-                if slide is None and k > 35:
-                    area = [a for a in area_of(x, y, c.radius) if a in hill_counties]
+                if slide is None and k > SLIDE_MM_H:
+                    # hill counties under the cell not yet under such a warning
+                    area = [a for a in area_of(x, y, c.radius)
+                            if a in hill_counties and free(a, t + 1200)]
                     if area:
                         serial += 1
                         slide = (f"W-{int(t)}-h{serial}", "orange" if c.peak > 50 else "yellow",
                                  area)
                         emit(slide[0], t + 1200, "Alert", "landslide", slide[1], area,
                              LANDSLIDE_SENDER, SLIDE_EXPIRES_S)
+                        until = min(c.born + c.life + SLIDE_AFTER_S,
+                                    t + 1200 + SLIDE_EXPIRES_S)
+                        for a in area:
+                            covered.setdefault(a, []).append((t + 1200, until))
             end = c.born + c.life
             if wid is not None and end <= past.end:
                 x, y = self.cell_at(c, end)
                 emit(wid, end, "Cancel", "rainstorm", warned, area_of(x, y, c.radius),
                      WARNING_SENDER)
-            if slide is not None and end + 6 * HOUR_S <= past.end:
-                # the slopes stay soaked for hours after the rain: lifted six hours later
-                emit(slide[0], end + 6 * HOUR_S, "Cancel", "landslide", slide[1], slide[2],
+            if slide is not None and end + SLIDE_AFTER_S <= past.end:
+                # the slopes stay soaked for hours after the rain: lifted three hours later
+                emit(slide[0], end + SLIDE_AFTER_S, "Cancel", "landslide", slide[1], slide[2],
                      LANDSLIDE_SENDER, SLIDE_EXPIRES_S)
 
     def raining(self, t) -> bool | np.ndarray:

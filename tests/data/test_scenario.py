@@ -307,3 +307,33 @@ def test_cli_check(tmp_path, tiny_db_template):
                               str(tiny_db_template)], capture_output=True, text=True, cwd=ROOT,
                              timeout=120)
     assert unknown.returncode == 1 and "unknown scenario 'nope' (available: " in unknown.stdout
+
+
+def test_a_sensor_by_role_in_an_enterprise_named(tmp_path, registry):
+    inst = registry.installations
+    name = inst["enterprise"].iloc[0]
+    first = inst[inst["enterprise"] == name]["installation_id"].min()
+    path = write(tmp_path, f"""
+        title = "测试"
+
+        [targets]
+        plant = {{ installation = "any", enterprise = "{name}" }}
+
+        [[step]]
+        at = "+00:00"
+        do = "ramp"
+        sensor = "plant.flammable_gas"
+        to = "hi_hi + 5"
+        over = "00:30"
+    """, name="named.toml")
+    step = compile_scenario(path, registry).steps[0]
+    row = registry.sensors.iloc[step.args["sensor"]]
+    assert (row["installation_id"], row["kind"]) == (first, "flammable_gas")
+    assert step.args["value"] == row["hi_hi"] + 5
+    bad = write(tmp_path, path.read_text(encoding="utf-8").replace(name, "不存在的化工公司"),
+                name="unnamed.toml")
+    assert errors_of(bad, registry) == [
+        f"{bad}:{line(bad, 'plant =')}: target 'plant': no installation of enterprise "
+        f"'不存在的化工公司'",
+        f"{bad}:{step_line(bad, 1)}: step 1 (+00:00, do = 'ramp'): unknown target 'plant' in "
+        f"'plant.flammable_gas'"]

@@ -421,8 +421,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--scenario-dir", default=str(SCENARIO_DIR),
                    help="where the scenario files are (default: data/scenarios)")
     p.add_argument("--storm", action="store_true", help="send an event storm at once")
-    p.add_argument("--storm-rate", type=float, default=400.0, help="storm: events a minute")
-    p.add_argument("--storm-minutes", type=float, default=1.0, help="storm: how long")
+    p.add_argument("--storm-rate", type=float, default=400.0,
+                   help="storm: events a minute of scenario time (at the default speeds, of "
+                        "wall-clock time)")
+    p.add_argument("--storm-minutes", type=float, default=1.0, help="storm: how long (minutes)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
     if sum(bool(x) for x in (args.scenario, args.demo_scenario, args.storm)) > 1:

@@ -1,8 +1,11 @@
 """Deterministic demo data: Shandong province on its real county boundaries.
 
 ``python -m data.generate --scale tiny|small|demo|large --seed N --db PATH`` builds a complete
-store (every registry table of ``data/schema.sql``; live tables empty). The same seed gives
-identical tables; dates are relative to the build day (``today``), fixed when given.
+store: every registry table of ``data/schema.sql``, and the week of live data before the
+build (readings, alarms worked by the duty officers, warnings, incidents, quakes, hotspots:
+:mod:`data.history`; ``--no-history`` leaves the live tables empty). The same seed gives
+identical tables; dates are relative to the build day (``today``) and the history ends at
+the build's moment (``--now``), both fixed when given.
 
 The build writes ``PATH.tmp`` and renames it over ``PATH`` at the end, so an interrupted build
 never leaves a half-written store.
@@ -365,7 +368,8 @@ def build_hazards(world: World, store) -> None:
 
 # ---------------------------------------------------------------------- build
 def build(path: str | Path, *, scale: str = "demo", seed: int = 7, progress: bool = True,
-          today: dt.date | None = None) -> None:
+          today: dt.date | None = None, history: bool = True,
+          now: dt.datetime | None = None) -> dict[str, int]:
     """Build a complete demo store at ``path`` (replacing it atomically).
 
     Parameters
@@ -379,16 +383,32 @@ def build(path: str | Path, *, scale: str = "demo", seed: int = 7, progress: boo
     progress : bool
         Show a tqdm progress bar of the steps.
     today : datetime.date, optional
-        Reference day of the dates (hazards); the UTC date of the build by default.
+        Reference day of the dates (hazards); the UTC date of ``now`` by default.
+    history : bool
+        Write the week before ``now`` into the live tables (:mod:`data.history`).
+    now : datetime.datetime, optional
+        End of the history: the clock by default, or the end of ``today`` when that day
+        is over (:func:`data.history.history_end`), to the minute.
+
+    Returns
+    -------
+    dict
+        Rows written by the history per table (empty without history).
     """
     from data import monitoring, resources
+    from data.history import build_history, history_end
     from sources.store.store import Store
 
     if scale not in SCALES:
         raise ValueError(f"unknown scale {scale!r}: one of {', '.join(SCALES)}")
     if int(seed) < 0:
         raise ValueError(f"seed must be a non-negative integer, not {seed!r}")
-    today = today or dt.datetime.now(dt.UTC).date()
+    if now is None:
+        now = history_end(today)
+    elif now.tzinfo is None:
+        raise ValueError("now must be an aware datetime (with its UTC offset)")
+    now = now.astimezone(dt.UTC).replace(second=0, microsecond=0)
+    today = today or now.date()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
@@ -397,7 +417,7 @@ def build(path: str | Path, *, scale: str = "demo", seed: int = 7, progress: boo
 
     counts = SCALES[scale]
     n_chunks = -(-counts["risk_points"] // POINTS_CHUNK)
-    steps = 9 + n_chunks
+    steps = 9 + n_chunks + int(history)
     bar = None
     if progress:
         from tqdm import tqdm
@@ -430,12 +450,18 @@ def build(path: str | Path, *, scale: str = "demo", seed: int = 7, progress: boo
         resources.build_resources(world, store)
         tick("resources")
         resources.build_experts(world, store)
-        store.insert("build_info", pd.DataFrame({
-            "key": ["scale", "seed", "today", "built_at", "seconds"],
-            "value": [scale, str(seed), today.isoformat(),
-                      dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-                      f"{time.perf_counter() - started:.1f}"]}))
         tick("experts")
+        counts: dict[str, int] = {}
+        info = {"scale": scale, "seed": str(seed), "today": today.isoformat()}
+        if history:
+            counts = build_history(world, store, now=now)
+            info.update(history_from=(now - dt.timedelta(days=7)).isoformat(),
+                        history_to=now.isoformat())
+            tick("history")
+        info.update(built_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+                    seconds=f"{time.perf_counter() - started:.1f}")
+        store.insert("build_info", pd.DataFrame({"key": list(info),
+                                                 "value": list(info.values())}))
         store.close()
     except BaseException:
         store.close()
@@ -448,6 +474,7 @@ def build(path: str | Path, *, scale: str = "demo", seed: int = 7, progress: boo
     os.replace(tmp, path)
     if bar is not None:
         bar.close()
+    return counts
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -458,12 +485,26 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--db", default="var/console.duckdb")
     parser.add_argument("--today", type=dt.date.fromisoformat, default=None,
                         help="reference day of the dates, YYYY-MM-DD (default: today, UTC)")
+    parser.add_argument("--now", type=_aware, default=None,
+                        help="end of the history, RFC 3339 with offset (default: the clock, "
+                             "or the end of --today when that day is over)")
+    parser.add_argument("--no-history", action="store_true",
+                        help="leave the live tables (readings, alarms, warnings, ...) empty")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     t0 = time.perf_counter()
-    build(args.db, scale=args.scale, seed=args.seed, progress=not args.no_progress,
-          today=args.today)
+    counts = build(args.db, scale=args.scale, seed=args.seed, progress=not args.no_progress,
+                   today=args.today, history=not args.no_history, now=args.now)
     print(f"built {args.scale} store at {args.db} in {time.perf_counter() - t0:.1f} s")
+    if counts:
+        print("history: " + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
+
+
+def _aware(text: str) -> dt.datetime:
+    value = dt.datetime.fromisoformat(text)
+    if value.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{text!r} has no UTC offset")
+    return value
 
 
 if __name__ == "__main__":

@@ -9,32 +9,62 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from functools import lru_cache
 
 import numpy as np
 import orjson
 import pandas as pd
 
-CST = timezone(timedelta(hours=8))
-STATION_KINDS = ("rain", "river_level", "reservoir_level")
-WEATHER_KINDS = ("air_temperature", "wind_speed", "humidity")
-SATELLITES = ("FY-3D", "FY-4B", "NOAA-20", "Terra", "Aqua", "Himawari-9")
-LEVEL_ZH = {"blue": "蓝色", "yellow": "黄色", "orange": "橙色", "red": "红色"}
-EVENT_ZH = {"rainstorm": "暴雨", "gale": "大风", "landslide": "地质灾害", "forest_fire": "森林火险",
-            "heat": "高温", "fog": "大雾"}
-INCIDENT_ZH = {"fire": "火灾", "hazchem_leak": "危化品泄漏", "traffic_accident": "道路交通事故",
-               "flood": "城乡内涝", "landslide": "山体滑坡", "explosion": "爆炸"}
+from data.laws import (
+    CELLS_PER_HOUR,
+    CST,
+    DIURNAL,
+    DRIFT_SD,
+    DRIFT_TAU_S,
+    EXCURSIONS_PER_HOUR,
+    HOTSPOT_PASS_S,
+    INCIDENT_ZH,
+    INCIDENTS_PER_HOUR,
+    LEVEL_NOISE_SD,
+    NOISE_SD,
+    OTHER_EVENTS,
+    QUAKES_PER_HOUR,
+    RAIN_NOISE_SD,
+    RESERVOIR_GAIN,
+    RESERVOIR_TAU_S,
+    RIVER_GAIN,
+    RIVER_TAU_S,
+    SATELLITES,
+    WARNING_EXPIRES_S,
+    WARNING_SENDER,
+    WARNINGS_PER_HOUR,
+    WEATHER_KINDS,
+    Cell,
+    diurnal,
+    headline,
+    new_cell,
+    quake_magnitude,
+    rain_warning_level,
+    sensor_span,
+)
 
 
 @dataclass
 class Registry:
-    """What the simulation reads from the store (then the file is closed)."""
+    """What the simulation reads from the store (then the file is closed).
+
+    ``installations``, ``stations`` and ``cities`` are only needed to resolve the targets of
+    exercise scenarios (:mod:`data.scenario`); they may be empty.
+    """
 
     sensors: pd.DataFrame
     counties: pd.DataFrame
     boundaries: pd.DataFrame = field(default_factory=pd.DataFrame)
     landslides: pd.DataFrame = field(default_factory=pd.DataFrame)
+    installations: pd.DataFrame = field(default_factory=pd.DataFrame)
+    stations: pd.DataFrame = field(default_factory=pd.DataFrame)
+    cities: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     @classmethod
     def from_connection(cls, con) -> Registry:
@@ -45,13 +75,21 @@ class Registry:
                 return pd.DataFrame()
         sensors = con.sql(
             "SELECT sensor_id, kind, county_code, lon, lat, period_s, normal, lo_lo, lo, hi, "
-            "hi_hi FROM sensors ORDER BY sensor_id").df()
+            "hi_hi, deadband, unit, installation_id, station_id FROM sensors ORDER BY sensor_id").df()
         return cls(
             sensors=sensors,
-            counties=con.sql("SELECT county_code, name, lon, lat FROM counties "
+            counties=con.sql("SELECT county_code, name, city_code, lon, lat FROM counties "
                              "ORDER BY county_code").df(),
             boundaries=frame("SELECT code, geojson FROM boundaries WHERE level = 'county'"),
-            landslides=frame("SELECT name, county_code, lon, lat FROM landslide_points"),
+            landslides=frame("SELECT point_id, name, kind, county_code, lon, lat "
+                             "FROM landslide_points ORDER BY point_id"),
+            installations=frame(
+                "SELECT i.installation_id, i.enterprise_id, i.name, i.kind, i.hazard_grade, "
+                "i.lon, i.lat, e.name AS enterprise, e.county_code FROM installations i "
+                "JOIN enterprises e USING (enterprise_id) ORDER BY i.installation_id"),
+            stations=frame("SELECT station_id, kind, name, county_code, lon, lat FROM stations "
+                           "ORDER BY station_id"),
+            cities=frame("SELECT city_code, name, lon, lat FROM cities ORDER BY city_code"),
         )
 
 
@@ -64,34 +102,17 @@ def _rfc3339(t: float) -> str:
     return _rfc3339_s(int(t))
 
 
-@dataclass
-class Cell:
-    """A moving rain cell."""
-
-    lon: float
-    lat: float
-    vlon: float  # degrees per second
-    vlat: float
-    radius: float  # degrees
-    peak: float  # mm/h
-    born: float
-    life: float
-    warning_id: str | None = None
-    warned_level: str | None = None
-    updated_at: float = 0.0
-
-    def intensity(self, t: float) -> float:
-        age = (t - self.born) / self.life
-        return self.peak * math.sin(math.pi * age) if 0 <= age <= 1 else 0.0
 
 
 class Province:
     """Sensors, weather and events of the demo province in simulated time."""
 
     def __init__(self, registry: Registry, *, seed: int | None, start: float,
-                 next_seq: Callable[[int], int], excursions_per_hour: float = 4.0,
-                 quakes_per_hour: float = 0.3, warnings_per_hour: float = 0.5,
-                 incidents_per_hour: float = 0.5, speed: float = 1.0):
+                 next_seq: Callable[[int], int],
+                 excursions_per_hour: float = EXCURSIONS_PER_HOUR,
+                 quakes_per_hour: float = QUAKES_PER_HOUR,
+                 warnings_per_hour: float = WARNINGS_PER_HOUR,
+                 incidents_per_hour: float = INCIDENTS_PER_HOUR, speed: float = 1.0):
         self.rng = np.random.default_rng(seed)
         self.t = self.start = start
         self.speed = max(float(speed), 1e-6)
@@ -113,9 +134,7 @@ class Province:
                                num["period_s"], 10.0)
         self.normal = np.nan_to_num(num["normal"])
         self.hi, self.hi_hi, self.lo, self.lo_lo = num["hi"], num["hi_hi"], num["lo"], num["lo_lo"]
-        span = self.hi - self.normal
-        self.span = np.where(np.isfinite(span) & (span > 0), span,
-                             np.maximum(np.abs(self.normal) * 0.2, 1.0))
+        self.span = sensor_span(self.normal, self.hi)
         self.is_rain = self.kind == "rain"
         self.is_river = self.kind == "river_level"
         self.is_reservoir = self.kind == "reservoir_level"
@@ -126,6 +145,8 @@ class Province:
         self.drift = np.zeros(n)
         self.offset = np.zeros(n)
         self.acc = np.zeros(n)  # smoothed local rain (mm/h) for rivers and reservoirs
+        self.acc_drill = np.zeros(n)  # the part of acc that an exercise's rain made
+        self.drill = None  # the exercise being played (data.drill.DrillRun), if any
         self.next_due = start + self.rng.uniform(0, 1, n) * self.period
         self.excursions: list[tuple[int, float, float, float]] = []  # idx, t0, dur, amp
         can = self.is_plant & (np.isfinite(self.hi) | np.isfinite(self.lo))
@@ -186,19 +207,14 @@ class Province:
 
     # ------------------------------------------------------------------ weather
     def _spawn_cell(self, inside: bool = False) -> None:
-        x0, y0, x1, y1 = self.bbox
-        r = self.rng
-        lon = r.uniform(x0, x1) if inside else x0 - 0.3
-        lat = r.uniform(y0, y1)
-        speed = r.uniform(0.1, 0.35) / 3600  # degrees per hour → per second
-        angle = r.uniform(-0.4, 0.6)
-        self.cells.append(Cell(lon, lat, speed * math.cos(angle), speed * math.sin(angle),
-                               r.uniform(0.15, 0.5), r.uniform(8, 60), self.t,
-                               r.uniform(2, 7) * 3600))
+        self.cells.append(new_cell(self.rng, self.bbox, self.t, inside=inside))
 
-    def rain_at(self, lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
+    def rain_at(self, lon: np.ndarray, lat: np.ndarray, *, drill_only: bool = False) -> np.ndarray:
+        """Rain rate (mm/h) at points now; ``drill_only``: only the exercise's cells."""
         out = np.zeros(len(lon))
         for c in self.cells:
+            if drill_only and c.drill is None:
+                continue
             k = c.intensity(self.t)
             if k > 0:
                 d2 = (lon - c.lon) ** 2 + (lat - c.lat) ** 2
@@ -207,7 +223,7 @@ class Province:
 
     def _advance_weather(self, dt: float) -> list[bytes]:
         events = []
-        if self.rng.random() < dt / 3600 * 0.6:
+        if self.rng.random() < dt / 3600 * CELLS_PER_HOUR:
             self._spawn_cell()
         for c in list(self.cells):
             c.lon += c.vlon * dt
@@ -218,11 +234,17 @@ class Province:
                     events.append(self._warning(c.warning_id, "Cancel", "rainstorm",
                                                 c.warned_level or "blue", self._area_of(c)))
                 continue
-            events.extend(self._rain_warning(c))
+            if c.drill is None:  # an exercise issues its own warnings, from its script
+                events.extend(self._rain_warning(c))
         rain = self.rain_at(self.lon, self.lat)
-        for mask, tau in ((self.is_river, 3 * 3600.0), (self.is_reservoir, 6 * 3600.0)):
+        drill_rain = (self.rain_at(self.lon, self.lat, drill_only=True)
+                      if any(c.drill is not None for c in self.cells) else None)
+        for mask, tau in ((self.is_river, RIVER_TAU_S), (self.is_reservoir, RESERVOIR_TAU_S)):
             a = 1 - math.exp(-dt / tau)
             self.acc[mask] += (rain[mask] - self.acc[mask]) * a
+            if drill_rain is not None or self.acc_drill[mask].any():
+                src = drill_rain[mask] if drill_rain is not None else 0.0
+                self.acc_drill[mask] += (src - self.acc_drill[mask]) * a
         return events
 
     def _area_of(self, c: Cell) -> list[str]:
@@ -231,8 +253,7 @@ class Province:
         return [str(x) for x in self.county_codes[near]]
 
     def _rain_warning(self, c: Cell) -> list[bytes]:
-        k = c.intensity(self.t)
-        level = "red" if k > 50 else "orange" if k > 35 else "yellow" if k > 20 else None
+        level = rain_warning_level(c.intensity(self.t))
         if level is None:
             return []
         if c.warning_id is None:
@@ -250,17 +271,32 @@ class Province:
         seq = self.next_seq(1)
         return seq, orjson.dumps({"seq": seq, **body})
 
+    def message(self, body: dict) -> tuple[int, bytes]:
+        """An event message with the next seq: ``(seq, json bytes)``."""
+        return self._message(body)
+
+    def now_text(self) -> str:
+        """The message time of now (RFC 3339, China time)."""
+        return _rfc3339(self.wall(self.t))
+
+    def time_text(self, t: float) -> str:
+        """The message time of simulated time ``t``."""
+        return _rfc3339(self.wall(t))
+
+    def county_names_of(self, area: list[str]) -> list[str]:
+        """Names of the counties of an area (codes), in its order."""
+        pos = {c: i for i, c in enumerate(self.county_codes)}
+        return [str(self.county_names[pos[a]]) for a in area if a in pos]
+
     def _warning(self, wid: str, msg_type: str, event: str, level: str, area: list[str]) -> bytes:
-        names = [str(self.county_names[list(self.county_codes).index(a)]) for a in area[:3]
-                 if a in set(self.county_codes)]
-        verb = {"Alert": "发布", "Update": "更新", "Cancel": "解除"}[msg_type]
-        headline = f"{'、'.join(names) or '全省'}{'等地' if len(area) > 3 else ''}" \
-                   f"{verb}{EVENT_ZH.get(event, event)}{LEVEL_ZH[level]}预警"
         now = self.wall(self.t)
         body = {"type": "warning", "ts": _rfc3339(now), "id": wid, "msg_type": msg_type,
-                "event": event, "level": level, "headline": headline, "area": area,
-                "effective": _rfc3339(now), "expires": _rfc3339(self.wall(self.t + 6 * 3600)),
-                "sender_name": "山东省气象台"}
+                "event": event, "level": level,
+                "headline": headline(event, level, msg_type, self.county_names_of(area[:3]),
+                                     len(area)),
+                "area": area, "effective": _rfc3339(now),
+                "expires": _rfc3339(self.wall(self.t + WARNING_EXPIRES_S)),
+                "sender_name": WARNING_SENDER}
         return self._message(body)
 
     def _events(self, dt: float) -> list[tuple[int, bytes]]:
@@ -271,7 +307,7 @@ class Province:
         for msg in self._advance_weather(dt):
             out.append(msg)
         while t >= self.next_hotspots:  # a satellite pass every 10 minutes
-            self.next_hotspots += 600
+            self.next_hotspots += HOTSPOT_PASS_S
             dry = 1.0 if not any(c.intensity(t) > 1 for c in self.cells) else 0.2
             for _ in range(int(r.poisson(1 + 5 * dry))):
                 lon, lat, _code = self.random_point()
@@ -282,7 +318,7 @@ class Province:
                     "satellite": str(r.choice(SATELLITES))}))
         for _ in range(int(r.poisson(self.quakes_per_hour * dt / 3600))):
             lon, lat, _ = self.random_point()
-            mag = min(6.5, 0.8 + r.exponential(1 / math.log(10)))
+            mag = quake_magnitude(r)
             self.serial += 1
             out.append(self._message({
                 "type": "quake", "ts": _rfc3339(wall), "id": f"EQ-{int(t)}-{self.serial}",
@@ -292,7 +328,7 @@ class Province:
         for _ in range(int(r.poisson(self.warnings_per_hour * dt / 3600))):
             self.serial += 1
             wid = f"W-{int(t)}-{self.serial}"
-            event = str(r.choice(["gale", "forest_fire", "landslide", "heat", "fog"]))
+            event = str(r.choice(OTHER_EVENTS))
             level = str(r.choice(["blue", "yellow", "orange", "red"], p=[.4, .35, .2, .05]))
             k = int(r.integers(1, 6))
             area = [str(x) for x in r.choice(self.county_codes, min(k, len(self.county_codes)),
@@ -353,33 +389,56 @@ class Province:
         r = self.rng
         n = len(idx)
         span = self.span[idx]
-        v = self.normal[idx] + self.drift[idx] + self.offset[idx] + r.normal(0, 0.03, n) * span
+        v = self.normal[idx] + self.drift[idx] + self.offset[idx] + r.normal(0, NOISE_SD, n) * span
         rain = self.is_rain[idx]
         if rain.any():
             v[rain] = self.rain_at(self.lon[idx][rain], self.lat[idx][rain]) * \
-                (1 + r.normal(0, 0.05, int(rain.sum())))
+                (1 + r.normal(0, RAIN_NOISE_SD, int(rain.sum())))
         level = self.is_river[idx] | self.is_reservoir[idx]
         if level.any():
-            gain = np.where(self.is_river[idx][level], 20.0, 30.0)
+            gain = np.where(self.is_river[idx][level], RIVER_GAIN, RESERVOIR_GAIN)
             v[level] = self.normal[idx][level] + span[level] * self.acc[idx][level] / gain \
-                + r.normal(0, 0.01, int(level.sum()))
+                + r.normal(0, LEVEL_NOISE_SD, int(level.sum()))
         weather = self.is_weather[idx]
         if weather.any():
-            hour = ((due_t[weather] / 3600) + 8) % 24
-            v[weather] += 0.2 * span[weather] * np.sin((hour - 9) / 24 * 2 * np.pi)
+            v[weather] += DIURNAL * span[weather] * diurnal(due_t[weather])
         v = np.where(self.nonneg[idx], np.maximum(v, 0), v)
         return np.round(v, 3)
 
+    def _encode(self, idx: np.ndarray, due_t: np.ndarray, values: np.ndarray,
+                tag: bytes = b"") -> list[tuple[int, bytes]]:
+        """Reading messages of sensors ``idx`` (one seq block); ``tag``: extra fields."""
+        if not len(idx):
+            return []
+        first = self.next_seq(len(idx))
+        text = self.use_text_ts[idx]
+        ids = self.id_bytes
+        ts_ms = ((self.start + (due_t - self.start) / self.speed) * 1000).astype(np.int64)
+        out = []
+        for k, (i, v, ms, txt) in enumerate(zip(idx.tolist(), values.tolist(), ts_ms.tolist(),
+                                                text.tolist(), strict=True)):
+            ts = b'"' + _rfc3339(ms / 1000).encode() + b'"' if txt else str(ms).encode()
+            out.append((first + k, b'{"type":"reading","seq":%d,"ts":%s,"sensor_id":%s,'
+                        b'"value":%r%s}' % (first + k, ts, ids[i], v, tag)))
+        return out
+
     def step(self, dt: float) -> tuple[list[tuple[int, bytes]], list[tuple[int, bytes]]]:
-        """Advance ``dt`` simulated seconds; returns (readings, events) as (seq, json bytes)."""
+        """Advance ``dt`` simulated seconds; returns (readings, events) as (seq, json bytes).
+
+        Readings of an exercise (sensors its script drives, gauges under its rain) carry its
+        tag and are returned with the events, one message per frame, so that no frame mixes
+        exercise data with real data.
+        """
         dt = max(0.0, float(dt))
         self.t += dt
-        tau = 600.0
-        a = math.exp(-dt / tau)
-        self.drift = self.drift * a + self.rng.normal(0, 1, self.n) * 0.12 * self.span * \
+        a = math.exp(-dt / DRIFT_TAU_S)
+        self.drift = self.drift * a + self.rng.normal(0, 1, self.n) * DRIFT_SD * self.span * \
             math.sqrt(max(0.0, 1 - a * a))
         self._advance_excursions(dt)
         events = self._events(dt)
+        drill = self.drill
+        if drill is not None:
+            events.extend(drill.advance(self, dt))
         # a sensor whose schedule fell far behind (pause) restarts from now, not in a burst
         late = self.next_due < self.t - 60 * self.period
         self.next_due[late] = self.t - self.rng.uniform(0, 1, int(late.sum())) * self.period[late]
@@ -391,15 +450,14 @@ class Province:
             due_t = self.next_due[due].copy()
             self.next_due[due] += self.period[due]
             values = self._values(due, due_t)
-            first = self.next_seq(len(due))
-            text = self.use_text_ts[due]
-            ids = self.id_bytes
-            ts_ms = ((self.start + (due_t - self.start) / self.speed) * 1000).astype(np.int64)
-            for k, (i, v, ms, txt) in enumerate(zip(due.tolist(), values.tolist(), ts_ms.tolist(),
-                                                    text.tolist(), strict=True)):
-                ts = b'"' + _rfc3339(ms / 1000).encode() + b'"' if txt else str(ms).encode()
-                readings.append((first + k, b'{"type":"reading","seq":%d,"ts":%s,"sensor_id":%s,'
-                                 b'"value":%r}' % (first + k, ts, ids[i], v)))
+            exercise = drill.apply(self, due, due_t, values) if drill is not None else None
+            if exercise is None or not exercise.any():
+                readings.extend(self._encode(due, due_t, values))
+                continue
+            real = ~exercise
+            readings.extend(self._encode(due[real], due_t[real], values[real]))
+            events.extend(self._encode(due[exercise], due_t[exercise], values[exercise],
+                                       drill.tag))
         return readings, events
 
 

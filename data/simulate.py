@@ -4,6 +4,14 @@
 registry (sensors, stations, counties, boundaries, landslide points) from the store, closes
 the file, prints ``READY ws://HOST:PORT/feed`` and serves ``/feed?since=N``.
 
+Exercises (:mod:`data.drill`): ``--scenario NAME`` plays a scenario of ``data/scenarios``
+from the start (``--scenario-speed X`` runs its timeline X times faster still),
+``--demo-scenario NAME`` plays it and plays it again ten simulated minutes after it ends,
+``--storm [--storm-rate 400] [--storm-minutes 1]`` sends an event storm. The same port
+answers a loopback control interface (``GET /scenarios``, ``GET /scenario/status``,
+``POST /scenario/start?name=N``, ``/pause``, ``/resume``, ``/stop``:
+:mod:`data.drill_control`).
+
 What it sends (simulated time runs ``speed`` times faster than the wall clock):
 every sensor every ``period_s`` (drift and noise around ``normal``; a few excursions an hour
 beyond hi / hi-hi or lo that last minutes and clear); rain cells that move across counties,
@@ -29,11 +37,14 @@ from urllib.parse import parse_qs, urlsplit
 
 import orjson
 
+from data.drill_control import CONTROL_PATHS, DrillControl, json_body, storm_scenario
 from data.province_model import Province, Registry
+from data.scenario import SCENARIO_DIR, ScenarioError
 
 log = logging.getLogger("data.simulate")
 
 FRAME_MESSAGES = 300
+LOOPBACK_PREFIXES = ("127.", "::1", "::ffff:127.")
 
 
 def read_registry(db: str | Path) -> Registry:
@@ -145,13 +156,16 @@ class DemoFeed:
 
     def __init__(self, registry: Registry, *, host: str = "127.0.0.1", port: int = 0,
                  speed: float = 1.0, tick_s: float = 0.1, seed: int | None = None,
-                 max_messages: int = 2_000_000, max_age_s: float = 1800.0):
+                 max_messages: int = 2_000_000, max_age_s: float = 1800.0,
+                 scenario_dir: str | Path | None = None):
         self.host, self.port, self.speed, self.tick_s = host, port, speed, tick_s
         self.first_seq = int(time.time() * 1e6)
         self._next_seq = self.first_seq
         self._seq_lock = threading.Lock()
         self.province = Province(registry, seed=seed, start=time.time(), next_seq=self._take,
                                  speed=speed)
+        self.drills = DrillControl(self.province, registry,
+                                   directory=Path(scenario_dir or SCENARIO_DIR))
         self.history = History(max_messages, max_age_s)
         self.sent_frames = 0
         self._paused = threading.Event()
@@ -243,18 +257,34 @@ class DemoFeed:
             self._publish([Frame(pos, pos, data)], counts=[1])
         self._call(put)
 
-    def _call(self, fn) -> None:
+    def _call(self, fn):
+        """Run ``fn`` in the feed's thread (where the province lives); its result or error."""
         if self._loop is None:
             raise RuntimeError("the demo feed is not running")
         done = threading.Event()
+        result: list = [None, None]
 
         def run():
             try:
-                fn()
+                result[0] = fn()
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller
+                result[1] = exc
             finally:
                 done.set()
         self._loop.call_soon_threadsafe(run)
         done.wait(10)
+        if result[1] is not None:
+            raise result[1]
+        return result[0]
+
+    def start_drill(self, name, *, speed: float = 1.0, repeat: bool = False) -> dict:
+        """Start an exercise (a scenario name, path or :class:`~data.scenario.Scenario`);
+        raises :class:`~data.scenario.ScenarioError` when it does not validate."""
+        return self._call(lambda: self.drills.start(name, speed=speed, repeat=repeat))
+
+    def _publish_events(self, messages: list[tuple[int, bytes]]) -> None:
+        if messages:
+            self._publish([Frame(seq, seq, msg) for seq, msg in messages], [1] * len(messages))
 
     # ------------------------------------------------------------------ serving
     def _main(self) -> None:
@@ -276,7 +306,7 @@ class DemoFeed:
         self._stop = asyncio.Event()
         self._changed = asyncio.Event()
         async with serve(self._handler, self.host, self.port, compression=None,
-                         max_size=2**20, process_request=self._check_path,
+                         max_size=2**20, process_request=self._route,
                          ping_interval=20, ping_timeout=20, close_timeout=2,
                          write_limit=2**20) as server:
             self._server = server
@@ -291,11 +321,29 @@ class DemoFeed:
                 if ws.transport is not None:
                     ws.transport.abort()
 
-    @staticmethod
-    def _check_path(connection, request):
-        if urlsplit(request.path).path.rstrip("/") != "/feed":
+    def _route(self, connection, request):
+        """The feed at ``/feed``; the exercise desk's control requests (loopback only)."""
+        path = urlsplit(request.path).path.rstrip("/")
+        if path == "/feed":
+            return None
+        if path not in CONTROL_PATHS:
             return connection.respond(404, "not found: the feed is at /feed\n")
-        return None
+        host = str((connection.remote_address or ("",))[0])
+        if not host.startswith(LOOPBACK_PREFIXES):
+            return connection.respond(403, "the exercise desk answers loopback clients only\n")
+        try:
+            status, body = self.drills.handle(getattr(request, "method", "GET"), request.path,
+                                              self._publish_events)
+        except Exception as exc:  # noqa: BLE001 - a control bug must not stop the feed
+            log.exception("control request %s failed", request.path)
+            status, body = 500, {"error": f"{type(exc).__name__}: {exc}"}
+        response = connection.respond(status, "")
+        response.body = json_body(body)
+        del response.headers["Content-Type"]
+        del response.headers["Content-Length"]
+        response.headers["Content-Type"] = "application/json; charset=utf-8"
+        response.headers["Content-Length"] = str(len(response.body))
+        return response
 
     async def _handler(self, ws) -> None:
         query = parse_qs(urlsplit(ws.request.path).query)
@@ -365,10 +413,37 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--host", default="127.0.0.1", help="address to listen on")
     p.add_argument("--speed", type=float, default=1.0, help="simulated seconds per second")
     p.add_argument("--seed", type=int, default=None, help="random seed (default: random)")
+    p.add_argument("--scenario", help="play this exercise scenario (name or path) at once")
+    p.add_argument("--demo-scenario", metavar="NAME",
+                   help="play a scenario at once, and again 10 simulated minutes after it ends")
+    p.add_argument("--scenario-speed", type=float, default=1.0,
+                   help="scenario seconds per simulated second (on top of --speed)")
+    p.add_argument("--scenario-dir", default=str(SCENARIO_DIR),
+                   help="where the scenario files are (default: data/scenarios)")
+    p.add_argument("--storm", action="store_true", help="send an event storm at once")
+    p.add_argument("--storm-rate", type=float, default=400.0,
+                   help="storm: events a minute of scenario time (at the default speeds, of "
+                        "wall-clock time)")
+    p.add_argument("--storm-minutes", type=float, default=1.0, help="storm: how long (minutes)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+    if sum(bool(x) for x in (args.scenario, args.demo_scenario, args.storm)) > 1:
+        p.error("--scenario, --demo-scenario and --storm start one exercise: choose one")
+    if args.storm and not (args.storm_rate > 0 and args.storm_minutes > 0):
+        p.error("--storm-rate and --storm-minutes must be positive")
     feed = DemoFeed(read_registry(args.db), host=args.host, port=args.port, speed=args.speed,
-                    seed=args.seed).start()
+                    seed=args.seed, scenario_dir=args.scenario_dir).start()
+    try:
+        if args.storm:
+            feed.start_drill(storm_scenario(args.storm_rate, args.storm_minutes),
+                             speed=args.scenario_speed)
+        elif args.scenario or args.demo_scenario:
+            feed.start_drill(args.scenario or args.demo_scenario, speed=args.scenario_speed,
+                             repeat=bool(args.demo_scenario))
+    except ScenarioError as exc:
+        sys.stderr.write(f"{exc}\n")
+        feed.stop()
+        sys.exit(2)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

@@ -84,10 +84,22 @@ def free_port() -> int:
 # ---------------------------------------------------------------------- data
 @pytest.fixture(scope="session")
 def tiny_db_template(tmp_path_factory) -> Path:
-    """A tiny demo store, generated once per test session (do not write to it)."""
+    """A tiny demo store without history (quiet live tables), generated once per test
+    session (do not write to it)."""
     from data.generate import build
 
     path = tmp_path_factory.mktemp("tiny") / "tiny.duckdb"
+    build(path, scale="tiny", seed=TINY_SEED, progress=False, history=False)
+    return path
+
+
+@pytest.fixture(scope="session")
+def lived_db_template(tmp_path_factory) -> Path:
+    """A tiny demo store with its week of history (alarms, warnings, incidents...), as a
+    first start of the demo has it; generated once per session (do not write to it)."""
+    from data.generate import build
+
+    path = tmp_path_factory.mktemp("lived") / "lived.duckdb"
     build(path, scale="tiny", seed=TINY_SEED, progress=False)
     return path
 

@@ -459,3 +459,27 @@ CREATE TABLE IF NOT EXISTS saved_consoles (
     saved_by      VARCHAR,
     saved_at      TIMESTAMPTZ NOT NULL
 );
+
+-- ---------------------------------------------------------------- drills (应急演练)
+-- Every row born of an exercise carries the drill it belongs to (NULL: real). A store built
+-- before drills existed gets the columns here (idempotent).
+ALTER TABLE readings ADD COLUMN IF NOT EXISTS drill_id VARCHAR;
+ALTER TABLE hotspots ADD COLUMN IF NOT EXISTS drill_id VARCHAR;
+ALTER TABLE quakes ADD COLUMN IF NOT EXISTS drill_id VARCHAR;
+ALTER TABLE warnings ADD COLUMN IF NOT EXISTS drill_id VARCHAR;
+ALTER TABLE incidents ADD COLUMN IF NOT EXISTS drill_id VARCHAR;
+ALTER TABLE alarms ADD COLUMN IF NOT EXISTS drill_id VARCHAR;
+
+-- One row per drill the console saw: when its first and last messages came, who started it,
+-- when its rows were purged (the rows of a purged drill are gone; this row stays).
+CREATE TABLE IF NOT EXISTS drills (
+    drill_id      VARCHAR PRIMARY KEY,
+    scenario      VARCHAR,
+    title         VARCHAR,
+    started_at    TIMESTAMPTZ NOT NULL,
+    started_by    VARCHAR NOT NULL,      -- the officer who started it, or 'feed:<url>'
+    last_seen_at  TIMESTAMPTZ,
+    purged_at     TIMESTAMPTZ,
+    purged_by     VARCHAR,
+    purged_rows   BIGINT
+);

@@ -27,6 +27,7 @@ from sources.alarms.desk import AlarmSource
 from sources.alarms.engine import AlarmEngine
 from sources.alarms.timer import AlarmTimer
 from sources.base import Source
+from sources.drills.desk import DrillSource
 from sources.geo import CountyGeometry
 from sources.hub import Hub
 from sources.ingest.demo import DemoFeed
@@ -118,6 +119,8 @@ class Console(param.Parameterized):
         self.experts = ExpertSource(store=store, hub=hub)
         self.materials = MaterialSource(store=store, hub=hub, geography=self.geography)
         self.analysis = Source(store=store, hub=hub)
+        self.drills = DrillSource(store=store, hub=hub,
+                                  control=None if self.demo is None else self.demo.control)
         self.situation = SituationSource(store=store, hub=hub, point_layer=self.risk_layer,
                                          geography=self.geography)
         self.ingests = [FeedIngest(url=url, store=store, hub=hub) for url in self.feeds]

@@ -33,6 +33,9 @@ KPI_CSS = """
 .kpi .delta { font-size: 1.6vh; color: #9fb3c8; white-space: nowrap; overflow: hidden; }
 .kpi .delta .up { color: #ff7b7b; } .kpi .delta .down { color: #5ee398; }
 .kpi.bad { border-color: #d90429; }
+.kpi.drill { flex-grow: 1.2; border: .3vh dashed #ffb020; background: #2a1f05; }
+.kpi.drill .label, .kpi.drill .delta { color: #ffd27a; }
+.kpi.drill .num { color: #ffd27a; }
 """
 
 
@@ -133,4 +136,11 @@ class KpiStrip(View):
                        prefix=self.t("board.kpi.rejected",
                                      n=_fmt(self._val("rejected")))),
         ]
+        drill = {k: self._val(f"drill.{k}") or 0 for k in ("alarms", "warnings", "incidents")}
+        if any(drill.values()):  # an exercise's items: counted apart, never in the figures
+            cards.append(
+                f'<div class="kpi drill" data-kpi="drill"><div class="label">'
+                f'{html.escape(self.t("drill.kpi"))}</div><div class="nums">'
+                f'{self._num(sum(drill.values()))}</div><div class="delta">'
+                f'{html.escape(self.t("drill.kpi.detail", **drill))}</div></div>')
         return f'<div class="kpis">{"".join(cards)}</div>'

@@ -64,6 +64,7 @@ ALARM_SCHEMA = pa.schema([
     ("level", pa.string()), ("raised_at", pa.timestamp("us", tz="UTC")),
     ("trigger_value", pa.float64()), ("peak_value", pa.float64()),
     ("peak_at", pa.timestamp("us", tz="UTC")), ("state", pa.string()),
+    ("drill_id", pa.string()),
 ])
 UPDATE_SCHEMA = pa.schema([
     ("alarm_id", pa.int64()), ("kind", pa.string()), ("level", pa.string()),
@@ -204,9 +205,13 @@ class AlarmEngine(param.Parameterized):
         pos = self._index.get_indexer(table.column("sensor_id").to_numpy(zero_copy_only=False))
         value = table.column("value").to_numpy(zero_copy_only=False).astype(np.float64)
         ts = epoch_seconds(table.column("ts"))
+        drill = None  # the drill of each exercise reading (an alarm it raises is a drill's)
+        if "drill_id" in table.column_names and table.column("drill_id").null_count < len(table):
+            drill = table.column("drill_id").to_numpy(zero_copy_only=False)
         known = pos >= 0
         if not known.all():
             pos, value, ts = pos[known], value[known], ts[known]
+            drill = None if drill is None else drill[known]
         changes = _Changes()
         with self._lock:
             self.evaluated += len(pos)
@@ -229,23 +234,25 @@ class AlarmEngine(param.Parameterized):
             busy = np.flatnonzero(hot[pos])
             if len(busy):
                 order = busy[np.lexsort((ts[busy], pos[busy]))]
-                self._step(pos[order], value[order], ts[order], zone[order], changes)
+                self._step(pos[order], value[order], ts[order], zone[order], changes,
+                           None if drill is None else drill[order])
         return self._commit(changes)
 
-    def _step(self, pos, value, ts, zone, changes: _Changes) -> None:
+    def _step(self, pos, value, ts, zone, changes: _Changes, drills=None) -> None:
         """The per-sensor state machine over the few readings that matter (sorted)."""
         hold = self.hold_s
-        for p, v, t, z in zip(pos.tolist(), value.tolist(), ts.tolist(), zone.tolist(),
-                              strict=True):
+        drills = [None] * len(pos) if drills is None else drills.tolist()
+        for p, v, t, z, d in zip(pos.tolist(), value.tolist(), ts.tolist(), zone.tolist(),
+                                 drills, strict=True):
             a = self._open.get(p)
             if a is None:
                 if z != 0:
-                    self._raise(p, z, v, t, changes)
+                    self._raise(p, z, v, t, changes, d)
                 continue
             up = a.code > 0
             if z != 0 and (z > 0) != up:  # breach on the other side: a new incident
                 self._clear(p, a, t, changes)
-                self._raise(p, z, v, t, changes)
+                self._raise(p, z, v, t, changes, d)
                 continue
             if z != 0:
                 a.clear_since = math.nan
@@ -268,12 +275,13 @@ class AlarmEngine(param.Parameterized):
             if t - a.clear_since >= hold:
                 self._clear(p, a, a.clear_since, changes)
 
-    def _raise(self, p: int, code: int, v: float, t: float, changes: _Changes) -> None:
+    def _raise(self, p: int, code: int, v: float, t: float, changes: _Changes,
+               drill: str | None = None) -> None:
         a = _Open(self._new_id(), code, t, v, t)
         self._open[p] = a
         self.open_code[p] = code
         kind = KIND_OF_CODE[code]
-        changes.raise_(self._row(p, a.alarm_id, kind, t, v, v, t))
+        changes.raise_(self._row(p, a.alarm_id, kind, t, v, v, t, drill))
         changes.action(a.alarm_id, "raise", t, f"{kind} {v:g}")
 
     def _clear(self, p: int, a: _Open, at: float, changes: _Changes) -> None:
@@ -325,8 +333,10 @@ class AlarmEngine(param.Parameterized):
         self._next_id += 1
         return i
 
-    def _row(self, p, alarm_id, kind, raised, trigger, peak, peak_at) -> dict[str, Any]:
+    def _row(self, p, alarm_id, kind, raised, trigger, peak, peak_at,
+             drill: str | None = None) -> dict[str, Any]:
         return {
+            "drill_id": drill,
             "alarm_id": alarm_id, "sensor_id": self.sensor_ids[p],
             "installation_id": self._installation[p], "enterprise_id": self._enterprise[p],
             "county_code": self._county[p], "kind": kind, "level": LEVEL_OF_KIND[kind],

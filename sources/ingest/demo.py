@@ -5,12 +5,16 @@ after that ingest has written its last batch, never left running (SIGTERM, then 
 """
 from __future__ import annotations
 
+import json
 import logging
 import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
+from urllib.parse import urlencode, urlsplit
 
 log = logging.getLogger(__name__)
 
@@ -19,6 +23,17 @@ ROOT = Path(__file__).resolve().parents[2]
 
 class DemoFeedError(RuntimeError):
     """The demo feed did not start (its exit code or a timeout is in the message)."""
+
+
+class ControlError(RuntimeError):
+    """The demo feed's exercise desk refused or could not be reached.
+
+    ``status`` is the HTTP status (0: not reached) and ``message`` what the desk said.
+    """
+
+    def __init__(self, status: int, message: str):
+        super().__init__(f"{status}: {message}")
+        self.status, self.message = status, message
 
 
 class DemoFeed:
@@ -94,3 +109,33 @@ class DemoFeed:
     def status(self) -> dict:
         return {"running": self.running, "url": self.url,
                 "pid": None if self.proc is None else self.proc.pid}
+
+    # ------------------------------------------------------------------ exercise desk
+    def control(self, path: str, *, method: str = "GET", timeout: float = 3.0,
+                **params) -> dict:
+        """Call the simulator's exercise desk (loopback HTTP on the feed's port).
+
+        ``path`` is ``scenarios`` or ``scenario/status|start|pause|resume|stop``. Raises
+        :class:`ControlError` with the desk's own message when it refuses (400: a bad
+        scenario, 409: not now) or cannot be reached.
+        """
+        if not self.url or not self.running:
+            raise ControlError(0, "the demo feed is not running")
+        parts = urlsplit(self.url)
+        url = f"http://{parts.hostname}:{parts.port}/{path.lstrip('/')}"
+        if params:
+            url += "?" + urlencode(params)
+        request = urllib.request.Request(url, method=method, data=b"" if method == "POST"
+                                         else None)
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as answer:
+                return json.loads(answer.read() or b"{}")
+        except urllib.error.HTTPError as exc:
+            try:
+                body = json.loads(exc.read() or b"{}")
+                message = body.get("error") or body.get("message") or str(body)
+            except ValueError:
+                message = exc.reason
+            raise ControlError(exc.code, str(message)) from None
+        except (OSError, ValueError) as exc:
+            raise ControlError(0, f"{type(exc).__name__}: {exc}") from None

@@ -99,6 +99,9 @@ class Parsed:
         Refused messages (or the whole frame when it is not JSON); ``raw`` is cut at 64 KiB.
     newest_ts_us : int or None
         Event time of the newest valid message.
+    drills : dict of int to str
+        The drill of each exercise reading, by its index in the reading columns (sparse:
+        real readings have none). Events carry theirs as ``record["drill_id"]``.
     """
 
     seq: list[int] = field(default_factory=list)
@@ -108,6 +111,7 @@ class Parsed:
     events: list[tuple[str, dict]] = field(default_factory=list)
     rejects: list[tuple[str, str]] = field(default_factory=list)
     newest_ts_us: int | None = None
+    drills: dict[int, str] = field(default_factory=dict)
 
     @property
     def accepted(self) -> int:
@@ -277,6 +281,21 @@ def _area(m: dict) -> tuple[list[str] | None, str | None]:
     raise Reject("wrong_type", "area")
 
 
+MAX_DRILL_LEN = 64
+
+
+def drill_of(m: dict) -> str | None:
+    """The drill a message belongs to: its ``drill_id`` when it says ``"exercise": true``
+    (``"exercise"`` when it names none), else None. An exercise is never taken for real:
+    ``exercise`` alone is enough to mark it; a ``drill_id`` alone marks nothing."""
+    if m.get("exercise") is not True:
+        return None
+    drill = m.get("drill_id")
+    if type(drill) is str and 0 < len(drill) <= MAX_DRILL_LEN and drill.isprintable():
+        return drill
+    return "exercise"
+
+
 def parse_event(kind: str, m: dict) -> dict:
     """Validate a non-reading message and return its record (table column names).
 
@@ -318,6 +337,7 @@ def parse_event(kind: str, m: dict) -> dict:
     else:  # pragma: no cover - callers check the type first
         raise Reject("unknown_type", str(kind)[:64])
     rec["extra"] = _extra(m, KNOWN[kind])
+    rec["drill_id"] = drill_of(m)
     return rec
 
 
@@ -412,6 +432,8 @@ def parse_frame(frame: str | bytes, sensors: Collection[str], into: Parsed | Non
                     except Reject as r:
                         out.rejects.append((r.reason, _raw_of(m)))
                         continue
+                if "exercise" in m and (drill := drill_of(m)) is not None:
+                    out.drills[len(seqs)] = drill
                 seqs.append(seq)
                 tss.append(ts_us)
                 sids.append(sid)
@@ -449,7 +471,12 @@ def parse_frame(frame: str | bytes, sensors: Collection[str], into: Parsed | Non
 
 
 def _all_readings(frame: str | bytes, sensors: Collection[str], out: Parsed) -> bool:
-    """Fast path: append the frame to ``out`` if it holds only valid readings, else False."""
+    """Fast path: append the frame to ``out`` if it holds only valid readings, else False.
+
+    A frame that mentions ``exercise`` goes the slow way, which records each reading's drill
+    (a drill's frames are few; real ones never pay for it)."""
+    if (b'"exercise"' in frame) if isinstance(frame, bytes) else ('"exercise"' in frame):
+        return False
     try:
         try:
             msgs = _READINGS_MS.decode(frame)  # the usual case: epoch-millisecond times

@@ -14,6 +14,7 @@ single writer of the counters that :meth:`FeedWriter.status` reads.
 """
 from __future__ import annotations
 
+import json
 import logging
 import queue
 import threading
@@ -38,12 +39,15 @@ TOPIC_TABLE = {"reading": "readings", "hotspot": "hotspots", "quake": "quakes",
                "warning": "warnings", "incident": "incidents", "quarantine": "quarantine"}
 EVENT_COLUMNS: dict[str, list[tuple[str, pa.DataType]]] = {
     "hotspot": [("hotspot_id", pa.string()), ("lon", pa.float64()), ("lat", pa.float64()),
-                ("confidence", pa.float64()), ("satellite", pa.string()), ("extra", pa.string())],
+                ("confidence", pa.float64()), ("satellite", pa.string()), ("extra", pa.string()),
+                ("drill_id", pa.string())],
     "quake": [("quake_id", pa.string()), ("lon", pa.float64()), ("lat", pa.float64()),
-              ("depth_km", pa.float64()), ("magnitude", pa.float64()), ("extra", pa.string())],
+              ("depth_km", pa.float64()), ("magnitude", pa.float64()), ("extra", pa.string()),
+              ("drill_id", pa.string())],
     "incident": [("incident_id", pa.string()), ("kind", pa.string()), ("lon", pa.float64()),
                  ("lat", pa.float64()), ("title", pa.string()), ("level", pa.string()),
-                 ("status", pa.string()), ("county_code", pa.string()), ("extra", pa.string())],
+                 ("status", pa.string()), ("county_code", pa.string()), ("extra", pa.string()),
+                 ("drill_id", pa.string())],
 }
 
 
@@ -197,12 +201,15 @@ class FeedWriter:
                 del by_kind["warning"]
         if batch.rejects:
             tables["quarantine"] = self._quarantine(batch)
+        drills = self._drills(batch, r_keep, by_kind)
         now = datetime.now(UTC)
         with self.store.transaction() as cur:
             if "warning" in by_kind:
                 tables["warning"] = self._warnings(cur, by_kind["warning"], now)
             for topic, table in tables.items():
                 _insert(cur, TOPIC_TABLE[topic], table)
+            if drills is not None:
+                _upsert_drills(cur, drills)
         kept = seqs[keep]
         self.intervals.add(kept)
         self.stored += len(kept)
@@ -211,12 +218,41 @@ class FeedWriter:
         self._rate.append((time.monotonic(), n_read))
         for topic, table in tables.items():
             self._after_commit(topic, table)
+        if drills is not None:
+            self._after_commit("drill", drills)
         if time.monotonic() - self._last_checkpoint > 10:
             self._last_checkpoint = time.monotonic()
             try:  # keeps the WAL short: a restart after kill -9 replays little
                 self.store.checkpoint()
             except Exception:  # noqa: BLE001 - a busy checkpoint is retried later
                 pass
+
+    def _drills(self, batch: Batch, r_keep, by_kind: dict[str, list[dict]]) -> pa.Table | None:
+        """The drills this batch's exercise messages belong to, first and last time each
+        (None: no exercise message, the usual case)."""
+        seen: dict[str, list] = {}  # drill -> [first us, last us, scenario]
+
+        def note(drill, ts_us, scenario=None):
+            d = seen.setdefault(drill, [ts_us, ts_us, scenario])
+            d[0], d[1] = min(d[0], ts_us), max(d[1], ts_us)
+            d[2] = d[2] or scenario
+
+        for i, drill in batch.drills.items():
+            if r_keep[i]:
+                note(drill, batch.ts_us[i])
+        for recs in by_kind.values():
+            for rec in recs:
+                if rec.get("drill_id"):
+                    note(rec["drill_id"], rec["ts_us"], _scenario(rec.get("extra")))
+        if not seen:
+            return None
+        return pa.table({
+            "drill_id": pa.array(list(seen), pa.string()),
+            "scenario": pa.array([v[2] for v in seen.values()], pa.string()),
+            "started_at": pa.array([v[0] for v in seen.values()], pa.int64()).cast(TS),
+            "started_by": pa.array([f"feed:{self.url}"] * len(seen), pa.string()),
+            "last_seen_at": pa.array([v[1] for v in seen.values()], pa.int64()).cast(TS),
+        })
 
     def _after_commit(self, topic: str, table: pa.Table) -> None:
         if self.hub is not None:
@@ -259,8 +295,13 @@ class FeedWriter:
         ts = np.fromiter(batch.ts_us, dtype=np.int64, count=len(batch.ts_us))
         value = np.fromiter(batch.value, dtype=np.float64, count=len(batch.value))
         sensor = pa.array(batch.sensor_id, pa.string())
+        if batch.drills:  # exercise readings: their drill, real ones none (sparse)
+            drill = pa.array([batch.drills.get(i) for i in range(len(r_seq))], pa.string())
+        else:
+            drill = pa.nulls(len(r_seq), pa.string())
         if n != len(r_seq):
-            sensor = sensor.filter(pa.array(keep))
+            mask = pa.array(keep)
+            sensor, drill = sensor.filter(mask), drill.filter(mask)
             r_seq, ts, value = r_seq[keep], ts[keep], value[keep]
         return pa.table({
             "feed": self._feed_column(n),
@@ -268,6 +309,7 @@ class FeedWriter:
             "ts": pa.array(ts).cast(TS),
             "sensor_id": sensor,
             "value": pa.array(value),
+            "drill_id": drill,
         })
 
     def _events(self, kind: str, recs: list[dict]) -> pa.Table:
@@ -305,6 +347,7 @@ class FeedWriter:
                 "expires": r["expires_us"], "source": "feed", "sender": self.url,
                 "created_at": int(now.timestamp() * 1e6), "feed": self.url,
                 "seq": r["seq"], "extra": r["extra"], "ts": r["ts_us"],
+                "drill_id": r.get("drill_id"),
             })
         schema = pa.schema([
             ("warning_id", pa.string()), ("version", pa.int32()), ("msg_type", pa.string()),
@@ -313,7 +356,7 @@ class FeedWriter:
             ("area_geojson", pa.string()), ("effective", pa.int64()), ("expires", pa.int64()),
             ("source", pa.string()), ("sender", pa.string()), ("created_at", pa.int64()),
             ("feed", pa.string()), ("seq", pa.int64()), ("extra", pa.string()),
-            ("ts", pa.int64()),
+            ("ts", pa.int64()), ("drill_id", pa.string()),
         ])
         table = pa.Table.from_pylist(out, schema=schema)
         for name in ("effective", "expires", "created_at"):
@@ -330,6 +373,32 @@ class FeedWriter:
             "reason": pa.array([r[0] for r in rejects], pa.string()),
             "raw": pa.array([r[1] for r in rejects], pa.string()),
         })
+
+
+def _scenario(extra: str | None) -> str | None:
+    """The ``scenario`` named in a message's extra fields, if any."""
+    if not extra or '"scenario"' not in extra:
+        return None
+    try:
+        value = json.loads(extra).get("scenario")
+    except (ValueError, AttributeError):
+        return None
+    return value[:128] if isinstance(value, str) else None
+
+
+def _upsert_drills(cur, drills: pa.Table) -> None:
+    """Record the drills seen (first message, last message, scenario), in the batch's
+    transaction: a drill started from the console keeps its officer as ``started_by``."""
+    cur.register("__drills", drills)
+    try:
+        cur.execute(
+            "INSERT INTO drills (drill_id, scenario, started_at, started_by, last_seen_at) "
+            "SELECT drill_id, scenario, started_at, started_by, last_seen_at FROM __drills "
+            "ON CONFLICT (drill_id) DO UPDATE SET "
+            "last_seen_at = greatest(coalesce(drills.last_seen_at, excluded.last_seen_at), "
+            "excluded.last_seen_at), scenario = coalesce(drills.scenario, excluded.scenario)")
+    finally:
+        cur.unregister("__drills")
 
 
 def _insert(cur, table: str, rows: pa.Table) -> None:

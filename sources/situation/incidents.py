@@ -9,6 +9,8 @@ import pandas as pd
 from sources.base import query
 from sources.geo import haversine_km, haversine_sql
 
+DRILL_MARK = "【演练】"  # the title mark of an exercise's event (see sources.warnings)
+
 # incident kind (free text from the feed) -> material categories and expert types worth showing
 _KIND_NEEDS = (
     (("fire", "burn", "火"), ("fire", "rescue"), ("safety", "rescue")),
@@ -45,7 +47,7 @@ class IncidentQueries:
               FROM incidents x
               WHERE $u::BIGINT IS NULL OR epoch_ms(x.ts) <= $u::BIGINT
               GROUP BY x.incident_id)
-            SELECT incident_id, kind, lon, lat, title, level, status, county_code,
+            SELECT incident_id, kind, lon, lat, title, level, status, county_code, drill_id,
                    epoch_ms(ts) AS ts_ms, started_ms
             FROM cur
             WHERE status = 'open'
@@ -65,21 +67,22 @@ class IncidentQueries:
             f"""
             (SELECT epoch_ms(raised_at) AS ts_ms, 'alarm' AS kind, level,
                     sensor_id AS title, kind AS detail, 'a' || alarm_id AS key,
-                    installation_id AS inst
+                    installation_id AS inst, drill_id IS NOT NULL AS drill
              FROM alarms ORDER BY raised_at DESC LIMIT {n})
             UNION ALL
             (SELECT epoch_ms(created_at), 'warning', level, headline, msg_type,
-                    'w' || warning_id || ':' || version, NULL
+                    'w' || warning_id || ':' || version, NULL, drill_id IS NOT NULL
              FROM warnings ORDER BY created_at DESC LIMIT {n})
             UNION ALL
             (SELECT epoch_ms(ts), 'incident', level, title, status,
-                    'i' || incident_id || ':' || seq, NULL
+                    'i' || incident_id || ':' || seq, NULL, drill_id IS NOT NULL
              FROM incidents ORDER BY ts DESC LIMIT {n})
             UNION ALL
             (SELECT epoch_ms(ts), 'quake',
                     CASE WHEN magnitude >= 6 THEN 'red' WHEN magnitude >= 5 THEN 'orange'
                          WHEN magnitude >= 4 THEN 'yellow' ELSE 'blue' END,
-                    quake_id, printf('%.1f', magnitude), 'q' || quake_id, NULL
+                    quake_id, printf('%.1f', magnitude), 'q' || quake_id, NULL,
+                    drill_id IS NOT NULL
              FROM quakes ORDER BY ts DESC LIMIT {n})
             ORDER BY ts_ms DESC, key LIMIT {n}
             """)
@@ -91,6 +94,9 @@ class IncidentQueries:
             quake = df.kind == "quake"
             if quake.any():
                 df.loc[quake, "title"] = self._quake_places(df.loc[quake, "title"].tolist())
+            # an exercise's event says so wherever it shows (feeds mark their own titles)
+            unmarked = df.drill & ~df.title.astype(str).str.startswith(DRILL_MARK)
+            df.loc[unmarked, "title"] = DRILL_MARK + df.loc[unmarked, "title"].astype(str)
         return df
 
     def _quake_places(self, quake_ids: list[str]) -> list[str]:

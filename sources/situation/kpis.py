@@ -35,20 +35,25 @@ class KpiQueries:
                 **self._window_kpis("hotspots", now), **self._window_kpis("quakes", now),
                 **self._feed_kpis(now, statuses), **self._rejected_kpis(now)}
 
+    # Statistics leave drills out (an exercise is not a real warning, alarm or incident);
+    # ``drill.<kind>`` counts what a running drill shows, so the wall can say so beside them.
     def _warning_kpis(self, now: int, active: pd.DataFrame) -> dict:
         """Warnings in force by level, now (``active``: :meth:`active_warnings`) and 24 h ago."""
-        w_now = active.level.value_counts().to_dict() if len(active) else {}
+        drill = active.drill_id.notna() if len(active) else active.level.isna()
+        real = active[~drill]
+        w_now = real.level.value_counts().to_dict() if len(real) else {}
         w_before = self._warning_levels_at(self._step(now - DAY_MS))
         out = {f"warnings.{lvl}": {"value": w_now.get(lvl, 0), "before": w_before.get(lvl, 0)}
                for lvl in LEVELS}
         out["warnings"] = {"value": sum(w_now.values()), "before": sum(w_before.values())}
+        out["drill.warnings"] = {"value": int(drill.sum()), "before": None}
         return out
 
     def _alarm_kpis(self, now: int) -> dict:
         """Open alarms by level, unacknowledged and escalated ones, now and 24 h ago."""
         a = self._df(
             """
-            SELECT level,
+            SELECT level, drill_id IS NOT NULL AS drill,
               count(*) FILTER (WHERE state <> 'closed') AS open_now,
               count(*) FILTER (WHERE state = 'raised') AS unacked_now,
               count(*) FILTER (WHERE state = 'raised' AND escalated_at IS NOT NULL)
@@ -64,9 +69,11 @@ class KpiQueries:
                  AND (acked_at IS NULL OR epoch_ms(acked_at) > $b)) AS unacked_before
             FROM alarms
             WHERE state <> 'closed' OR closed_at IS NULL OR epoch_ms(closed_at) > $b
-            GROUP BY level
-            """, {"b": now - DAY_MS}).set_index("level")
-        out = {}
+            GROUP BY level, drill
+            """, {"b": now - DAY_MS})
+        drills = int(a.open_now[a.drill].sum())
+        a = a[~a.drill].set_index("level")
+        out = {"drill.alarms": {"value": drills, "before": None}}
         for lvl in ALARM_LEVELS:
             row = a.loc[lvl] if lvl in a.index else None
             out[f"alarms.{lvl}"] = {"value": int(row.open_now) if row is not None else 0,
@@ -82,7 +89,9 @@ class KpiQueries:
     def _incident_kpis(self, now: int, active: pd.DataFrame) -> dict:
         """Active incidents now (``active``: :meth:`active_incidents`) and 24 h ago."""
         before = self._incidents_at(self._step(now - DAY_MS))
-        return {"incidents": {"value": len(active), "before": before}}
+        drill = int(active.drill_id.notna().sum()) if len(active) else 0
+        return {"incidents": {"value": len(active) - drill, "before": before},
+                "drill.incidents": {"value": drill, "before": None}}
 
     def _window_kpis(self, table: str, now: int) -> dict:
         """Rows of ``hotspots`` or ``quakes`` in the last 24 h and in the 24 h before."""
@@ -90,7 +99,8 @@ class KpiQueries:
             f"SELECT count(*) FILTER (WHERE epoch_ms(ts) > $n - {DAY_MS}) AS now_n, "
             f"count(*) FILTER (WHERE epoch_ms(ts) > $n - {2 * DAY_MS} "
             f"AND epoch_ms(ts) <= $n - {DAY_MS}) AS before_n "
-            f"FROM {table} WHERE epoch_ms(ts) > $n - {2 * DAY_MS}", {"n": now}).to_pylist()[0]
+            f"FROM {table} WHERE epoch_ms(ts) > $n - {2 * DAY_MS} AND drill_id IS NULL",
+            {"n": now}).to_pylist()[0]
         return {table: {"value": int(counts["now_n"]), "before": int(counts["before_n"])}}
 
     def _feed_kpis(self, now: int, statuses: list[dict] | None) -> dict:
@@ -130,7 +140,8 @@ class KpiQueries:
 
     @query(maxsize=4, table=False)
     def _incidents_at(self, step: int) -> int:
-        return len(self.active_incidents(step, step))
+        past = self.active_incidents(step, step)
+        return int(past.drill_id.isna().sum()) if len(past) else 0
 
     def _rate_before(self, before_ms: int, window_ms: int) -> float:
         """Readings per second in the window ending at ``before_ms`` (24 h ago)."""
@@ -160,6 +171,7 @@ class KpiQueries:
               GROUP BY w.warning_id)
             SELECT {columns} FROM cur
             WHERE msg_type <> 'Cancel' AND epoch_ms(expires) > $t
+              AND ($u::BIGINT IS NULL OR drill_id IS NULL)  -- the past: real ones only
             """, {"t": at_ms, "u": created_upto})
 
 

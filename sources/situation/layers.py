@@ -27,7 +27,7 @@ class LayerQueries:
             now, None,
             columns="warning_id, version, event, level, headline, area_codes, area_geojson, "
                     "epoch_ms(effective) AS effective_ms, epoch_ms(expires) AS expires_ms, "
-                    "epoch_ms(created_at) AS created_ms")
+                    "epoch_ms(created_at) AS created_ms, drill_id")
 
     def warning_shapes(self, now_ms: int | None = None,
                        active: pd.DataFrame | None = None) -> dict[str, list]:
@@ -78,7 +78,7 @@ class LayerQueries:
         """Open alarms at their installations (sensor position when no installation)."""
         a = self._df(
             """
-            SELECT alarm_id, level, state, kind, sensor_id, installation_id,
+            SELECT alarm_id, level, state, kind, sensor_id, installation_id, drill_id,
                    state = 'raised' AS unacked, escalated_at IS NOT NULL AS escalated,
                    epoch_ms(raised_at) AS raised_ms
             FROM alarms

@@ -119,10 +119,12 @@ def _flag(value: Any) -> bool:
 
 
 def is_exercise(warning: Mapping[str, Any]) -> bool:
-    """True for a drill: the row's ``exercise`` flag, or ``exercise``/``status`` in extra."""
+    """True for a drill: the row's ``drill_id`` or ``exercise`` flag, or
+    ``exercise``/``status`` in extra."""
     extra = _extra(warning)
-    return (_flag(warning.get("exercise")) or _flag(extra.get("exercise"))
-            or str(extra.get("status", "")).lower() == "exercise")
+    drill = warning.get("drill_id")
+    return (isinstance(drill, str) and bool(drill)) or _flag(warning.get("exercise")) \
+        or _flag(extra.get("exercise")) or str(extra.get("status", "")).lower() == "exercise"
 
 
 def cap_status(warning: Mapping[str, Any]) -> str:

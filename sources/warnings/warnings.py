@@ -208,19 +208,24 @@ class WarningSource(Source):
 
     def issue(self, *, event: str, level: str, headline: str, description: str = "",
               counties: Sequence[str] = (), polygon: Any = None, effective: Any = None,
-              expires: Any = None, sender: str = "anonymous", token: str | None = None) -> dict:
+              expires: Any = None, sender: str = "anonymous", token: str | None = None,
+              drill_id: str | None = None) -> dict:
         """Validate and publish a new warning (msgType Alert); returns its row.
 
         ``token`` is the draft's idempotency key: publishing the same draft twice (a double
         click) returns the first warning with ``created=False`` and publishes nothing.
+        ``drill_id``: a warning issued for that drill (an exercise: CAP status Exercise, no
+        SMS, its headline marked 【演练】, purged with the drill).
         """
+        if drill_id and not str(headline).startswith(DRILL_MARK):
+            headline = DRILL_MARK + str(headline)
         fields = self.validate(event=event, level=level, headline=headline, counties=counties,
                                polygon=polygon, effective=effective, expires=expires,
                                description=description)
         return self._append({**fields, "warning_id": None, "msg_type": "Alert",
                              "description": description or "", "source": "officer",
-                             "sender": sender or "anonymous", "feed": None, "seq": None},
-                            token)
+                             "sender": sender or "anonymous", "feed": None, "seq": None,
+                             "drill_id": drill_id or None}, token)
 
     def update(self, warning_id: str, *, sender: str = "anonymous", token: str | None = None,
                **changes) -> dict:
@@ -239,7 +244,7 @@ class WarningSource(Source):
         return self._append({**fields, "warning_id": warning_id, "msg_type": "Update",
                              "description": description, "source": "officer",
                              "sender": sender or "anonymous", "feed": None, "seq": None,
-                             "extra": _carried(latest)}, token)
+                             "extra": _carried(latest), "drill_id": _drill(latest)}, token)
 
     def cancel(self, warning_id: str, *, sender: str = "anonymous", reason: str = "",
                token: str | None = None) -> dict:
@@ -253,7 +258,8 @@ class WarningSource(Source):
         row["effective"], row["expires"] = _as_utc(row["effective"]), _as_utc(row["expires"])
         return self._append({**row, "msg_type": "Cancel", "source": "officer",
                              "sender": sender or "anonymous", "feed": None, "seq": None,
-                             "extra": _carried(latest, reason=reason or None)}, token)
+                             "extra": _carried(latest, reason=reason or None),
+                             "drill_id": _drill(latest)}, token)
 
     # ------------------------------------------------------------------ reading
     def _with_status(self, df: pd.DataFrame, at: dt.datetime) -> pd.DataFrame:
@@ -419,8 +425,11 @@ class WarningSource(Source):
         return cap_documents.index_xml(self, base_url)
 
     def sms_counties(self, warning_id: str) -> list[str]:
-        """County codes a regional SMS of this warning goes to (known counties only)."""
+        """County codes a regional SMS of this warning goes to (known counties only); none
+        for an exercise: a drill never reaches the public."""
         latest = self.latest(warning_id)
+        if cap.is_exercise(latest):
+            return []
         codes = self.area_counties(latest["area_codes"], latest["area_geojson"] or None)
         return [c for c in codes if c in self.geo.names]
 
@@ -443,7 +452,11 @@ _SCHEMA = pa.schema([
     ("expires", pa.timestamp("us", tz="UTC")), ("source", pa.string()),
     ("sender", pa.string()), ("created_at", pa.timestamp("us", tz="UTC")),
     ("feed", pa.string()), ("seq", pa.int64()), ("extra", pa.string()),
+    ("drill_id", pa.string()),
 ])
+
+#: What an exercise warning's headline starts with, so nobody takes it for real.
+DRILL_MARK = "【演练】"
 
 
 def _rows_table(rows: list[dict]) -> pa.Table:
@@ -458,6 +471,12 @@ def _carried(latest: dict, **extra) -> str | None:
         extra["exercise"] = True
     extra = {k: v for k, v in extra.items() if v is not None}
     return json.dumps(extra, ensure_ascii=False) if extra else None
+
+
+def _drill(latest: dict) -> str | None:
+    """The drill of a warning's next version: a drill's warning stays the drill's."""
+    drill = latest.get("drill_id")
+    return drill if isinstance(drill, str) and drill else None
 
 
 def _clean(row: dict) -> dict:

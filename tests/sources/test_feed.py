@@ -214,7 +214,7 @@ def test_intervals_loaded_with_gaps_and_islands(store, sensors):
         "feed": ["ws://x/feed"] * len(seqs), "seq": pa.array(seqs, pa.int64()),
         "ts": pa.array([TS * 1000] * len(seqs), pa.int64()).cast(pa.timestamp("us", tz="UTC")),
         "sensor_id": [sensors[0]] * len(seqs), "value": [1.0] * len(seqs)}))
-    store.execute("INSERT INTO hotspots VALUES ('ws://x/feed', 10, now(), 'h', 1, 1, 1, 's', NULL)")
+    store.execute("INSERT INTO hotspots VALUES ('ws://x/feed', 10, now(), 'h', 1, 1, 1, 's', NULL, NULL)")
     iv = load_intervals(store, "ws://x/feed")
     assert list(zip(iv.starts.tolist(), iv.ends.tolist(), strict=True)) == [(0, 10), (20, 24), (40, 40)]
     assert load_intervals(store, "ws://other/feed").max is None

@@ -140,8 +140,18 @@ def ensure_tables(cur) -> None:
     cur.execute(DDL)
 
 
-def _tail(cur) -> tuple[int, str]:
-    row = cur.execute("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()
+def _tail(cur, hint: int = 0) -> tuple[int, str]:
+    """The newest entry's (seq, hash), or the anchor's, or the genesis.
+
+    ``hint`` (a seq known to exist, usually the last appended) lets DuckDB skip every row
+    group below it by its min/max statistics; a stale hint (a rolled-back append) only
+    falls back to the full scan."""
+    row = None
+    if hint:
+        row = cur.execute("SELECT seq, hash FROM audit_log WHERE seq >= ? "
+                          "ORDER BY seq DESC LIMIT 1", [hint]).fetchone()
+    if row is None:
+        row = cur.execute("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()
     if row is not None:
         return int(row[0]), row[1]
     anchor = cur.execute(
@@ -163,6 +173,7 @@ class AuditLog:
     def __init__(self, store, *, clock=lambda: datetime.now(UTC)):
         self.store = store
         self._clock = clock
+        self._hint = 0  # the last seq appended (a hint only: see _tail)
         if not store.read_only:
             with store.transaction() as cur:
                 ensure_tables(cur)
@@ -215,7 +226,7 @@ class AuditLog:
 
     def _append(self, cur, row: dict, at: datetime) -> Entry:
         # The store's write lock is held (store.transaction): nobody else appends meanwhile.
-        seq, prev = _tail(cur)
+        seq, prev = _tail(cur, self._hint)
         row = {**row, "seq": seq + 1, "prev_hash": prev}
         row["hash"] = entry_hash(row)
         cur.execute(
@@ -225,6 +236,7 @@ class AuditLog:
             [row["seq"], at, row["user_name"], row["role"], row["jurisdiction"],
              row["action"], row["outcome"], row["target"], row["target_jurisdiction"],
              row["address"], row["reason"], row["details"], row["prev_hash"], row["hash"]])
+        self._hint = row["seq"]
         return Entry(row["seq"], row["hash"])
 
     def prune(self, before: datetime, *, actor: Any = None, force: bool = False) -> int:

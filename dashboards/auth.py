@@ -381,7 +381,11 @@ class ConsoleAuth:
         return user, None
 
     def open_session(self, handler, user: User, kind: str) -> Principal:
-        """Start a login for ``user`` and set its cookie on ``handler``'s response."""
+        """Start a login for ``user`` and set its cookie on ``handler``'s response; the
+        browser's previous login, if any, ends (one browser, one login)."""
+        previous = self.principal(handler)
+        if previous is not None:
+            self.config.sessions.revoke(previous.session)
         lifetime = self.config.wall_lifetime_s if kind == "token" else self.config.login_lifetime_s
         address = self.client_address(handler)
         session_id = self.config.sessions.create(

@@ -274,6 +274,33 @@ def test_logout_revokes_the_login_on_the_server(console):
     assert console.entries("logout").iloc[0].user_name == "li.county"
 
 
+def test_signing_in_again_ends_the_browsers_previous_login(console):
+    client = signed_in(console, "li.county")
+    first = dict(client.cookies)
+    assert client.login("qian.analyst", PASSWORDS["qian.analyst"]).status == 302
+    assert console.client().get("/board", cookies=first, headers={"Accept": "*/*"}).status == 401
+    assert client.get("/console").status == 200  # now the analyst
+
+
+def test_a_signed_in_user_cannot_open_a_forbidden_pages_websocket(console):
+    import asyncio
+
+    import websockets
+
+    client = signed_in(console, "li.county")
+
+    async def connect():
+        async with websockets.connect(
+                f"ws://127.0.0.1:{console.port}/console/ws", subprotocols=["bokeh", "x"],
+                additional_headers={"Cookie": f"{COOKIE}={client.cookies[COOKIE]}"},
+                origin=f"http://127.0.0.1:{console.port}"):
+            return "open"
+
+    with pytest.raises(websockets.InvalidStatus) as err:
+        asyncio.run(connect())
+    assert err.value.response.status_code == 403
+
+
 def test_disabling_a_user_ends_their_login_without_restart(console):
     client = signed_in(console, "zhou.temp")
     assert client.get("/board").status == 200

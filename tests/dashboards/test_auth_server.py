@@ -399,3 +399,40 @@ def test_the_audit_chain_holds_after_everything_above(console):
     entries = console.entries()  # waits for the audit writer
     result = console.audit.verify()
     assert result.ok and result.checked == len(entries), result
+
+
+def test_a_decorated_handler_refuses_everything_when_no_gatekeeper_is_installed():
+    """Fail closed: a handler marked @authenticated on a server without ConsoleAuth."""
+    import asyncio
+    import threading
+
+    import tornado.httpserver
+    import tornado.web
+
+    from tests.conftest import free_port
+    from tests.dashboards.auth_server import Client
+
+    port, ready, holder = free_port(), threading.Event(), {}
+
+    def run():
+        asyncio.set_event_loop(asyncio.new_event_loop())
+        app = tornado.web.Application([
+            (r"/x", authenticated(roles={"admin"})(PlainHandler)),
+            (r"/p", authenticated(public=True)(PublicPing))])
+        server = tornado.httpserver.HTTPServer(app)
+        server.listen(port, "127.0.0.1")
+        holder["loop"] = asyncio.get_event_loop()
+        ready.set()
+        holder["loop"].run_forever()
+        server.stop()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    ready.wait(10)
+    try:
+        client = Client(port)
+        assert client.get("/x").status == 503
+        assert client.get("/p").body == b"pong"
+    finally:
+        holder["loop"].call_soon_threadsafe(holder["loop"].stop)
+        thread.join(10)

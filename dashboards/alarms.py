@@ -23,9 +23,9 @@ class AlarmDesk(Dashboard):
 
     def layout(self):
         console = self.console
-        queue = AlarmQueue(source=console.alarms, lang=self.lang, height=520)
-        report = AlarmReport(source=console.alarms, lang=self.lang)
-        feeds = FeedStatus(source=console.alarms, ingests=list(console.ingests), lang=self.lang)
+        queue = AlarmQueue(source=console.alarms, lang=self.lang, guard=self.guard, height=520)
+        report = AlarmReport(source=console.alarms, lang=self.lang, guard=self.guard)
+        feeds = FeedStatus(source=console.alarms, ingests=list(console.ingests), lang=self.lang, guard=self.guard)
         tabs = pn.Tabs(
             (self.t("alarm.tab.queue"), queue),
             (self.t("alarm.tab.report"), report),

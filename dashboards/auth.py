@@ -140,6 +140,23 @@ def gated(cls: type, attrs: dict | None = None) -> type:
     return type(cls.__name__, bases, {"__module__": cls.__module__, **rule})
 
 
+def restrict_components(server) -> int:
+    """Without login (a loopback console): Panel's ``/components/<module>/…`` still serves
+    only from modules already loaded under the console's packages. Returns the routes
+    changed."""
+    from panel.io.server import ComponentResourceHandler
+
+    changed = 0
+    for rule in _rules(server._tornado.wildcard_router):
+        target = rule.target
+        if isinstance(target, type) and issubclass(target, ComponentResourceHandler) \
+                and not issubclass(target, _LoadedComponentsOnly):
+            rule.target = type(target.__name__, (_LoadedComponentsOnly, target),
+                               {"__module__": target.__module__})
+            changed += 1
+    return changed
+
+
 # ---------------------------------------------------------------------- the gatekeeper
 class ConsoleAuth:
     """The web edge of access control for one console process.

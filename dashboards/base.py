@@ -6,6 +6,7 @@ from typing import ClassVar
 import panel as pn
 import param
 
+from sources.access.guard import Guard
 from sources.console import Console
 from views.i18n import LANGS, session_lang, t
 
@@ -27,6 +28,13 @@ class Dashboard(param.Parameterized):
 
     console = param.ClassSelector(class_=Console, doc="The console: its sources and services.")
     lang = param.Selector(default="zh", objects=list(LANGS), doc="Interface language.")
+    guard = param.ClassSelector(class_=Guard, default=None, allow_None=True,
+                                doc="Who acts on this page (the console's guard of it).")
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        if self.guard is None:
+            self.guard = self.console.guard(pn.state.curdoc)
 
     def t(self, key: str, **fmt) -> str:
         return t(key, self.lang, **fmt)

@@ -42,6 +42,7 @@ class BoardDashboard(Dashboard):
         kiosk = args.flag("kiosk")
         self.board = board = SituationBoard(
             source=self.console.situation, ingests=list(self.console.ingests), lang=self.lang,
+            guard=self.guard,
             kiosk=kiosk,
             layout=args.choice("layout", LAYOUTS, "full"),
             rotate_s=args.number("rotate", 0.0, lo=ROTATE_S[0], hi=ROTATE_S[1], zero=True),

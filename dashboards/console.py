@@ -51,7 +51,7 @@ class QueryConsolePage(Dashboard):
         if doc is not None and doc.session_context is not None:
             _warm_maps_once()
         name = Args().text("open")
-        console = QueryConsole(source=self.console.analysis, lang=self.lang,
+        console = QueryConsole(source=self.console.analysis, lang=self.lang, guard=self.guard,
                                cells=EXAMPLE_CELLS[:1], user=pn.state.user,
                                snapshots=self.console.snapshots)
         if name:
@@ -70,6 +70,6 @@ class PinnedPage(Dashboard):
     order: ClassVar[int] = 61
 
     def layout(self):
-        view = PinnedConsole(source=self.console.analysis, lang=self.lang)
+        view = PinnedConsole(source=self.console.analysis, lang=self.lang, guard=self.guard)
         body = pn.Column(view, sizing_mode="stretch_both", scroll=True, margin=(8, 16))
         return page(self.t("app.pinned"), body, lang=self.lang, route=self.route)

@@ -26,10 +26,10 @@ class InventoryPage(Dashboard):
         experts, materials = self.console.experts, self.console.materials
         lang = self.lang
         tabs = pn.Tabs(
-            (self.t("inventory.tab.experts"), ExpertDirectory(source=experts, lang=lang)),
-            (self.t("inventory.tab.draw"), ExpertDraw(source=experts, lang=lang)),
-            (self.t("inventory.tab.stock"), MaterialStock(source=materials, lang=lang)),
-            (self.t("inventory.tab.dispatch"), DispatchDesk(source=materials, lang=lang)),
+            (self.t("inventory.tab.experts"), ExpertDirectory(source=experts, lang=lang, guard=self.guard)),
+            (self.t("inventory.tab.draw"), ExpertDraw(source=experts, lang=lang, guard=self.guard)),
+            (self.t("inventory.tab.stock"), MaterialStock(source=materials, lang=lang, guard=self.guard)),
+            (self.t("inventory.tab.dispatch"), DispatchDesk(source=materials, lang=lang, guard=self.guard)),
             dynamic=True, sizing_mode="stretch_width", css_classes=["inv-tabs"],
         )
         main = pn.Column(tabs, sizing_mode="stretch_both", scroll=True, margin=(0, 12))

@@ -30,9 +30,9 @@ class RiskDashboard(Dashboard):
     def layout(self):
         console = self.console
         source = console.risk
-        risk_map = RiskPointMap(source=source, layer=console.risk_layer(), lang=self.lang)
-        card = EnterpriseCard(source=source, lang=self.lang)
-        index = CountyRiskIndex(source=source, lang=self.lang)
+        risk_map = RiskPointMap(source=source, layer=console.risk_layer(), lang=self.lang, guard=self.guard)
+        card = EnterpriseCard(source=source, lang=self.lang, guard=self.guard)
+        index = CountyRiskIndex(source=source, lang=self.lang, guard=self.guard)
         risk_map.param.watch(lambda e: card.show(e.new) if e.new is not None else None,
                              "selected_enterprise")
 
@@ -46,7 +46,7 @@ class RiskDashboard(Dashboard):
             css_classes=["risk-card"])
         map_tab = pn.Row(risk_map.map_pane(), card_box, sizing_mode="stretch_both")
         # the installations' live alarms, worked here as on the alarm desk
-        alarms = AlarmQueue(source=console.alarms, lang=self.lang, height=640)
+        alarms = AlarmQueue(source=console.alarms, lang=self.lang, guard=self.guard, height=640)
         tabs = pn.Tabs((self.t("risk.tab.map"), map_tab),
                        (self.t("risk.tab.index"), index),
                        (self.t("app.alarms"), alarms),

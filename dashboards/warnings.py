@@ -27,13 +27,14 @@ class WarningsDashboard(Dashboard):
 
     def layout(self) -> pn.viewable.Viewable:
         monitoring, warnings, lang = self.console.monitoring, self.console.warnings, self.lang
-        active = ActiveWarnings(source=warnings, lang=lang)
+        active = ActiveWarnings(source=warnings, lang=lang, guard=self.guard)
         tabs = pn.Tabs(
             (self.t("warnings.tab.map"),
-             MonitoringMap(source=monitoring, warnings=warnings, lang=lang)),
-            (self.t("warnings.tab.risk"), CountyRisk(source=monitoring, lang=lang)),
-            (self.t("warnings.tab.issue"), WarningForm(source=warnings, lang=lang)),
-            (self.t("warnings.tab.log"), WarningLog(source=warnings, lang=lang)),
+             MonitoringMap(source=monitoring, warnings=warnings, lang=lang, guard=self.guard)),
+            (self.t("warnings.tab.risk"), CountyRisk(source=monitoring, lang=lang, guard=self.guard)),
+            (self.t("warnings.tab.issue"), WarningForm(source=warnings, lang=lang, guard=self.guard,
+                                                        drills=self.console.drills)),
+            (self.t("warnings.tab.log"), WarningLog(source=warnings, lang=lang, guard=self.guard)),
             sizing_mode="stretch_width", css_classes=["warnings-tabs"],
         )
         sidebar = pn.Column(active, width=330, scroll=True, css_classes=["warnings-sidebar"])

@@ -18,11 +18,15 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import param
 
+from sources.access.audit import AuditLog
+from sources.access.guard import Guard
+from sources.access.policy import Access
 from sources.alarms.desk import AlarmSource
 from sources.alarms.engine import AlarmEngine
 from sources.alarms.timer import AlarmTimer
@@ -100,6 +104,8 @@ class Console(param.Parameterized):
             "0: none).")
     malloc_trim_s = param.Number(default=60.0, bounds=(0, None),
                                  doc="Seconds between malloc trims (0: none).")
+    keep_audit_days = param.Number(default=365.0, bounds=(180, None),
+                                   doc="Days of audit log kept (at least 180).")
     load_layers = param.Boolean(default=True, doc="Load the risk point layer at start "
                                 "(else on first use) and warm the wall in the background.")
     started_at = param.Number(default=None, allow_None=True, doc="Epoch seconds of start().")
@@ -123,15 +129,22 @@ class Console(param.Parameterized):
                                   control=None if self.demo is None else self.demo.control)
         self.situation = SituationSource(store=store, hub=hub, point_layer=self.risk_layer,
                                          geography=self.geography)
-        self.ingests = [FeedIngest(url=url, store=store, hub=hub) for url in self.feeds]
+        self.ingests = [FeedIngest(url=url, store=store, hub=hub, geography=self.geography)
+                        for url in self.feeds]
+        # who may do what: set by serve.py when logins are on (else every page is open)
+        writable = store.path != ":memory:" and not store.read_only
+        self.audit = AuditLog(store) if not store.read_only else None
+        self.access: Access | None = None
+        self.principal_of: Callable[[Any], Any] | None = None
         self.alarm_engine: AlarmEngine | None = None
         self.alarm_timer: AlarmTimer | None = None
         self.expiry = WarningExpiry(source=self.warnings)
-        self.retention = ReadingRetention(store=store, keep_days=self.keep_readings_days)
+        self.retention = ReadingRetention(store=store, keep_days=self.keep_readings_days,
+                                          audit=self.audit,
+                                          keep_audit_days=self.keep_audit_days)
         interval = self.snapshot_interval_s
         if interval is None:
             interval = float(os.environ.get("CONSOLE_SNAPSHOT_S", SNAPSHOT_INTERVAL_S))
-        writable = store.path != ":memory:" and not store.read_only
         self.snapshots = (SnapshotWriter(store=store, interval_s=interval)
                           if interval > 0 and writable else None)
         self.trimmer = (MemoryTrimmer(interval_s=self.malloc_trim_s)
@@ -193,7 +206,7 @@ class Console(param.Parameterized):
                 if self.demo.url and self.demo.url not in self.feeds:
                     self.feeds = [*self.feeds, self.demo.url]
                     self.ingests.append(FeedIngest(url=self.demo.url, store=self.store,
-                                                   hub=self.hub))
+                                                   hub=self.hub, geography=self.geography))
             if self.load_layers:
                 self.risk_layer()
             if not self.store.read_only:
@@ -226,6 +239,20 @@ class Console(param.Parameterized):
                 log.exception("stopping %r", thing)
         if close_store:
             self.store.close()
+
+    # ------------------------------------------------------------------ access
+    @property
+    def logins(self) -> bool:
+        """Whether pages need a login (serve.py sets ``access`` and ``principal_of``)."""
+        return self.principal_of is not None
+
+    def guard(self, doc: Any = None) -> Guard:
+        """The guard of one page (its Bokeh document): who acts there, what they may do,
+        and the audit of it. Without logins: an open guard (every action, 'anonymous')."""
+        if self.principal_of is None:
+            return Guard.open(audit=self.audit)
+        return Guard(access=self.access or Access(), audit=self.audit,
+                     principal=lambda: self.principal_of(doc))
 
     @contextlib.contextmanager
     def serving(self) -> Iterator[Console]:

@@ -16,7 +16,7 @@ import param
 from sources.alarms.desk import AlarmActionError, AlarmSource
 from sources.levels import ALARM_SEVERITY
 
-from .base import View
+from .base import Refused, View
 from .panes import HTML
 
 LOCAL_TZ = "Asia/Shanghai"
@@ -74,8 +74,6 @@ class AlarmQueue(View):
     view_type: ClassVar[str] = "alarm_queue"
 
     source = param.ClassSelector(class_=AlarmSource, doc="The alarm desk source.")
-    user = param.String(default=None, allow_None=True,
-                        doc="Acting officer; default pn.state.user, else 'anonymous'.")
     sound = param.Boolean(default=False, doc="Beep on a new red alarm.")
     show_actions = param.Boolean(default=True, doc="Show filters and action buttons.")
     height = param.Integer(default=420, bounds=(100, None), doc="Table height in pixels.")
@@ -104,6 +102,9 @@ class AlarmQueue(View):
             label=t("alarm.filter.state"), value=[],
             options={t(f"alarm.state.{s}"): s for s in ("raised", "acknowledged", "disposed")})
         counties = self.source.counties()
+        scope = self.guard.scope()
+        if scope is not None:
+            counties = counties[counties.county_code.str.startswith(scope)]
         self.county_filter = pn.widgets.Select(
             label=t("alarm.filter.county"),
             options={t("alarm.filter.all"): "", **dict(zip(counties.name, counties.county_code,
@@ -140,8 +141,14 @@ class AlarmQueue(View):
 
     # ------------------------------------------------------------------ data
     def _load(self) -> pd.DataFrame:
-        df = self.source.open_alarms()
-        return df.set_index("alarm_id", drop=False)
+        return self._scoped(self.source.open_alarms()).set_index("alarm_id", drop=False)
+
+    def _scoped(self, df: pd.DataFrame) -> pd.DataFrame:
+        """Only the alarms of the user's jurisdiction (a county officer: the county's)."""
+        scope = self.guard.scope()
+        if scope is None or not len(df):
+            return df
+        return df[df.county_code.fillna("").astype(str).str.startswith(scope)]
 
     def _display(self, raw: pd.DataFrame) -> pd.DataFrame:
         """The table's rows (localised text) of raw alarm rows, indexed by alarm_id."""
@@ -216,7 +223,8 @@ class AlarmQueue(View):
             if new:  # alarms this page has not seen raised (e.g. opened meanwhile)
                 parts.append(self.source.open_alarms(ids=new))
             rows = pd.concat(parts) if len(parts) > 1 else parts[0]
-            rows = rows[rows.state != "closed"].drop_duplicates("alarm_id", keep="last")
+            rows = self._scoped(rows[rows.state != "closed"])
+            rows = rows.drop_duplicates("alarm_id", keep="last")
             rows = rows.set_index("alarm_id", drop=False)
             if len(rows):
                 self._raw = pd.concat([self._raw, rows]) if len(self._raw) else rows
@@ -260,9 +268,6 @@ class AlarmQueue(View):
         self.table.patch({"age": list(ages.items())}, as_index=True)
 
     # ------------------------------------------------------------------ actions
-    def acting_user(self) -> str:
-        return self.user or getattr(pn.state, "user", None) or "anonymous"
-
     def selected_alarm(self) -> int | None:
         sel = self.table.selection
         if not sel or sel[0] >= len(self.table.value):
@@ -273,14 +278,19 @@ class AlarmQueue(View):
         aid = self.selected_alarm()
         if aid is None:
             return self._say(self.t("alarm.select_first"), ok=False)
+        county = self.table.value.at[aid, "county_code"] if "county_code" in \
+            self.table.value else None
+        steps = {"acknowledge": lambda who: self.source.acknowledge(aid, who),
+                 "dispose": lambda who: self.source.dispose(aid, who, self.note.value),
+                 "close": lambda who: self.source.close(aid, who)}
         try:
-            if action == "acknowledge":
-                self.source.acknowledge(aid, self.acting_user())
-            elif action == "dispose":
-                self.source.dispose(aid, self.acting_user(), self.note.value)
+            self.guard.act(f"alarm.{action}", steps[action], target=f"alarm:{aid}",
+                           county=None if pd.isna(county) else str(county),
+                           details={"note": self.note.value} if action == "dispose" else None)
+            if action == "dispose":
                 self.note.value = ""
-            else:
-                self.source.close(aid, self.acting_user())
+        except Refused as exc:
+            return self._say(self.refusal(exc), ok=False)
         except AlarmActionError as exc:
             info = dict(exc.info)
             if info.get("at") is not None:

@@ -9,6 +9,7 @@ import panel as pn
 import param
 from panel.io.state import set_curdoc
 
+from sources.access.guard import Guard, Refused
 from sources.base import Source
 from sources.hub import Message
 
@@ -28,10 +29,23 @@ class View(pn.viewable.Viewer):
 
     source = param.ClassSelector(class_=Source, doc="The query source the view reads from.")
     lang = param.Selector(default="zh", objects=list(LANGS), doc="Interface language.")
+    guard = param.ClassSelector(
+        class_=Guard, default=None, allow_None=True,
+        doc="Who acts on this page and what they may do (sources.access.guard.Guard); "
+            "None: open (a notebook), every action allowed as 'anonymous'.")
+
+    def __init__(self, **params):
+        if params.get("guard") is None:
+            params["guard"] = Guard.open()
+        super().__init__(**params)
 
     def t(self, key: str, **fmt) -> str:
         """The label ``key`` in this view's language."""
         return t(key, self.lang, **fmt)
+
+    def refusal(self, exc: Refused) -> str:
+        """The message of a refused action, in this view's language."""
+        return self.t(exc.key, **{k: v for k, v in exc.fmt.items() if v is not None})
 
     # ------------------------------------------------------------------ live updates
     def subscribe(

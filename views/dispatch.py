@@ -10,7 +10,7 @@ import param
 from sources.inventory.materials import MaterialSource
 
 from .base import View
-from .inventory_common import Notice, current_user, options, table, translate
+from .inventory_common import Notice, options, table, translate
 from .panes import HTML, Markdown
 
 STATUS_STYLE = {"requested": "#fff7e6", "approved": "#e8f0fe", "shipped": "#ecfdf5",
@@ -89,10 +89,15 @@ class DispatchDesk(View):
     def request(self) -> int | None:
         """File the request in the form (the logged-in user is the requester)."""
         dispatch_id = self.notice.run(
-            lambda: self.source.request_dispatch(
-                kind_id=self.kind.value, quantity=self.quantity.value,
-                from_warehouse_id=self.from_wh.value, to_warehouse_id=self.to_wh.value or None,
-                destination=self.destination.value, requester=current_user()),
+            lambda: self.guard.act(
+                "dispatch.request", lambda who: self.source.request_dispatch(
+                    kind_id=self.kind.value, quantity=self.quantity.value,
+                    from_warehouse_id=self.from_wh.value,
+                    to_warehouse_id=self.to_wh.value or None,
+                    destination=self.destination.value, requester=who),
+                county=self._county_of(self.from_wh.value), target="dispatch:new",
+                details={"kind_id": self.kind.value, "quantity": self.quantity.value,
+                         "from": self.from_wh.value}),
             lambda d: self.t("inventory.dispatch.requested", id=d))
         self.refresh(select=dispatch_id)
         return dispatch_id
@@ -106,11 +111,24 @@ class DispatchDesk(View):
                 return False
             dispatch_id = int(self.list.value.iloc[sel[0]].dispatch_id)
         action = getattr(self.source, step)
-        done = self.notice.run(lambda: action(dispatch_id, actor=current_user()) or True,
-                               lambda _r: self.t(f"inventory.dispatch.{step}.done",
-                                                 id=dispatch_id))
+        row = self.source.dispatches().set_index("dispatch_id").loc[dispatch_id]
+        done = self.notice.run(
+            lambda: self.guard.act(
+                f"dispatch.{step}", lambda who: action(dispatch_id, actor=who) or True,
+                county=self._county_of(int(row.from_warehouse_id)),
+                target=f"dispatch:{dispatch_id}", requested_by=row.requester,
+                shipped_by=row.shipped_by if isinstance(row.shipped_by, str) else None),
+            lambda _r: self.t(f"inventory.dispatch.{step}.done", id=dispatch_id))
         self.refresh(select=dispatch_id)
         return done is not None
+
+    def _county_of(self, warehouse_id) -> str | None:
+        """The county of a warehouse: an officer acts on the warehouses of his jurisdiction."""
+        reg = self.source.warehouse_registry().set_index("warehouse_id")
+        try:
+            return str(reg.at[int(warehouse_id), "county_code"])
+        except (KeyError, TypeError, ValueError):
+            return None
 
     # ------------------------------------------------------------------ display
     def _show_held(self) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import io
 from datetime import date, timedelta
 
+import pandas as pd
 import panel as pn
 import param
 
@@ -12,7 +13,7 @@ from sources.inventory.experts import ExpertSource
 
 from .base import View
 from .expert_directory import EnterprisePicker, county_options, type_options
-from .inventory_common import Notice, current_user, listify, rule, table, translate
+from .inventory_common import Notice, listify, rule, table, translate
 from .panes import Markdown
 
 MARKS = [5, 4, 3, 2, 1]
@@ -104,16 +105,30 @@ class ExpertDraw(View):
     def draw(self) -> dict | None:
         """Draw with the form's criteria; the new task becomes the current one."""
         result = self.notice.run(
-            lambda: self.source.draw(
-                n=self.n.value, title=self.title.value, tags=self.tags.value,
-                match_all=self.match_all.value, type=self.type.value or None,
-                county=self.county.value or None, enterprise_id=self.enterprise.value,
-                exclude_days=self.days.value, actor=current_user()),
+            lambda: self.guard.act(
+                "expert.draw", lambda who: self.source.draw(
+                    n=self.n.value, title=self.title.value, tags=self.tags.value,
+                    match_all=self.match_all.value, type=self.type.value or None,
+                    county=self.county.value or None, enterprise_id=self.enterprise.value,
+                    exclude_days=self.days.value, actor=who),
+                county=self.county.value or None, target="expert_task:new",
+                details={"n": self.n.value, "title": self.title.value,
+                         "tags": list(self.tags.value)}),
             lambda r: self.t("inventory.draw.done", n=len(r["result"]), pool=r["pool_size"],
                              seed=r["seed"]))
         if result is not None:
             self._load_tasks(select=result["task_id"])
         return result
+
+    def _task_county(self) -> str | None:
+        """The county of the current task (what a county officer's rights are checked on)."""
+        if self.task_id is None:
+            return None
+        tasks = self.source.tasks()
+        row = tasks[tasks.task_id == self.task_id]
+        if not len(row) or "county_code" not in row or pd.isna(row.county_code.iloc[0]):
+            return None
+        return str(row.county_code.iloc[0])
 
     def _selected_expert(self) -> int | None:
         sel = self.members_table.selection
@@ -128,8 +143,11 @@ class ExpertDraw(View):
         if eid is None:
             return None
         result = self.action_notice.run(
-            lambda: self.source.redraw(self.task_id, eid, actor=current_user(),
-                                       reason=self.reason.value),
+            lambda: self.guard.act(
+                "expert.redraw", lambda who: self.source.redraw(
+                    self.task_id, eid, actor=who, reason=self.reason.value),
+                target=f"expert_task:{self.task_id}", county=self._task_county(),
+                details={"declined": eid, "reason": self.reason.value}),
             lambda r: self.t("inventory.draw.redone", old=eid, new=r["result"][0],
                              pool=r["pool_size"]))
         self.show_task()
@@ -141,7 +159,10 @@ class ExpertDraw(View):
             return None
         marks = {k: float(w.value) for k, w in self.marks.items()}
         return self.action_notice.run(
-            lambda: self.source.rate(self.task_id, eid, actor=current_user(), **marks),
+            lambda: self.guard.act(
+                "expert.rate", lambda who: self.source.rate(self.task_id, eid, actor=who,
+                                                            **marks),
+                target=f"expert:{eid}", county=self._task_county(), details=marks),
             lambda r: self.t("inventory.rate.done", rating=r))
 
     def record_fee(self) -> int | None:
@@ -149,10 +170,13 @@ class ExpertDraw(View):
         if eid is None:
             return None
         return self.action_notice.run(
-            lambda: self.source.record_fee(self.task_id, eid, days=self.days_worked.value,
-                                           daily_rate=self.daily_rate.value,
-                                           travel=self.travel.value or 0.0,
-                                           actor=current_user()),
+            lambda: self.guard.act(
+                "expert.fee", lambda who: self.source.record_fee(
+                    self.task_id, eid, days=self.days_worked.value,
+                    daily_rate=self.daily_rate.value, travel=self.travel.value or 0.0,
+                    actor=who),
+                target=f"expert:{eid}", county=self._task_county(),
+                details={"days": self.days_worked.value, "daily_rate": self.daily_rate.value}),
             lambda _r: self.t("inventory.fee.done"))
 
     def _fees(self, fmt: str) -> io.BytesIO:

@@ -9,6 +9,7 @@ from typing import Any
 import pandas as pd
 import panel as pn
 
+from sources.access.guard import Refused
 from sources.inventory.common import InventoryError
 
 from .panes import HTML, Alert
@@ -29,11 +30,6 @@ FIELD_LABELS = {
 }
 
 
-def current_user() -> str:
-    """The logged-in user of this page, or 'anonymous'."""
-    return getattr(pn.state, "user", None) or "anonymous"
-
-
 class Notice:
     """A message line under a form: success in green, refusals in red (text, escaped)."""
 
@@ -50,7 +46,9 @@ class Notice:
         self.pane.param.update(object=html.escape(text), alert_type="danger", visible=True)
 
     def error(self, exc: Exception) -> None:
-        if isinstance(exc, InventoryError):
+        if isinstance(exc, Refused):
+            text = self._t(exc.key, **{k: v for k, v in exc.fmt.items() if v is not None})
+        elif isinstance(exc, InventoryError):
             fmt = {k: self._t(FIELD_LABELS[v]) if k in ("field", "status", "step")
                    and v in FIELD_LABELS else v for k, v in exc.fmt.items()}
             text = self._t(exc.key, **fmt)
@@ -62,7 +60,7 @@ class Notice:
         """Run an officer action; show what it did, or why it was refused. Never raises."""
         try:
             result = action()
-        except InventoryError as exc:
+        except (InventoryError, Refused) as exc:
             self.error(exc)
             return None
         except Exception as exc:  # e.g. a read-only snapshot in a notebook: say so, don't crash

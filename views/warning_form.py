@@ -18,7 +18,7 @@ from bokeh.models import ColumnDataSource, HoverTool, PolyDrawTool, TapTool
 from sources.warnings.cap import CHINA_TZ
 from sources.warnings.warnings import EVENTS, LEVELS, WarningInputError, WarningSource
 
-from .base import View
+from .base import Refused, View
 from .monitoring_map import county_data, map_figure
 from .panes import HTML, Alert, Markdown
 from .warning_log import event_label
@@ -26,11 +26,6 @@ from .warning_log import event_label
 
 def _china_now() -> dt.datetime:
     return dt.datetime.now(CHINA_TZ).replace(tzinfo=None, microsecond=0)
-
-
-def current_user() -> str:
-    """The acting user: the page's logged-in user, else 'anonymous'."""
-    return getattr(pn.state, "user", None) or "anonymous"
 
 
 class WarningForm(View):
@@ -43,6 +38,8 @@ class WarningForm(View):
     polygon = param.List(default=[], doc="Drawn ring [(lon, lat), ...] (empty: none).")
     token = param.String(default="", doc="Idempotency token of the current draft.")
     last_result = param.Dict(default=None, allow_None=True, doc="Last publish result.")
+    drills = param.Parameter(default=None, doc="The console's drills (sources.drills.desk."
+                             "DrillSource): an exercise warning belongs to the running drill.")
 
     def __init__(self, **params):
         super().__init__(**params)
@@ -79,6 +76,10 @@ class WarningForm(View):
         self._cancel_btn = w.Button(name=self.t("warnings.cancel"), button_type="warning",
                                     css_classes=["wf-cancel"], visible=False)
         self._new_btn = w.Button(name=self.t("warnings.new_draft"), css_classes=["wf-new"])
+        active = self.drills.active() if self.drills is not None else None
+        # during a drill the form starts as an exercise: a drill's warning is never real
+        self._exercise = w.Checkbox(name=self.t("drill.warning"), value=active is not None,
+                                    css_classes=["wf-exercise"])
         self._clear_btn = w.Button(name=self.t("warnings.polygon.clear"), width=120)
         self._message = Alert("", alert_type="info", visible=False,
                               css_classes=["wf-message"], sizing_mode="stretch_width")
@@ -182,9 +183,29 @@ class WarningForm(View):
                     effective=self._effective.value, expires=self._expires.value)
 
     def _show(self, key: str, alert_type: str, **fmt):
-        self._message.object = html.escape(self.t(key, **fmt))
+        self._show_text(self.t(key, **fmt), alert_type)
+
+    def _show_text(self, text: str, alert_type: str):
+        self._message.object = html.escape(text)
         self._message.alert_type = alert_type
         self._message.visible = True
+
+    def _area_of(self, warning: dict) -> list[str]:
+        """The counties a draft (or a published warning) covers: what the officer's
+        jurisdiction must contain."""
+        codes = warning.get("counties", warning.get("area_codes")) or []
+        polygon = warning.get("polygon", warning.get("area_geojson")) or None
+        try:
+            return list(self.source.area_counties(list(codes), polygon))
+        except Exception:  # noqa: BLE001 - a bad area is refused by the source's own check
+            return [str(c) for c in codes]
+
+    def exercise_drill(self) -> str | None:
+        """The drill this draft belongs to when the officer marks it an exercise."""
+        if not self._exercise.value:
+            return None
+        active = self.drills.active() if self.drills is not None else None
+        return active["drill_id"] if active else "exercise"
 
     def _error(self, err: WarningInputError):
         fmt = dict(err.fmt)
@@ -232,12 +253,27 @@ class WarningForm(View):
                 area = ({"polygon": d["polygon"]} if d["polygon"] else
                         {} if d["counties"] == self._loaded_counties else
                         {"counties": d["counties"], "polygon": None})
-                res = self.source.update(
-                    self._update_of.value, sender=current_user(), token=self.token,
-                    **{k: d[k] for k in ("event", "level", "headline", "description",
-                                         "effective", "expires")}, **area)
+                wid = self._update_of.value
+                counties = self._area_of(d) if "counties" in area or d["polygon"] else \
+                    self._area_of(self.source.latest(wid))
+                res = self.guard.act(
+                    "warning.update", lambda who: self.source.update(
+                        wid, sender=who, token=self.token,
+                        **{k: d[k] for k in ("event", "level", "headline", "description",
+                                             "effective", "expires")}, **area),
+                    counties=counties, target=f"warning:{wid}",
+                    details={"level": d["level"], "headline": d["headline"]})
             else:
-                res = self.source.issue(**d, sender=current_user(), token=self.token)
+                drill = self.exercise_drill()
+                res = self.guard.act(
+                    "warning.issue", lambda who: self.source.issue(
+                        **d, sender=who, token=self.token, drill_id=drill),
+                    counties=self._area_of(d), target="warning:new",
+                    details={"level": d["level"], "headline": d["headline"],
+                             "counties": self._area_of(d), "drill_id": drill})
+        except Refused as exc:
+            self._show_text(self.refusal(exc), "danger")
+            return None
         except WarningInputError as err:
             self._error(err)
             return None
@@ -257,8 +293,14 @@ class WarningForm(View):
         if not self._update_of.value:
             return None
         try:
-            res = self.source.cancel(self._update_of.value, sender=current_user(),
-                                     token=f"{self.token}:cancel")
+            wid = self._update_of.value
+            res = self.guard.act(
+                "warning.cancel", lambda who: self.source.cancel(
+                    wid, sender=who, token=f"{self.token}:cancel"),
+                counties=self._area_of(self.source.latest(wid)), target=f"warning:{wid}")
+        except Refused as exc:
+            self._show_text(self.refusal(exc), "danger")
+            return None
         except WarningInputError as err:
             self._error(err)
             return None
@@ -311,7 +353,8 @@ class WarningForm(View):
         form = pn.Column(
             self._update_of, pn.Row(self._event, self._level), self._counties,
             pn.Row(self._effective, self._duration, self._expires), self._headline,
-            self._description, buttons, self._message, self._preview, width=560)
+            self._description, self._exercise, buttons, self._message, self._preview,
+            width=560)
         return pn.Row(form, pn.Column(self._map, Markdown(self.t("warnings.polygon")),
                                       pn.Row(self._clear_btn, self._polygon_info)),
                       sizing_mode="stretch_width")

@@ -59,6 +59,10 @@ ACTIONS: dict[str, Action] = {
     "expert.redraw": _a(OFFICER),
     "expert.rate": _a(OFFICER),
     "expert.fee": _a(OFFICER),
+    # drills (应急演练): officers run them; purging a drill's data is an administrator's
+    "drill.start": _a(OFFICER, ADMIN, scoped=False),
+    "drill.control": _a(OFFICER, ADMIN, scoped=False),  # pause, resume, stop
+    "drill.purge": _a(ADMIN, scoped=False),
     # analysis: the SQL console, notebooks, snapshots, exports
     "console.query": _a(ANALYST, scoped=False),
     "console.save": _a(ANALYST, scoped=False),
@@ -98,6 +102,7 @@ PAGES: dict[str, frozenset[str]] = {
     "/inventory": VIEWERS,
     "/pinned": VIEWERS,
     "/command": frozenset({WALL, OFFICER, ADMIN}),
+    "/drills": frozenset({OFFICER, ANALYST, ADMIN}),
     "/console": frozenset({ANALYST}),
     "/admin": frozenset({ADMIN}),
     "/health": VIEWERS,  # detail (paths, URLs, errors) needs "health.detail"

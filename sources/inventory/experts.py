@@ -339,11 +339,13 @@ class ExpertSource(ExpertAfterCare, Source):
             {"task": None if task_id is None else int(task_id)})
 
     def tasks(self, limit: int = 200) -> pd.DataFrame:
-        """Tasks, newest first, with how many experts are on each."""
+        """Tasks, newest first, with how many experts are on each and the county of the
+        enterprise involved (whose officers act on the task)."""
         return self.store.df(
-            "SELECT t.task_id, t.title, t.enterprise_id, t.created_by, t.created_at, "
-            "count(m.expert_id) FILTER (WHERE m.status = 'drawn') AS experts "
+            "SELECT t.task_id, t.title, t.enterprise_id, e.county_code, t.created_by, "
+            "t.created_at, count(m.expert_id) FILTER (WHERE m.status = 'drawn') AS experts "
             "FROM expert_tasks t LEFT JOIN expert_draw_members m USING (task_id) "
+            "LEFT JOIN enterprises e ON e.enterprise_id = t.enterprise_id "
             "GROUP BY ALL ORDER BY t.task_id DESC LIMIT ?", [int(limit)])
 
     def members(self, task_id: int) -> pd.DataFrame:

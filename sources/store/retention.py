@@ -32,6 +32,11 @@ class ReadingRetention(Service):
     stop_timeout_s = param.Number(default=30.0, bounds=(0, None),
                                   doc="Seconds a stop waits for the slice being deleted.")
     deleted = param.Integer(default=0, doc="Readings deleted since start.")
+    audit = param.Parameter(default=None, doc="The audit log (sources.access.audit.AuditLog) "
+                            "whose entries older than ``keep_audit_days`` go, with an anchor.")
+    keep_audit_days = param.Number(default=365.0, bounds=(180, None),
+                                   doc="Days of audit log kept (at least 180: the law's "
+                                       "minimum for network logs).")
 
     def purge(self, now: datetime | None = None) -> int:
         """Delete the readings older than the cut-off now; return how many went."""
@@ -55,8 +60,11 @@ class ReadingRetention(Service):
 
     def run_once(self) -> None:
         self.purge()
+        if self.audit is not None:
+            self.audit.prune(datetime.now(UTC) - timedelta(days=self.keep_audit_days),
+                             actor=None)
 
     def start(self) -> ReadingRetention:
-        if self.keep_days:  # keeping everything needs no thread
+        if self.keep_days or self.audit is not None:  # keeping everything needs no thread
             super().start()
         return self

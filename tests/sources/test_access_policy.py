@@ -23,9 +23,10 @@ OFFICER_ONLY = {"alarm.acknowledge", "alarm.dispose", "alarm.close", "warning.is
                 "expert.redraw", "expert.rate", "expert.fee"}
 EXPECTED = {
     "wall": set(),
-    "officer": OFFICER_ONLY | {"export"},
+    "officer": OFFICER_ONLY | {"export", "drill.start", "drill.control"},
     "analyst": {"console.query", "console.save", "notebook.open", "snapshot.write", "export"},
     "admin": {"console.overwrite_any", "console.pin", "snapshot.write", "export", "user.manage",
+              "drill.start", "drill.control", "drill.purge",
               "feed.manage", "retention.manage", "audit.view", "audit.export", "cap.manage",
               "health.detail"},
 }
@@ -100,11 +101,11 @@ PAGE_EXPECTED = {  # role -> pages it may open (by hand)
     "wall": {"/", "/board", "/warnings", "/risk", "/alarms", "/inventory", "/pinned",
              "/command", "/health", "/cap"},
     "officer": {"/", "/board", "/warnings", "/risk", "/alarms", "/inventory", "/pinned",
-                "/command", "/health", "/cap"},
+                "/command", "/drills", "/health", "/cap"},
     "analyst": {"/", "/board", "/warnings", "/risk", "/alarms", "/inventory", "/pinned",
-                "/console", "/health", "/cap"},
+                "/console", "/drills", "/health", "/cap"},
     "admin": {"/", "/board", "/warnings", "/risk", "/alarms", "/inventory", "/pinned",
-              "/command", "/admin", "/health", "/cap"},
+              "/command", "/drills", "/admin", "/health", "/cap"},
 }
 
 

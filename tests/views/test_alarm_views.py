@@ -8,6 +8,8 @@ import pytest
 
 from sources.alarms.desk import AlarmSource
 from sources.alarms.engine import AlarmEngine
+from sources.access.guard import Guard
+from sources.access.sessions import Principal
 from sources.hub import Hub
 from tests.sources.alarm_registry import T0, make_alarm_store, readings
 from views.alarm_queue import AlarmQueue, beep_wav
@@ -33,6 +35,10 @@ def engine(rt):
 @pytest.fixture
 def source(rt):
     return AlarmSource(store=rt.store, hub=rt.hub)
+
+
+def officer(name: str, jurisdiction: str = "370000") -> Guard:
+    return Guard.of(Principal(name=name, role="officer", jurisdiction=jurisdiction))
 
 
 def now_readings(rows):
@@ -82,8 +88,8 @@ def test_queue_reloads_when_it_missed_messages(engine, source):
 
 def test_queue_actions_and_the_losers_message(engine, source):
     engine.evaluate(now_readings([("T1", 0, 95)]))
-    a = AlarmQueue(source=source, lang="en", user="officer-a")
-    b = AlarmQueue(source=source, lang="zh", user="officer-b")
+    a = AlarmQueue(source=source, lang="en", guard=officer("officer-a"))
+    b = AlarmQueue(source=source, lang="zh", guard=officer("officer-b"))
     a._act("acknowledge")
     assert "Select an alarm" in a.message.object
     a.table.selection = [0]
@@ -97,6 +103,35 @@ def test_queue_actions_and_the_losers_message(engine, source):
     b.note.value = "关阀降温"
     b._act("dispose")
     assert source.alarm(1)["disposal_note"] == "关阀降温"
+
+
+def test_a_county_officer_sees_and_acts_on_the_county_only(engine, source):
+    """T1 is in 370102, G1 in 370103: the officer of 370103 sees G1's alarm only, and
+    acting on T1's alarm (as if it were selected) is refused and recorded."""
+    from sources.access.audit import AuditLog
+
+    engine.evaluate(now_readings([("T1", 0, 95), ("G1", 0, 30)]))
+    audit = AuditLog(source.store)
+    county = Guard.of(Principal(name="xian", role="officer", jurisdiction="370103"),
+                      audit=audit)
+    q = AlarmQueue(source=source, lang="en", guard=county)
+    assert set(q.table.value.county_code) == {"370103"}
+    province = AlarmQueue(source=source, lang="en", guard=officer("sheng"))
+    assert set(province.table.value.county_code) == {"370102", "370103"}
+    t1 = int(province.table.value.index[province.table.value.county_code == "370102"][0])
+    q.table.value = province.table.value  # a forged selection of another county's alarm
+    q.table.selection = [list(q.table.value.index).index(t1)]
+    q._act("acknowledge")
+    assert "outside your jurisdiction" in q.message.object
+    assert source.alarm(t1)["state"] == "raised"
+    denied = audit.export(action="alarm.acknowledge")
+    assert list(denied.outcome) == ["denied"] and list(denied.user_name) == ["xian"]
+    wall = AlarmQueue(source=source, lang="en",
+                      guard=Guard.of(Principal(name="wall1", role="wall",
+                                               jurisdiction="370000")))
+    wall.table.selection = [0]
+    wall._act("acknowledge")
+    assert "Your role may not" in wall.message.object
 
 
 def test_queue_filters(engine, source):

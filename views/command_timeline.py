@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import io
+import math
 from datetime import timedelta
 
 import pandas as pd
@@ -125,7 +126,7 @@ class ReplayPlayer(View):
             pn.widgets.FileDownload(callback=lambda: self._export("docx"),
                                     filename="review.docx", label=t("command.export.review_docx"),
                                     css_classes=["cmd-review-docx"]))
-        self.start = None
+        self.start = self.end = None
         self.times: list = []
         self.state: dict | None = None
         self.slider.param.watch(lambda _e: self.show(), "value")
@@ -135,11 +136,22 @@ class ReplayPlayer(View):
         self._cb = pn.state.add_periodic_callback(self._advance, period=self.tick_ms,
                                                   start=False)
         self.on_close(self._cb.stop)
+        self.subscribe(["command"], self._on_messages, period_ms=1000, immediate=True)
         self.load()
 
+    def _on_messages(self, messages, missed: bool) -> None:
+        """The incident moved on: extend the time axis; a player at the end follows it."""
+        if not self.incident_id or self.start is None or self.play.value:
+            return
+        if missed or any(d.get("incident_id") == self.incident_id for m in messages
+                         for d in m.payload):
+            live = self.slider.value >= self.slider.end
+            self.load(keep=None if live else self.slider.value)
+
     @param.depends("incident_id", watch=True)
-    def load(self) -> None:
-        """Read the incident's moments and put the slider at its end (as it is now)."""
+    def load(self, keep: int | None = None) -> None:
+        """Read the incident's moments and put the slider at its end (as it is now), or at
+        ``keep`` seconds."""
         self.play.value = False
         inc = self.source.version(self.incident_id) if self.incident_id else None
         if inc is None:
@@ -151,13 +163,20 @@ class ReplayPlayer(View):
         self.times = self.source.replay_times(self.incident_id)
         self.start = min(self.times[0], inc["learned_at"])
         end = inc["closed_at"] or max(self.source.now(), self.times[-1])
-        span = max(1, int((end - self.start).total_seconds()))
-        self.slider.param.update(start=0, end=span, value=span)
+        self.end = end
+        span = max(1, math.ceil((end - self.start).total_seconds()))
+        self.slider.param.update(start=0, end=span, value=span if keep is None
+                                 else min(keep, span))
         self.show()
         self._review()
 
     def at(self):
-        return None if self.start is None else self.start + timedelta(seconds=self.slider.value)
+        """The moment shown: the slider's second, or the incident's last moment at the end."""
+        if self.start is None:
+            return None
+        if self.slider.value >= self.slider.end:
+            return self.end
+        return self.start + timedelta(seconds=self.slider.value)
 
     def show(self) -> None:
         """Redraw the state at the slider's time (from the store)."""

@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import html
+import time
 from datetime import datetime
 from typing import ClassVar
 
 import pandas as pd
 import panel as pn
+import param
 from bokeh.models import ColumnDataSource
 from bokeh.plotting import figure
 
@@ -14,6 +16,7 @@ from sources.command.common import CHINA_TZ
 from sources.command.source import CommandSource
 from sources.inventory.common import InventoryError
 
+from .base import View
 from .board_map import LEVEL_COLORS, lat_scale
 from .i18n import LABELS
 from .inventory_common import Notice
@@ -185,3 +188,58 @@ class CommandNotice(Notice):
                                    alert_type="danger", visible=True)
             return
         super().error(exc)
+
+
+class CommandView(View):
+    """Base of the command views: the source, the incident shown, and live refreshes.
+
+    A view refreshes on hub messages about its incident (``command`` topic) that its last
+    refresh did not already read (a page's own action is not read twice). While ``live`` is
+    False (its tab is hidden) it only notes that it is stale and refreshes when shown again,
+    so an action costs each open page the views it shows, not all of them.
+    """
+
+    __abstract = True
+
+    source = param.ClassSelector(class_=CommandSource, doc="The command source.")
+    incident_id = param.String(default="", doc="The incident shown ('' for none).")
+    live = param.Boolean(default=True, doc=(
+        "Refresh on hub messages now (False: note them and refresh when set True again)."))
+
+    def watch_hub(self, topics=("command",)) -> None:
+        """Subscribe to ``topics`` (call at the end of ``__init__``)."""
+        self._read_at = 0.0
+        self._stale = False
+        self.subscribe(list(topics), self._on_hub, period_ms=1000, immediate=True)
+
+    def refresh(self) -> None:  # pragma: no cover - every subclass has its own
+        raise NotImplementedError
+
+    def mark_read(self) -> None:
+        """Call at the start of a refresh: what was published before is read."""
+        self._read_at = time.monotonic()
+
+    def concerns(self, message) -> bool:
+        """Whether a hub message changes what this view shows."""
+        if message.topic != "command":
+            return True
+        return any(d.get("incident_id") == self.incident_id for d in message.payload)
+
+    def _on_hub(self, messages, missed: bool) -> None:
+        fresh = [m for m in messages if m.at > getattr(self, "_read_at", 0.0)]
+        if not (missed or any(self.concerns(m) for m in fresh)):
+            return
+        if not self.live:
+            self._stale = True
+            return
+        self.on_news()
+
+    def on_news(self) -> None:
+        """What a relevant message does (default: refresh)."""
+        self._stale = False
+        self.refresh()
+
+    @param.depends("live", watch=True)
+    def _shown(self) -> None:
+        if self.live and getattr(self, "_stale", False):
+            self.on_news()

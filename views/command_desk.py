@@ -53,9 +53,16 @@ class CommandDesk(View):
             dynamic=False, sizing_mode="stretch_width", css_classes=["cmd-tabs"])
         self.list.param.watch(lambda e: setattr(self, "incident_id", e.new), "incident_id")
         self.intake.param.watch(self._opened, "opened")
+        self.tabs.param.watch(lambda _e: self._shown_tab(), "active")
         self._select(self.incident_id)
         if self.alarm_id is None and self.incident_id:
             self.tabs.active = 1
+        self._shown_tab()
+
+    def _shown_tab(self) -> None:
+        """Only the view in the open tab refreshes on the hub; the others catch up when shown."""
+        for i, view in enumerate(self.views.values(), start=1):
+            view.live = self.tabs.active == i
 
     def _opened(self, event) -> None:
         self.incident_id = event.new

@@ -10,21 +10,16 @@ import panel as pn
 import param
 
 from sources.command.deadlines import REPORT_KINDS
-from sources.command.source import CommandSource
 
-from .base import View
-from .command_common import COMMAND_CSS, CommandNotice, countdown, local
+from .command_common import COMMAND_CSS, CommandNotice, CommandView, countdown, local
 from .inventory_common import current_user, table
 from .panes import HTML, Markdown
 
 
-class ReportEditor(View):
+class ReportEditor(CommandView):
     """Report timers, the editor and the reports of one incident."""
 
     view_type = "command_reports"
-
-    source = param.ClassSelector(class_=CommandSource, doc="The command source.")
-    incident_id = param.String(default="", doc="The incident ('' for none).")
 
     def __init__(self, **params):
         super().__init__(**params)
@@ -65,7 +60,7 @@ class ReportEditor(View):
         self.revise_button.on_click(lambda _e: self.revise())
         self.reports = pd.DataFrame()
         self.timers: list = []
-        self.subscribe(["command"], self._on_messages, period_ms=1000, immediate=True)
+        self.watch_hub()
         cb = pn.state.add_periodic_callback(self._tick, period=1000)  # the countdowns
         self.on_close(cb.stop)
         self.refresh()
@@ -129,13 +124,9 @@ class ReportEditor(View):
         return io.BytesIO(self.source.export_report(rid, fmt))
 
     # ------------------------------------------------------------------ display
-    def _on_messages(self, messages, missed: bool) -> None:
-        if missed or any(d.get("incident_id") == self.incident_id for m in messages
-                         for d in m.payload):
-            self.refresh()
-
     @param.depends("incident_id", watch=True)
     def refresh(self) -> None:
+        self.mark_read()
         t = self.t
         if not self.incident_id or self.source.version(self.incident_id) is None:
             self.timers, self.reports = [], pd.DataFrame()

@@ -8,11 +8,9 @@ import pandas as pd
 import panel as pn
 import param
 
-from sources.command.source import CommandSource
 from sources.command.support import sector_ring
 
-from .base import View
-from .command_common import COMMAND_CSS, STATE_COLORS, CommandNotice, ProvinceMap
+from .command_common import COMMAND_CSS, STATE_COLORS, CommandNotice, CommandView, ProvinceMap
 from .inventory_common import current_user, options, table
 from .panes import HTML, Markdown
 
@@ -27,13 +25,11 @@ COLUMNS = {
 }
 
 
-class DecisionSupportPanel(View):
+class DecisionSupportPanel(CommandView):
     """Decision support for one incident and the dispatch form."""
 
     view_type = "command_support"
 
-    source = param.ClassSelector(class_=CommandSource, doc="The command source.")
-    incident_id = param.String(default="", doc="The incident ('' for none).")
     k = param.Integer(default=10, bounds=(1, 100), doc="Rows per kind of resource.")
     map_height = param.Integer(default=420, bounds=(200, 2000), doc="Height of the map (px).")
 
@@ -78,8 +74,7 @@ class DecisionSupportPanel(View):
         self.shelter_button.on_click(lambda _e: self.open_shelter())
         self.warehouse.param.watch(lambda _e: self._kinds(), "value")
         self.answer: dict | None = None
-        self.subscribe(["command", "stock", "dispatch"], self._on_messages, period_ms=1000,
-                       immediate=True)
+        self.watch_hub(("command", "stock", "dispatch"))
         self.refresh()
 
     # ------------------------------------------------------------------ dispatch
@@ -121,13 +116,12 @@ class DecisionSupportPanel(View):
         self.kind.options = options(stock, "kind_id", "label")
 
     # ------------------------------------------------------------------ display
-    def _on_messages(self, messages, missed: bool) -> None:
-        if missed or any(m.topic != "command" or d.get("incident_id") == self.incident_id
-                         for m in messages for d in (m.payload if m.topic == "command" else [{}])):
-            self.refresh()
+    def concerns(self, message) -> bool:
+        return bool(self.incident_id) and super().concerns(message)
 
     @param.depends("incident_id", watch=True)
     def refresh(self) -> None:
+        self.mark_read()
         t = self.t
         inc = self.source.version(self.incident_id) if self.incident_id else None
         if inc is None:

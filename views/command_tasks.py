@@ -8,21 +8,16 @@ import panel as pn
 import param
 
 from sources.command.common import TASK_STATES, TRANSITIONS
-from sources.command.source import CommandSource
 
-from .base import View
-from .command_common import COMMAND_CSS, STATE_COLORS, CommandNotice, local
+from .command_common import COMMAND_CSS, STATE_COLORS, CommandNotice, CommandView, local
 from .inventory_common import current_user, options
 from .panes import HTML
 
 
-class TaskBoard(View):
+class TaskBoard(CommandView):
     """Tasks of one incident by state (assigned, en route, on scene, done, cancelled)."""
 
     view_type = "command_tasks"
-
-    source = param.ClassSelector(class_=CommandSource, doc="The command source.")
-    incident_id = param.String(default="", doc="The incident ('' for none).")
 
     def __init__(self, **params):
         super().__init__(**params)
@@ -41,7 +36,7 @@ class TaskBoard(View):
             button.on_click(lambda _e, state=state: self.move(state))
         self.notice = CommandNotice(t, "cmd-task-notice")
         self.tasks = pd.DataFrame()
-        self.subscribe(["command"], self._on_messages, period_ms=1000, immediate=True)
+        self.watch_hub()
         self.refresh()
 
     def move(self, state: str, task_id: int | None = None):
@@ -58,13 +53,9 @@ class TaskBoard(View):
         self.refresh()
         return result
 
-    def _on_messages(self, messages, missed: bool) -> None:
-        if missed or any(d.get("incident_id") == self.incident_id for m in messages
-                         for d in m.payload):
-            self.refresh()
-
     @param.depends("incident_id", watch=True)
     def refresh(self) -> None:
+        self.mark_read()
         t = self.t
         df = self.source.tasks(self.incident_id) if self.incident_id else pd.DataFrame(
             columns=["task_id", "state", "resource_name", "kind"])

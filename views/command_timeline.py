@@ -12,13 +12,11 @@ import pandas as pd
 import panel as pn
 import param
 
-from sources.command.source import CommandSource
-
-from .base import View
 from .command_common import (
     COMMAND_CSS,
     STATE_COLORS,
     CommandNotice,
+    CommandView,
     ProvinceMap,
     grade_badge,
     local,
@@ -49,13 +47,11 @@ def _line(r, t) -> str:
             f'{e(str(r.actor))}</span></li>')
 
 
-class IncidentTimeline(View):
+class IncidentTimeline(CommandView):
     """Every fact of one incident, newest first: its own changes and events nearby."""
 
     view_type = "command_timeline"
 
-    source = param.ClassSelector(class_=CommandSource, doc="The command source.")
-    incident_id = param.String(default="", doc="The incident ('' for none).")
     nearby = param.Boolean(default=True, doc="Show alarms, warnings, quakes nearby.")
     limit = param.Integer(default=200, bounds=(10, 5000), doc="Lines shown at most.")
 
@@ -66,16 +62,15 @@ class IncidentTimeline(View):
         self.toggle = pn.widgets.Checkbox.from_param(self.param.nearby,
                                                      name=self.t("command.tl.nearby"))
         self.frame = pd.DataFrame()
-        self.subscribe(["command", "alarm", "warning", "quake"], self._on_messages,
-                       period_ms=1000, immediate=True)
+        self.watch_hub(("command", "alarm", "warning", "quake"))
         self.refresh()
 
-    def _on_messages(self, messages, missed: bool) -> None:
-        if self.incident_id:
-            self.refresh()
+    def concerns(self, message) -> bool:
+        return bool(self.incident_id) and super().concerns(message)
 
     @param.depends("incident_id", "nearby", watch=True)
     def refresh(self) -> None:
+        self.mark_read()
         t = self.t
         if not self.incident_id or self.source.version(self.incident_id) is None:
             self.frame = pd.DataFrame()
@@ -90,13 +85,11 @@ class IncidentTimeline(View):
         return pn.Column(self.toggle, self.pane, sizing_mode="stretch_width")
 
 
-class ReplayPlayer(View):
+class ReplayPlayer(CommandView):
     """案例推演: the incident at any moment T, played back at a chosen speed."""
 
     view_type = "command_replay"
 
-    source = param.ClassSelector(class_=CommandSource, doc="The command source.")
-    incident_id = param.String(default="", doc="The incident ('' for none).")
     speed = param.Selector(default=60, objects=[1, 10, 60, 300, 1800],
                            doc="Incident seconds played per second.")
     tick_ms = param.Integer(default=500, bounds=(100, 5000), doc="Player step (ms).")
@@ -136,22 +129,25 @@ class ReplayPlayer(View):
         self._cb = pn.state.add_periodic_callback(self._advance, period=self.tick_ms,
                                                   start=False)
         self.on_close(self._cb.stop)
-        self.subscribe(["command"], self._on_messages, period_ms=1000, immediate=True)
+        self.watch_hub()
         self.load()
 
-    def _on_messages(self, messages, missed: bool) -> None:
+    def refresh(self) -> None:
+        self.load()
+
+    def on_news(self) -> None:
         """The incident moved on: extend the time axis; a player at the end follows it."""
+        self._stale = False
         if not self.incident_id or self.start is None or self.play.value:
             return
-        if missed or any(d.get("incident_id") == self.incident_id for m in messages
-                         for d in m.payload):
-            live = self.slider.value >= self.slider.end
-            self.load(keep=None if live else self.slider.value)
+        at_end = self.slider.value >= self.slider.end
+        self.load(keep=None if at_end else self.slider.value)
 
     @param.depends("incident_id", watch=True)
     def load(self, keep: int | None = None) -> None:
         """Read the incident's moments and put the slider at its end (as it is now), or at
         ``keep`` seconds."""
+        self.mark_read()
         self.play.value = False
         inc = self.source.version(self.incident_id) if self.incident_id else None
         if inc is None:

@@ -10,12 +10,11 @@ import panel as pn
 import param
 
 from sources.command.catalog import GRADES, RESPONSE_LEVELS
-from sources.command.source import CommandSource
 
-from .base import View
 from .command_common import (
     COMMAND_CSS,
     CommandNotice,
+    CommandView,
     countdown,
     grade_badge,
     local,
@@ -26,13 +25,10 @@ from .inventory_common import current_user, table
 from .panes import HTML, Markdown
 
 
-class IncidentList(View):
+class IncidentList(CommandView):
     """Active incidents (feed and command) with grade, response, tasks and the next report."""
 
     view_type = "command_incident_list"
-
-    source = param.ClassSelector(class_=CommandSource, doc="The command source.")
-    incident_id = param.String(default="", doc="The selected incident ('' for none).")
 
     def __init__(self, **params):
         super().__init__(**params)
@@ -45,13 +41,16 @@ class IncidentList(View):
                                        "countdown": {"type": "html"}})
         self.table.param.watch(self._picked, "selection")
         self.frame = pd.DataFrame()
-        self.subscribe(["command", "incident"], lambda _m, _x: self.refresh(), period_ms=1000,
-                       immediate=True)
+        self.watch_hub(("command", "incident"))
         cb = pn.state.add_periodic_callback(self.refresh, period=30_000)  # countdowns move on
         self.on_close(cb.stop)
         self.refresh()
 
+    def concerns(self, message) -> bool:
+        return True  # any incident's change moves the list
+
     def refresh(self) -> None:
+        self.mark_read()
         t, now = self.t, self.source.now()
         df = self.source.wall_incidents(now)
         self.frame = df
@@ -78,13 +77,10 @@ class IncidentList(View):
                          sizing_mode="stretch_width")
 
 
-class IncidentWorkspace(View):
+class IncidentWorkspace(CommandView):
     """One incident: card, grade (rule and override), response launch and plan checklist."""
 
     view_type = "command_workspace"
-
-    source = param.ClassSelector(class_=CommandSource, doc="The command source.")
-    incident_id = param.String(default="", doc="The incident shown ('' for none).")
 
     def __init__(self, **params):
         super().__init__(**params)
@@ -133,7 +129,7 @@ class IncidentWorkspace(View):
         self.close_button.on_click(lambda _e: self.close())
         self._items = pd.DataFrame()
         self._shown: tuple | None = None
-        self.subscribe(["command"], self._on_messages, period_ms=1000, immediate=True)
+        self.watch_hub()
         self.refresh()
 
     # ------------------------------------------------------------------ actions
@@ -185,13 +181,9 @@ class IncidentWorkspace(View):
             self.tick(int(self._items.item_no.iloc[event.row]))
 
     # ------------------------------------------------------------------ display
-    def _on_messages(self, messages, missed: bool) -> None:
-        if missed or any(d.get("incident_id") == self.incident_id for m in messages
-                         for d in m.payload):
-            self.refresh()
-
     @param.depends("incident_id", watch=True)
     def refresh(self) -> None:
+        self.mark_read()
         t = self.t
         inc = self.source.version(self.incident_id) if self.incident_id else None
         if inc is None:

@@ -101,29 +101,29 @@ class DecisionSupport:
         lon, lat = float(lon), float(lat)
         area = self.affected_area(lon, lat, st, county_code=county_code,
                                   wind_from_deg=wind_from_deg, now=now)
-        inside = self._in_area(area)
-        inst = self._travel(self._registry("installations"), lon, lat)
-        inst = inst[inside(inst)].sort_values("km").reset_index(drop=True)
-        ent = self._travel(self._registry("enterprises"), lon, lat)
-        ent = ent[inside(ent)].sort_values("km").reset_index(drop=True)
+        inst = self._in_area(area, self._registry("installations"))
+        ent = self._in_area(area, self._registry("enterprises"))
         area.update(enterprises=len(ent), major_hazard_enterprises=int(ent.is_major_hazard.sum()),
                     installations=len(inst))
+        busy = self.commitments(None)  # teams and shelters, one read
         return {"point": (lon, lat), "subtype": st.key, "area": area,
                 "constants": {"detour_factor": self.detour_factor, "speed_kmh": self.speed_kmh},
-                "teams": self.nearest_teams(lon, lat, st, k),
+                "teams": self.nearest_teams(lon, lat, st, k, busy=busy),
                 "warehouses": self.covering_warehouses(lon, lat, st, k),
-                "shelters": self.free_shelters(lon, lat, k),
+                "shelters": self.free_shelters(lon, lat, k, busy=busy),
                 "experts": self.matching_experts(lon, lat, st, enterprise_id, k, now),
                 "installations": inst, "enterprises": ent.head(200)}
 
-    def nearest_teams(self, lon: float, lat: float, st, k: int = 10) -> pd.DataFrame:
+    def nearest_teams(self, lon: float, lat: float, st, k: int = 10,
+                      busy: pd.DataFrame | None = None) -> pd.DataFrame:
         """Teams of the specialties the type needs, quickest first (others fill up to ``k``);
         a team committed now says to which incident and by whom."""
         df = self._travel(self._registry("teams"), lon, lat)
         df["matches"] = df["kind"].isin(st.teams)
         df = pd.concat([df[df.matches].nsmallest(k, "minutes"),
                         df[~df.matches].nsmallest(k, "minutes")]).head(k)
-        busy = self.commitments("team").set_index("resource_id")
+        busy = self.commitments(None) if busy is None else busy
+        busy = busy[busy.resource == "team"].set_index("resource_id")
         df["committed_to"] = busy["incident_id"].reindex(df["team_id"]).to_numpy()
         df["committed_by"] = busy["actor"].reindex(df["team_id"]).to_numpy()
         return df.reset_index(drop=True)
@@ -159,14 +159,13 @@ class DecisionSupport:
         df["categories"] = df["categories"].map(list)
         return df
 
-    def free_shelters(self, lon: float, lat: float, k: int = 10) -> pd.DataFrame:
+    def free_shelters(self, lon: float, lat: float, k: int = 10,
+                      busy: pd.DataFrame | None = None) -> pd.DataFrame:
         """Shelters with free capacity (capacity minus people of shelters opened now)."""
         df = self._travel(self._registry("shelters"), lon, lat)
-        busy = self.commitments("shelter")
-        people = self.store.df("SELECT task_id, quantity FROM command_tasks WHERE kind = "
-                               "'shelter'").set_index("task_id")["quantity"]
-        used = pd.Series(people.reindex(busy["task_id"]).to_numpy(),
-                         index=busy["resource_id"]) if len(busy) else pd.Series(dtype=float)
+        busy = self.commitments(None) if busy is None else busy
+        busy = busy[busy.resource == "shelter"]
+        used = pd.Series(busy["quantity"].to_numpy(dtype=float), index=busy["resource_id"])
         df["occupied"] = used.reindex(df["shelter_id"]).fillna(0).to_numpy()
         df["free"] = df["capacity"] - df["occupied"]
         df["committed_to"] = busy.set_index("resource_id")["incident_id"].reindex(
@@ -255,19 +254,22 @@ class DecisionSupport:
                     population=int(round(density * area["area_km2"])))
         return area
 
-    def _in_area(self, area: dict):
-        """A mask function: which rows (with lon/lat/km) lie in the affected area."""
-        def inside(df: pd.DataFrame) -> np.ndarray:
-            mask = (df["km"] <= area["radius_km"]).to_numpy().copy()
-            if area["sector"] is not None and len(df):
-                lo, hi = area["sector"]
-                b = bearing_deg(area["lon"], area["lat"], df["lon"], df["lat"])
-                mid = (lo + hi) / 2
-                off = np.abs((b - mid + 180.0) % 360.0 - 180.0)
-                mask &= (off <= (hi - lo) / 2) | (df["km"] < 0.05).to_numpy()
-            return mask
-        return inside
-
+    def _in_area(self, area: dict, registry: pd.DataFrame) -> pd.DataFrame:
+        """Rows of a registry (lon, lat) in the affected area, nearest first, with km and
+        minutes (distances on the arrays first: only the rows inside are copied)."""
+        km = haversine_km(area["lon"], area["lat"], registry["lon"], registry["lat"])
+        mask = km <= area["radius_km"]
+        if area["sector"] is not None:
+            lo, hi = area["sector"]
+            b = bearing_deg(area["lon"], area["lat"], registry["lon"].to_numpy()[mask],
+                            registry["lat"].to_numpy()[mask])
+            off = np.abs((b - (lo + hi) / 2 + 180.0) % 360.0 - 180.0)
+            keep = (off <= (hi - lo) / 2) | (km[mask] < 0.05)  # the scene itself is in
+            mask[np.flatnonzero(mask)[~keep]] = False
+        df = registry[mask].copy()
+        df["km"] = km[mask]
+        df["minutes"] = df["km"] * self.detour_factor / self.speed_kmh * 60.0
+        return df.sort_values("km").reset_index(drop=True)
 
 def sector_ring(area: dict, steps: int = 24) -> tuple[list[float], list[float]]:
     """The affected area's outline (lon, lat lists): a circle or the downwind sector."""

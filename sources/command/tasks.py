@@ -58,11 +58,14 @@ ORDER BY t.task_id
 """
 
 COMMITMENTS_SQL = """
-SELECT c.resource_id, c.incident_id, c.task_id, c.actor, c.acted_at, s.state
+SELECT c.resource, c.resource_id, c.incident_id, c.task_id, c.actor, c.acted_at, s.state,
+       t.quantity
 FROM (SELECT unnest(arg_max(c, c.slot)) FROM command_commitments c
-      WHERE c.resource = $resource GROUP BY c.resource_id) c
+      WHERE $resource::VARCHAR IS NULL OR c.resource = $resource
+      GROUP BY c.resource, c.resource_id) c
 JOIN (SELECT task_id, arg_max(state, seq) AS state FROM command_task_states GROUP BY 1) s
   USING (task_id)
+JOIN command_tasks t USING (task_id)
 WHERE s.state IN ('assigned', 'en_route', 'on_scene')
 """
 
@@ -75,8 +78,9 @@ class TaskActions:
         """Tasks (of one incident, as they stood at ``at`` if given) with their state."""
         return self.store.df(TASKS_SQL, {"incident": incident_id, "at": at})
 
-    def commitments(self, resource: str = "team") -> pd.DataFrame:
-        """Teams (or shelters) committed now: resource_id, incident_id, task_id, actor, at."""
+    def commitments(self, resource: str | None = "team") -> pd.DataFrame:
+        """Teams (or shelters; None: both) committed now: resource, resource_id, incident_id,
+        task_id, actor, acted_at, state, quantity (a shelter's people)."""
         return self.store.df(COMMITMENTS_SQL, {"resource": resource})
 
     # ------------------------------------------------------------------ dispatch

@@ -220,3 +220,26 @@ def test_views_on_a_read_only_store_as_in_a_notebook(tiny_db, clock):
     finally:
         with contextlib.suppress(Exception):
             ro.close()
+
+
+def test_hidden_views_catch_up_when_shown_and_skip_what_they_read(src, leak, monkeypatch):
+    from sources.hub import Message
+
+    board = TaskBoard(source=src, lang="zh", incident_id=leak["incident_id"], live=False)
+    calls = []
+    monkeypatch.setattr(board, "refresh", lambda: calls.append(1))
+    team = int(src.support(leak["incident_id"])["teams"].team_id.iloc[0])
+    src.assign_team(leak["incident_id"], team, user="wang")
+    news = Message("command", [{"incident_id": leak["incident_id"]}])
+    other = Message("command", [{"incident_id": "SOMETHING-ELSE"}])
+    board._on_hub([news, other], False)
+    assert calls == [] and board._stale  # hidden: noted, not read
+    board.live = True
+    assert calls == [1] and not board._stale  # shown: caught up once
+    board._on_hub([other], False)
+    assert calls == [1]  # another incident's news
+    board.mark_read()
+    board._on_hub([news], False)  # published before the last read: already shown
+    assert calls == [1]
+    board._on_hub([Message("command", [{"incident_id": leak["incident_id"]}])], False)
+    assert calls == [1, 1]

@@ -113,8 +113,20 @@ class ProvinceMap:
                      toolbar_location="right", name=name)
         fig.axis.visible = False
         fig.grid.visible = False
-        fig.patches([r["x"].tolist() for r in rings], [(r["y"] * ky).tolist() for r in rings],
-                    fill_color="#eef2f7", line_color="#94a3b8", line_width=0.6)
+        fig.patches([r["x"].tolist() for r in rings],
+                               [(r["y"] * ky).tolist() for r in rings],
+                               fill_color="#eef2f7", line_color="#94a3b8", line_width=0.6)
+        # the ranges follow an invisible window (the province, or the incident's surroundings),
+        # not every glyph: a far resource's line must not zoom the map out
+        xs = [float(min(r["x"].min() for r in rings)), float(max(r["x"].max() for r in rings))] \
+            if rings else [114.8, 122.7]
+        ys = [float(min(r["y"].min() for r in rings)) * ky,
+              float(max(r["y"].max() for r in rings)) * ky] if rings else [34.4 * ky, 38.4 * ky]
+        self._home = dict(x=xs, y=ys)
+        self.window = ColumnDataSource(dict(self._home))
+        extent = fig.scatter("x", "y", source=self.window, size=0, alpha=0)
+        fig.x_range.renderers = [extent]
+        fig.y_range.renderers = [extent]
         self.area = ColumnDataSource(dict(xs=[], ys=[]))
         fig.patches("xs", "ys", source=self.area, fill_color="#f97316", fill_alpha=0.18,
                     line_color="#f97316", line_dash="dashed")
@@ -162,10 +174,15 @@ class ProvinceMap:
                                ys=[[b * ky, d * ky] for _, b, _, d, _ in lines],
                                color=[e for *_, e in lines])
 
-    def zoom(self, lon: float, lat: float, half_deg: float = 0.35) -> None:
-        fig, ky = self.figure, self.ky
-        fig.x_range.start, fig.x_range.end = lon - half_deg, lon + half_deg
-        fig.y_range.start, fig.y_range.end = (lat - half_deg) * ky, (lat + half_deg) * ky
+    def zoom(self, lon: float | None = None, lat: float | None = None,
+             half_deg: float = 0.35) -> None:
+        """Frame the map on a point (None: the whole province)."""
+        if lon is None or lat is None:
+            self.window.data = dict(self._home)
+            return
+        ky = self.ky
+        self.window.data = dict(x=[lon - half_deg, lon + half_deg],
+                                y=[(lat - half_deg) * ky, (lat + half_deg) * ky])
 
 
 
@@ -243,3 +260,10 @@ class CommandView(View):
     def _shown(self) -> None:
         if self.live and getattr(self, "_stale", False):
             self.on_news()
+
+
+def set_options(select, opts: dict) -> None:
+    """Give a Select new options, keeping its value if still offered, else the first one."""
+    values = list(opts.values())
+    keep = select.value if select.value in values else (values[0] if values else None)
+    select.param.update(options=opts, value=keep)

@@ -15,7 +15,7 @@ from sources.command.grading import compute_grade
 from sources.command.source import CommandSource
 
 from .base import View
-from .command_common import COMMAND_CSS, CommandNotice, ProvinceMap, subtype_label
+from .command_common import COMMAND_CSS, CommandNotice, ProvinceMap, set_options, subtype_label
 from .inventory_common import current_user, options
 from .panes import HTML, Markdown
 
@@ -108,7 +108,7 @@ class IncidentIntake(View):
     # ------------------------------------------------------------------ form
     def _subtypes(self) -> None:
         keys = subtypes_of(self.category.value)
-        self.subtype.options = {subtype_label(k, self.t): k for k in keys}
+        set_options(self.subtype, {subtype_label(k, self.t): k for k in keys})
         self.subtype.value = keys[0]
 
     def _find_enterprises(self) -> None:
@@ -148,7 +148,7 @@ class IncidentIntake(View):
         self.title.value = pre["title"]
         self.lon.value, self.lat.value = float(pre["lon"]), float(pre["lat"])
         if pre["enterprise_id"] is not None:
-            self.enterprise.options = {str(pre["title"]): int(pre["enterprise_id"]), "": ""}
+            set_options(self.enterprise, {str(pre["title"]): int(pre["enterprise_id"]), "": ""})
             self.enterprise.value = int(pre["enterprise_id"])
         self.place.value = pre["place"]
         self.occurred.value = pd.Timestamp(pre["occurred_at"]).tz_convert(CHINA_TZ) \

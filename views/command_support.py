@@ -10,7 +10,14 @@ import param
 
 from sources.command.support import sector_ring
 
-from .command_common import COMMAND_CSS, STATE_COLORS, CommandNotice, CommandView, ProvinceMap
+from .command_common import (
+    COMMAND_CSS,
+    STATE_COLORS,
+    CommandNotice,
+    CommandView,
+    ProvinceMap,
+    set_options,
+)
 from .inventory_common import current_user, options, table
 from .panes import HTML, Markdown
 
@@ -107,13 +114,13 @@ class DecisionSupportPanel(CommandView):
 
     def _kinds(self) -> None:
         if not self.warehouse.value or not self.answer:
-            self.kind.options = {}
+            set_options(self.kind, {})
             return
         cats = list(dict.fromkeys(c for cs in self.answer["warehouses"].categories for c in cs))
         stock = self.source.warehouse_stock(self.warehouse.value, cats or None)
         stock["label"] = [f"{r.name} · {self.t('command.available', n=r.available, unit=r.unit)}"
                           for r in stock.itertuples()]
-        self.kind.options = options(stock, "kind_id", "label")
+        set_options(self.kind, options(stock, "kind_id", "label"))
 
     # ------------------------------------------------------------------ display
     def concerns(self, message) -> bool:
@@ -134,6 +141,7 @@ class DecisionSupportPanel(CommandView):
             self.map.show_scene(None, None, None)
             self.map.show_area(None, None)
             self.map.show_links([])
+            self.map.zoom()
             return
         a = self.source.support(self.incident_id, k=self.k)
         self.answer = a
@@ -159,14 +167,14 @@ class DecisionSupportPanel(CommandView):
                              and r.base_lon == r.base_lon])
         self.map.zoom(inc["lon"], inc["lat"])
         free = a["teams"][a["teams"].committed_to.isna()]
-        self.team.options = options(free.assign(label=free.name + " · " + free.minutes.round(0)
+        set_options(self.team, options(free.assign(label=free.name + " · " + free.minutes.round(0)
                                                 .astype(int).astype(str) + "′"),
-                                    "team_id", "label")
-        self.warehouse.options = options(a["warehouses"], "warehouse_id", "name")
+                                    "team_id", "label"))
+        set_options(self.warehouse, options(a["warehouses"], "warehouse_id", "name"))
         self._kinds()
-        self.shelter.options = options(a["shelters"].assign(
+        set_options(self.shelter, options(a["shelters"].assign(
             label=a["shelters"].name + " · " + a["shelters"].free.astype(int).astype(str)),
-            "shelter_id", "label")
+            "shelter_id", "label"))
         self.summary.object = self._summary(a)
 
     def _summary(self, a: dict) -> str:

@@ -9,7 +9,14 @@ import param
 
 from sources.command.common import TASK_STATES, TRANSITIONS
 
-from .command_common import COMMAND_CSS, STATE_COLORS, CommandNotice, CommandView, local
+from .command_common import (
+    COMMAND_CSS,
+    STATE_COLORS,
+    CommandNotice,
+    CommandView,
+    local,
+    set_options,
+)
 from .inventory_common import current_user, options
 from .panes import HTML
 
@@ -62,9 +69,9 @@ class TaskBoard(CommandView):
         self.tasks = df
         active = df[df.state.isin(["assigned", "en_route", "on_scene"])]
         keep = self.task.value
-        self.task.options = options(active.assign(label=[
+        set_options(self.task, options(active.assign(label=[
             f"{r.resource_name} · {t('command.state.' + r.state)}" for r in active.itertuples()]),
-            "task_id", "label")
+            "task_id", "label"))
         if keep in set(active.task_id):
             self.task.value = keep
         e = html.escape
@@ -72,8 +79,9 @@ class TaskBoard(CommandView):
         for state in TASK_STATES:
             cards = []
             for r in df[df.state == state].itertuples():
-                qty = "" if r.quantity != r.quantity or r.quantity is None else \
-                    f" · {r.quantity:g}{r.unit or ''}"
+                unit = r.unit if isinstance(r.unit, str) else ""  # NaN in a frame
+                qty = "" if r.quantity is None or r.quantity != r.quantity else \
+                    f" · {r.quantity:g}{unit}"
                 cards.append(
                     f'<div class="cmd-card cmd-task" data-task="{int(r.task_id)}" '
                     f'style="border-left:4px solid {STATE_COLORS[state]}">'

@@ -189,6 +189,7 @@ class ReplayPlayer(CommandView):
             return
         inc = state["incident"]
         self.map.show_scene(inc["lon"], inc["lat"], inc["grade"])
+        self.map.zoom(inc["lon"], inc["lat"], 0.6)
         tasks = pd.DataFrame(state["tasks"])
         lines, where = [], []
         for r in tasks.itertuples() if len(tasks) else []:

@@ -110,6 +110,8 @@ def test_task_board_columns_and_moves(src, leak, clock):
     task = src.assign_team(leak["incident_id"], team, user="wang")
     board = TaskBoard(source=src, lang="zh", incident_id=leak["incident_id"])
     assert "已下达 (1)" in board.board.object and task["resource_name"] in board.board.object
+    assert f"救援队伍 · {task['quantity']}<" in board.board.object  # members, no unit: no "nan"
+    assert "nan" not in board.board.object
     board.task.value = task["task_id"]
     assert board.move("on_scene") is None
     assert "当前为“已下达”（wang），不能改为“到达现场”" in board.notice.pane.object

@@ -11,6 +11,7 @@ import panel as pn
 import param
 from bokeh.models import ColumnDataSource
 from bokeh.plotting import figure
+from panel.io.state import set_curdoc
 
 from sources.command.common import CHINA_TZ
 from sources.command.source import CommandSource
@@ -235,6 +236,22 @@ class CommandView(View):
     def mark_read(self) -> None:
         """Call at the start of a refresh: what was published before is read."""
         self._read_at = time.monotonic()
+
+    def refresh_soon(self) -> None:
+        """After this page's own action: refresh on the page's next tick, so the pages the
+        action was published to are served first (the server has one thread for every page).
+        What was published before now counts as read (the refresh will show it)."""
+        self.mark_read()
+        doc = pn.state.curdoc
+        if doc is None or doc.session_context is None:
+            self.refresh()
+            return
+
+        def run():
+            with set_curdoc(doc):
+                self.refresh()
+
+        doc.add_next_tick_callback(run)
 
     def concerns(self, message) -> bool:
         """Whether a hub message changes what this view shows."""

@@ -88,7 +88,7 @@ class ReportEditor(CommandView):
             title=self.title.value, recipient=self.recipient.value),
             lambda r: self.t("command.report.submitted", kind=self.t(
                 "command.report." + r["kind"]), id=r["report_id"]))
-        self.refresh()
+        self.refresh_soon()
         return r
 
     def revise(self) -> dict | None:
@@ -99,7 +99,7 @@ class ReportEditor(CommandView):
         r = self.notice.run(lambda: self.source.revise_report(
             rid, self.body.value, user=current_user(), title=self.title.value),
             lambda r: self.t("command.report.revised", id=rid, version=r["version"]))
-        self.refresh()
+        self.refresh_soon()
         return r
 
     def _selected(self) -> int | None:

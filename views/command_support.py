@@ -90,7 +90,7 @@ class DecisionSupportPanel(CommandView):
             self.notice.refuse(self.t("command.pick_incident"))
             return None
         result = self.notice.run(action, lambda r: self.t(key, name=r["resource_name"], **fmt))
-        self.refresh()
+        self.refresh_soon()
         return result
 
     def assign_team(self):
@@ -155,7 +155,9 @@ class DecisionSupportPanel(CommandView):
                                     for cs in df.categories]
             if key == "teams":
                 df["kind"] = [t("board.team." + k) for k in df.kind]
-            self.tables[key].value = df[[c for c in COLUMNS[key] if c in df]]
+            shown = df[[c for c in COLUMNS[key] if c in df]].reset_index(drop=True)
+            if not shown.equals(self.tables[key].value):  # unchanged tables cost nothing
+                self.tables[key].value = shown
             if key != "enterprises":
                 self.map.points(key, a[key].head(self.k))
         self.map.show_scene(inc["lon"], inc["lat"], inc["grade"])

@@ -57,7 +57,7 @@ class TaskBoard(CommandView):
                                              note=self.note.value),
             lambda r: self.t("command.task.moved", name=r["resource_name"],
                              state=self.t("command.state." + state)))
-        self.refresh()
+        self.refresh_soon()
         return result
 
     @param.depends("incident_id", watch=True)

@@ -138,7 +138,7 @@ class IncidentWorkspace(CommandView):
             self.notice.refuse(self.t("command.pick_incident"))
             return None
         result = self.notice.run(action, lambda _r: self.t(message_key, **fmt))
-        self.refresh()
+        self.refresh_soon()
         return result
 
     def set_grade(self):

@@ -105,6 +105,8 @@ class IncidentWorkspace(CommandView):
         self.missing = pn.widgets.IntInput(label=t("command.missing"), start=0, width=90)
         self.injured = pn.widgets.IntInput(label=t("command.injured"), start=0, width=90)
         self.loss = pn.widgets.FloatInput(label=t("command.loss"), start=0, width=120)
+        self.wind = pn.widgets.FloatInput(label=t("command.wind_from"), value=None, start=0,
+                                          end=360, width=130, css_classes=["cmd-wind"])
         self.correct_note = pn.widgets.TextInput(label=t("command.note"), width=240)
         self.correct_button = pn.widgets.Button(label=t("command.correct"), align="end",
                                                 css_classes=["cmd-correct"])
@@ -152,10 +154,11 @@ class IncidentWorkspace(CommandView):
             "command.response.done", level=self.t("command.level." + str(self.level.value)))
 
     def correct(self):
+        wind = {} if self.wind.value is None else {"wind_from_deg": self.wind.value}
         return self._act(lambda: self.source.correct(
             self.incident_id, user=current_user(), note=self.correct_note.value,
             deaths=self.deaths.value, missing=self.missing.value, injured=self.injured.value,
-            loss_wan=self.loss.value), "command.correct.done")
+            loss_wan=self.loss.value, **wind), "command.correct.done")
 
     def tick(self, item_no: int):
         done = bool(self._items.set_index("item_no").done.get(item_no, False))
@@ -218,6 +221,7 @@ class IncidentWorkspace(CommandView):
             self.grade.value = inc["grade"]
             self.deaths.value, self.missing.value = inc["deaths"], inc["missing"]
             self.injured.value, self.loss.value = inc["injured"], inc["loss_wan"]
+            self.wind.value = inc["wind_from_deg"]
         items = self.source.plan_items(self.incident_id)
         self._items = items
         measure = items.measure if self.lang == "zh" else items.measure_en.fillna(items.measure)
@@ -233,8 +237,8 @@ class IncidentWorkspace(CommandView):
         return pn.Column(
             self.card, self.notice.pane,
             pn.Row(self.grade, self.reason, self.grade_button),
-            pn.Row(self.deaths, self.missing, self.injured, self.loss, self.correct_note,
-                   self.correct_button),
+            pn.Row(self.deaths, self.missing, self.injured, self.loss, self.wind,
+                   self.correct_note, self.correct_button),
             pn.Row(self.level, self.launch_button),
             Markdown(f"#### {t('command.plan.title')}"), self.checklist,
             pn.Row(self.note_text, self.note_button),

@@ -759,6 +759,7 @@ LABELS: dict[str, tuple[str, str]] = {
     "command.tick.done": ("第 {no} 项已完成", "Item {no} done"),
     "command.untick.done": ("第 {no} 项已撤销完成", "Item {no} reopened"),
     "command.correct": ("更新伤亡损失", "Update figures"),
+    "command.wind_from": ("风向(来向，度)", "Wind from (degrees)"),
     "command.correct.done": ("已更新（新版本已保存）", "Updated (a new version is saved)"),
     "command.note": ("备注", "Note"),
     "command.note.add": ("添加记录", "Add note"),

@@ -69,6 +69,11 @@ def test_workspace_card_rule_and_checklist(src, leak, clock):
     assert "请填写定级的研判理由" in view.notice.pane.object
     view.reason.value = "周边有学校"
     assert view.set_grade() is not None and "值班员研判：周边有学校" in view.card.object
+    # no station measures wind direction here: the officer enters it, the sector follows
+    view.wind.value = 90.0  # wind from the east: the downwind sector lies west
+    assert view.correct() is not None
+    area = src.support(leak["incident_id"])["area"]
+    assert (area["wind_source"], area["sector"]) == ("officer", (240.0, 300.0))
     en = IncidentWorkspace(source=src, lang="en", incident_id=leak["incident_id"])
     assert "Set by an officer" in en.card.object and "(the rule gives Major (III))" in en.card.object
 

@@ -483,3 +483,151 @@ CREATE TABLE IF NOT EXISTS drills (
     purged_by     VARCHAR,
     purged_rows   BIGINT
 );
+
+-- ---------------------------------------------------------------- command (指挥调度; owner: sources/command)
+-- Append-only, like warnings: no row is updated or deleted. The state of anything at time T
+-- is its latest row with ``acted_at`` <= T (case replay reads the store this way). Every row names
+-- the acting user. Each version of an officer's incident is also appended to ``incidents``
+-- (feed = 'command', seq from command_ids, level = the grade's colour), so the wall, the
+-- ticker and the feed's incidents are one list; a feed incident taken over keeps its id.
+CREATE SEQUENCE IF NOT EXISTS command_ids START 1;
+
+-- Each version of an incident under command: intake, correction, grade, response, close.
+CREATE TABLE IF NOT EXISTS command_incidents (
+    incident_id   VARCHAR NOT NULL,      -- 'CMD-YYYYMMDD-N', or the feed incident's id
+    version       INTEGER NOT NULL,      -- 1, 2, ...: one writer wins a version
+    change        VARCHAR NOT NULL,      -- intake / correct / grade / response / close
+    origin        VARCHAR NOT NULL,      -- officer / alarm / feed
+    origin_ref    VARCHAR,               -- alarm id, or feed URL:seq of the feed incident
+    category      VARCHAR NOT NULL,      -- natural / accident / health / social
+    subtype       VARCHAR NOT NULL,      -- fire, hazchem_leak, flood, ... (sources/command/catalog.py)
+    title         VARCHAR NOT NULL,
+    lon           DOUBLE NOT NULL,
+    lat           DOUBLE NOT NULL,
+    county_code   VARCHAR NOT NULL,
+    place         VARCHAR,               -- address / place name as reported
+    enterprise_id INTEGER,
+    installation_id INTEGER,
+    alarm_id      BIGINT,
+    occurred_at   TIMESTAMPTZ NOT NULL,
+    learned_at    TIMESTAMPTZ NOT NULL,  -- the bureau learned of it: the report clock starts
+    deaths        INTEGER NOT NULL,
+    missing       INTEGER NOT NULL,
+    injured       INTEGER NOT NULL,      -- seriously injured (acute poisoning included)
+    loss_wan      DOUBLE NOT NULL,       -- direct economic loss, 10,000 yuan (万元)
+    reporter      VARCHAR,
+    reporter_phone VARCHAR,
+    description   VARCHAR,
+    wind_from_deg DOUBLE,                -- wind direction entered by an officer (from, degrees)
+    grade         VARCHAR NOT NULL,      -- I / II / III / IV (特别重大 / 重大 / 较大 / 一般)
+    grade_computed VARCHAR,              -- what the rule gives (NULL: no rule for the type)
+    grade_rule    VARCHAR,               -- the criterion that fired
+    grade_reason  VARCHAR,               -- set when an officer overrides the rule
+    response_level VARCHAR,              -- I..IV once a response is launched
+    plan_id       VARCHAR,               -- the plan (data/plans/<id>.toml) opened by it
+    status        VARCHAR NOT NULL,      -- open / closed
+    closed_at     TIMESTAMPTZ,
+    jurisdiction  VARCHAR,               -- county/city/province code of the acting desk
+    note          VARCHAR,
+    actor         VARCHAR NOT NULL,
+    acted_at      TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (incident_id, version)
+);
+
+-- The checklist a response launch opened: the plan's measures for that level. ``activation``
+-- is the incident version of the launch (a change of level opens a new checklist).
+CREATE TABLE IF NOT EXISTS command_plan_items (
+    incident_id   VARCHAR NOT NULL,
+    activation    INTEGER NOT NULL,
+    item_no       INTEGER NOT NULL,
+    plan_id       VARCHAR NOT NULL,
+    response_level VARCHAR NOT NULL,
+    measure       VARCHAR NOT NULL,
+    measure_en    VARCHAR,
+    unit          VARCHAR NOT NULL,      -- responsible unit
+    within_min    INTEGER,
+    opened_at     TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (incident_id, activation, item_no)
+);
+
+-- Ticks (and unticks) of checklist items: the latest row of an item is its state.
+CREATE TABLE IF NOT EXISTS command_plan_ticks (
+    incident_id   VARCHAR NOT NULL,
+    activation    INTEGER NOT NULL,
+    item_no       INTEGER NOT NULL,
+    tick          INTEGER NOT NULL,      -- 1, 2, ... per item
+    done          BOOLEAN NOT NULL,
+    note          VARCHAR,
+    actor         VARCHAR NOT NULL,
+    acted_at      TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (incident_id, activation, item_no, tick)
+);
+
+-- Tasks of one-key dispatch: a team, materials (a row of dispatches), an expert draw
+-- (expert_tasks / expert_draws) or a shelter opened.
+CREATE TABLE IF NOT EXISTS command_tasks (
+    task_id       BIGINT PRIMARY KEY,
+    incident_id   VARCHAR NOT NULL,
+    kind          VARCHAR NOT NULL,      -- team / materials / experts / shelter
+    resource_id   BIGINT,                -- team_id / warehouse_id / expert task_id / shelter_id
+    resource_name VARCHAR NOT NULL,
+    quantity      DOUBLE,                -- members / material quantity / experts / people
+    unit          VARCHAR,
+    dispatch_id   BIGINT,                -- materials: the dispatch of the ledger
+    draw_id       BIGINT,                -- experts: the audited draw
+    detail        VARCHAR,               -- JSON: kind_id, expert ids, ...
+    base_lon      DOUBLE,                -- where the resource sets out from
+    base_lat      DOUBLE,
+    owner         VARCHAR NOT NULL,      -- officer responsible for the task
+    created_by    VARCHAR NOT NULL,
+    created_at    TIMESTAMPTZ NOT NULL
+);
+
+-- States of a task: assigned -> en_route -> on_scene -> done, or cancelled from any but done.
+CREATE TABLE IF NOT EXISTS command_task_states (
+    task_id       BIGINT NOT NULL,
+    seq           INTEGER NOT NULL,      -- 1, 2, ...: one writer wins each step
+    state         VARCHAR NOT NULL,
+    note          VARCHAR,
+    actor         VARCHAR NOT NULL,
+    acted_at      TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (task_id, seq)
+);
+
+-- Commitments of teams and shelters: slot n+1 of a resource can only be taken once, so of
+-- two officers committing the same free team at once exactly one wins. A resource is free
+-- again when the task of its latest slot is done or cancelled.
+CREATE TABLE IF NOT EXISTS command_commitments (
+    resource      VARCHAR NOT NULL,      -- team / shelter
+    resource_id   BIGINT NOT NULL,
+    slot          INTEGER NOT NULL,
+    task_id       BIGINT NOT NULL,
+    incident_id   VARCHAR NOT NULL,
+    actor         VARCHAR NOT NULL,
+    acted_at      TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (resource, resource_id, slot)
+);
+
+-- Reports (信息报送): phone notice, first, follow-up, final; a correction is a new version.
+CREATE TABLE IF NOT EXISTS command_reports (
+    report_id     BIGINT NOT NULL,
+    version       INTEGER NOT NULL,
+    incident_id   VARCHAR NOT NULL,
+    kind          VARCHAR NOT NULL,      -- phone / first / followup / final
+    title         VARCHAR NOT NULL,
+    body          VARCHAR NOT NULL,
+    recipient     VARCHAR,               -- the level reported to
+    submitted_by  VARCHAR NOT NULL,
+    submitted_at  TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (report_id, version)
+);
+
+-- Officers' notes on the incident's timeline.
+CREATE TABLE IF NOT EXISTS command_notes (
+    note_id       BIGINT PRIMARY KEY,
+    incident_id   VARCHAR NOT NULL,
+    text          VARCHAR NOT NULL,
+    actor         VARCHAR NOT NULL,
+    acted_at      TIMESTAMPTZ NOT NULL
+);
+-- ---------------------------------------------------------------- end of command

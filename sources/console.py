@@ -31,6 +31,7 @@ from sources.alarms.desk import AlarmSource
 from sources.alarms.engine import AlarmEngine
 from sources.alarms.timer import AlarmTimer
 from sources.base import Source
+from sources.command.source import CommandSource
 from sources.drills.desk import DrillSource
 from sources.geo import CountyGeometry
 from sources.hub import Hub
@@ -125,10 +126,12 @@ class Console(param.Parameterized):
         self.experts = ExpertSource(store=store, hub=hub)
         self.materials = MaterialSource(store=store, hub=hub, geography=self.geography)
         self.analysis = Source(store=store, hub=hub)
+        self.command = CommandSource(store=store, hub=hub, experts=self.experts,
+                                     materials=self.materials)
         self.drills = DrillSource(store=store, hub=hub,
                                   control=None if self.demo is None else self.demo.control)
         self.situation = SituationSource(store=store, hub=hub, point_layer=self.risk_layer,
-                                         geography=self.geography)
+                                         geography=self.geography, command=self.command)
         self.ingests = [FeedIngest(url=url, store=store, hub=hub, geography=self.geography)
                         for url in self.feeds]
         # who may do what: set by serve.py when logins are on (else every page is open)
@@ -209,6 +212,10 @@ class Console(param.Parameterized):
                                                    hub=self.hub, geography=self.geography))
             if self.load_layers:
                 self.risk_layer()
+            try:  # the bureau's plan files: a broken one is said at start, the console runs
+                self.command.plans()
+            except Exception as exc:  # noqa: BLE001 - the page says it again at launch
+                log.error("plan files: %s", exc)
             if not self.store.read_only:
                 self.alarm_engine = AlarmEngine(store=self.store, hub=self.hub)
                 self.alarm_timer = AlarmTimer(engine=self.alarm_engine, desk=self.alarms)

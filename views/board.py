@@ -33,9 +33,9 @@ from .ticker import Ticker
 CSS = (Path(__file__).with_name("board.css")).read_text(encoding="utf-8")
 LAYOUTS = ("full", "map", "kpi", "incidents")
 PLAYLIST = ("board", "warnings", "risk", "inventory")
-EVENTS = ("alarm", "warning", "incident", "quake", "hotspot", "feed_status")
+EVENTS = ("alarm", "warning", "incident", "quake", "hotspot", "feed_status", "command", "drill")
 # rare and acted on by the whole room: shown at once, never held back by the burst limit
-URGENT = frozenset({"warning", "incident"})
+URGENT = frozenset({"warning", "incident", "command"})
 
 TITLE_CSS = """
 :host { display: block; height: 100%; }

@@ -18,6 +18,9 @@ from .panes import HTML
 from .ticker import local_time
 
 PANEL_CSS = """
+.inc .cmd { font-size: 1.6vh; color: #e6edf7; margin: .2vh 0 .4vh; }
+.inc .cmd .overdue { color: #fff; background: #c81e1e; padding: 0 .4vw; border-radius: .3vh; }
+.inc .cmd .due { color: #ffd27a; }
 :host { display: block; height: 100%; width: 100%; }
 .inc { height: 100%; box-sizing: border-box; overflow: hidden; color: #dbe6f3;
   font-size: 1.45vh; display: flex; flex-direction: column; gap: .4vh; }
@@ -162,6 +165,28 @@ class IncidentPanel(View):
             return f"{self._label('board.expert.' + str(r.type), r.type)}{title}"
         return str(r.note)
 
+    def _command_line(self, cmd: dict, now_ms: float) -> str:
+        e = html.escape
+        parts = [self.t("command.grade." + str(cmd["grade"]))]
+        if cmd.get("response_level"):
+            parts.append(self.t("command.level." + str(cmd["response_level"])))
+        tasks = " ".join(f'{self.t("command.state." + s)} {cmd[f"tasks_{s}"]}'
+                         for s in ("assigned", "en_route", "on_scene", "done")
+                         if cmd.get(f"tasks_{s}"))
+        if tasks:
+            parts.append(tasks)
+        due = cmd.get("next_report_due")
+        if due is not None and not pd.isna(due):
+            left = pd.Timestamp(due).value // 1_000_000 - now_ms
+            mins = int(abs(left) // 60_000)
+            label = self.t("command.report." + str(cmd.get("next_report")))
+            text = (self.t("board.report.overdue", report=label, m=mins) if left < 0
+                    or cmd.get("next_report_overdue")
+                    else self.t("board.report.due", report=label, m=mins))
+            parts.append(f'<b class="{"overdue" if left < 0 else "due"}">{e(text)}</b>')
+        return ('<div class="cmd" data-command="1">'
+                + " · ".join(p if p.startswith("<b") else e(p) for p in parts) + "</div>")
+
     def _html(self, inc: dict, timeline: pd.DataFrame, near: dict, now_ms: float) -> str:
         e = html.escape
         color = WALL_COLORS.get(inc["level"], "#888")
@@ -172,6 +197,9 @@ class IncidentPanel(View):
                 f'<span>{e(str(kind))} · {self.t("level." + inc["level"])} · '
                 f'{self.t("board.incident.since", t=local_time(inc["started_ms"], True))} '
                 f'({_duration(now_ms - inc["started_ms"], self.lang)})</span></div>')
+        cmd = inc.get("command")
+        if cmd:  # under command: grade, response, tasks by state, the next report's countdown
+            head += self._command_line(cmd, now_ms)
         items = []
         for r in timeline.tail(7).iloc[::-1].itertuples():
             label = self.t("board.kind." + r.kind)

@@ -205,13 +205,26 @@ class IncidentQueries:
         experts["note"] = experts.type + " · " + experts.title.fillna("")
         return {"teams": teams, "warehouses": houses, "shelters": shelters, "experts": experts}
 
+    def _commanded(self, incidents: pd.DataFrame) -> dict[str, dict]:
+        """The command state (grade, response, tasks, next report) of the shown incidents
+        that officers command (``command``: the console's command source)."""
+        command = getattr(self, "command", None)
+        if command is None or not len(incidents):
+            return {}
+        wall = command.wall_incidents()
+        wall = wall[wall.commanded & wall.incident_id.isin(set(incidents.incident_id))]
+        return {r["incident_id"]: r for r in wall.to_dict("records")}
+
     def incident_details(self, incidents: pd.DataFrame) -> list[dict]:
         """Timeline and nearest resources of the first ``max_incidents`` incidents."""
         out = []
+        commanded = self._commanded(incidents.head(self.max_incidents))
         for inc in incidents.head(self.max_incidents).itertuples():
             # resources do not move: cached per incident position and kind
             near = self.nearest_resources(round(inc.lon, 5), round(inc.lat, 5), inc.kind)
-            out.append({"incident": inc._asdict(), "timeline": self.incident_timeline(inc.incident_id),
+            row = inc._asdict()
+            row["command"] = commanded.get(inc.incident_id)
+            out.append({"incident": row, "timeline": self.incident_timeline(inc.incident_id),
                         "nearest": near})
         return out
 

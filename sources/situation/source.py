@@ -34,7 +34,7 @@ PARTS: dict[str, frozenset[str]] = {
     "hotspots": frozenset({"hotspot"}),
     "quakes": frozenset({"quake"}),
     "ticker": frozenset({"alarm", "warning", "incident", "quake"}),
-    "incidents": frozenset({"incident", "alarm", "warning", "quake", "hotspot"}),
+    "incidents": frozenset({"incident", "alarm", "warning", "quake", "hotspot", "command"}),
     "rejected": frozenset({"quarantine"}),
 }
 
@@ -74,6 +74,9 @@ class SituationSource(KpiQueries, LayerQueries, IncidentQueries, Source):
         doc="Returns the risk map's shared point layer (None: build one from risk_points).")
     geography = param.ClassSelector(class_=CountyGeometry, default=None, allow_None=True,
                                     doc="The province's counties (built from the store when None).")
+    command = param.Parameter(default=None, doc="The console's command source "
+                              "(sources.command.source.CommandSource): grade, response, tasks "
+                              "and report deadlines of the incidents under command.")
 
     def __init__(self, **params):
         super().__init__(**params)

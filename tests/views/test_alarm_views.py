@@ -6,10 +6,10 @@ from datetime import UTC, datetime, timedelta
 import panel as pn
 import pytest
 
-from sources.alarms.desk import AlarmSource
-from sources.alarms.engine import AlarmEngine
 from sources.access.guard import Guard
 from sources.access.sessions import Principal
+from sources.alarms.desk import AlarmSource
+from sources.alarms.engine import AlarmEngine
 from sources.hub import Hub
 from tests.sources.alarm_registry import T0, make_alarm_store, readings
 from views.alarm_queue import AlarmQueue, beep_wav

@@ -13,17 +13,18 @@ from bokeh.models import ColumnDataSource
 from bokeh.plotting import figure
 from panel.io.state import set_curdoc
 
+from sources.command.catalog import GRADE_COLOR
 from sources.command.common import CHINA_TZ
 from sources.command.source import CommandSource
 from sources.inventory.common import InventoryError
+from sources.levels import COLORS
 
 from .base import View
-from .board_map import LEVEL_COLORS, lat_scale
+from .board_map import lat_scale
 from .i18n import LABELS
 from .inventory_common import Notice
 
-GRADE_COLORS = {"I": LEVEL_COLORS["red"], "II": LEVEL_COLORS["orange"],
-                "III": "#e0b400", "IV": LEVEL_COLORS["blue"]}
+GRADE_COLORS = {grade: COLORS[level] for grade, level in GRADE_COLOR.items()}
 STATE_COLORS = {"assigned": "#64748b", "en_route": "#2563eb", "on_scene": "#f59e0b",
                 "done": "#16a34a", "cancelled": "#9ca3af"}
 RES_STYLE = {"teams": ("square", "#16a34a"), "warehouses": ("diamond", "#0891b2"),

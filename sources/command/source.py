@@ -9,17 +9,16 @@ one object.
 from __future__ import annotations
 
 import json
-import threading
-from collections.abc import Callable
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import duckdb
 import pandas as pd
 import param
 import pyarrow as pa
 
-from sources.base import Source
+from sources.base import Source, query
+from sources.geo import CountyGeometry
 from sources.inventory.common import actor_name, utc_now
 from sources.inventory.experts import ExpertSource
 from sources.inventory.materials import MaterialSource
@@ -53,6 +52,8 @@ class CommandSource(Intake, TaskActions, ReportActions, DecisionSupport, Replay,
                                     doc="Material inventory (dispatch ledger); built if None.")
     experts = param.ClassSelector(class_=ExpertSource, default=None, allow_None=True,
                                   doc="Expert inventory (audited draw); built if None.")
+    geography = param.ClassSelector(class_=CountyGeometry, default=None, allow_None=True,
+                                    doc="The province's counties (the materials' when None).")
     plans_dir = param.String(default=str(PLANS_DIR), doc="Folder of the plan files (*.toml).")
     clock = param.Callable(default=utc_now, doc="Returns the current time (fixed in tests).")
     rules = param.ClassSelector(class_=ReportRules, default=ReportRules(),
@@ -77,27 +78,20 @@ class CommandSource(Intake, TaskActions, ReportActions, DecisionSupport, Replay,
             self.materials = MaterialSource(store=self.store, hub=self.hub)
         if self.experts is None:
             self.experts = ExpertSource(store=self.store, hub=self.hub)
-        self._lock = threading.Lock()
-        self._cache: dict[str, Any] = {}
+        if self.geography is None:
+            self.geography = self.materials.geography
 
     # ------------------------------------------------------------------ registries
-    def _cached(self, name: str, build: Callable[[], Any]) -> Any:
-        with self._lock:
-            if name not in self._cache:
-                self._cache[name] = build()
-            return self._cache[name]
-
+    @query()
     def counties(self) -> pd.DataFrame:
         """Counties (code, name, city, lon, lat, population, area_km2), read once."""
-        return self._cached("counties", lambda: self.store.df(
+        return self.store.df(
             "SELECT county_code, name, city, lon, lat, population, area_km2 FROM counties "
-            "ORDER BY county_code"))
+            "ORDER BY county_code")
 
     def county_of(self, lon: float, lat: float) -> str | None:
         """The county containing a point (None: outside the province)."""
-        from sources.ingest.writer import CountyLookup  # shapely tree of the outlines
-
-        return self._cached("lookup", lambda: CountyLookup(self.store)).county_of(lon, lat)
+        return self.geography.county_of(lon, lat)
 
     def plans(self) -> dict:
         """The plan files, validated (raises :class:`~.plans.PlanError`)."""

@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 import numpy as np
 import pandas as pd
 
+from sources.base import query
 from sources.geo import haversine_km
 
 from .catalog import SUBTYPES
@@ -40,6 +41,7 @@ class DecisionSupport:
     """Mixin of :class:`~sources.command.source.CommandSource`: resources around a point."""
 
     # ------------------------------------------------------------------ registries (read once)
+    @query(table=False, maxsize=16)
     def _registry(self, name: str) -> pd.DataFrame:
         sql = {
             "teams": "SELECT team_id, name, kind, members, leader, phone, equipment, "
@@ -61,7 +63,7 @@ class DecisionSupport:
                           "FROM sensors s LEFT JOIN stations st USING (station_id) "
                           "WHERE s.kind = 'wind_speed'",
         }[name]
-        return self._cached(f"reg.{name}", lambda: self.store.df(sql))
+        return self.store.df(sql)
 
     def _travel(self, df: pd.DataFrame, lon: float, lat: float) -> pd.DataFrame:
         df = df.copy()

@@ -24,6 +24,7 @@ from datetime import datetime
 import duckdb
 import pandas as pd
 
+from sources.base import query
 from sources.inventory.common import actor_name
 
 from .catalog import SUBTYPES
@@ -185,10 +186,10 @@ class TaskActions:
                                   ex[1], ex[2], user, owner, now, note, draw_id=draw["draw_id"])
         return self._task_published(task)
 
+    @query(table=False)
     def known_tags(self) -> list[str]:
         """Expert tags of the registry (read once)."""
-        return self._cached("tags", lambda: self.store.arrow(
-            "SELECT tag FROM expert_tags").column(0).to_pylist())
+        return self.store.arrow("SELECT tag FROM expert_tags").column(0).to_pylist()
 
     # ------------------------------------------------------------------ state machine
     def advance_task(self, task_id: int, state: str, *, user: str | None, note: str = "",

@@ -257,14 +257,14 @@ def test_a_chemical_leak_affects_the_downwind_sector(cmd, store, clock):
     store.execute("INSERT INTO sensors (sensor_id, kind, unit, lon, lat, county_code, "
                   "period_s) VALUES ('WX-DIR', 'wind_direction', 'deg', ?, ?, ?, 60)",
                   [lon + 0.01, lat, inc["county_code"]])
-    store.execute("INSERT INTO readings VALUES ('test', 1, ?, 'WX-DIR', 0.0)",
+    store.execute("INSERT INTO readings (feed, seq, ts, sensor_id, value) VALUES ('test', 1, ?, 'WX-DIR', 0.0)",
                   [clock() - timedelta(minutes=5)])
     # installations 2 km south (downwind) and 2 km north (upwind) of the scene
     store.execute("INSERT INTO installations VALUES (990001, ?, '下风向罐区', 'tank_farm', 1, ?, ?),"
                   " (990002, ?, '上风向罐区', 'tank_farm', 1, ?, ?)",
                   [inc["enterprise_id"], lon, lat - 0.018, inc["enterprise_id"], lon,
                    lat + 0.018])
-    cmd._cache.clear()
+    cmd.invalidate()  # the registries changed under it
     sup = cmd.support(inc["incident_id"])
     area = sup["area"]
     assert area["wind_source"] == "sensor" and area["sector"] == (150.0, 210.0)
@@ -322,7 +322,7 @@ def test_close_needs_tasks_ended_then_refuses_new_tasks(cmd, store, clock):
 
 def test_wall_lists_feed_and_command_incidents_once(cmd, store, clock):
     store.execute("INSERT INTO incidents VALUES ('ws://feed', 7, ?, 'INC-1', 'fire', 117.0, "
-                  "36.6, '火灾（INC-1）', 'orange', 'open', '370102', NULL)",
+                  "36.6, '火灾（INC-1）', 'orange', 'open', '370102', NULL, NULL)",
                   [clock() - timedelta(minutes=30)])
     mine = open_leak(cmd, store, deaths=11)["incident_id"]
     wall = cmd.wall_incidents()
@@ -348,7 +348,7 @@ def test_open_from_an_alarm_carries_installation_and_readings(cmd, store, clock)
                   "VALUES (42, ?, ?, ?, ?, 'hi_hi', 'red', ?, 55.0, 61.5, 'raised')",
                   [s.sensor_id, int(s.installation_id), int(s.enterprise_id), s.county_code,
                    clock() - timedelta(minutes=3)])
-    store.execute("INSERT INTO readings VALUES ('test', 1, ?, ?, 61.5)",
+    store.execute("INSERT INTO readings (feed, seq, ts, sensor_id, value) VALUES ('test', 1, ?, ?, 61.5)",
                   [clock() - timedelta(minutes=2), s.sensor_id])
     pre = cmd.alarm_intake(42)
     assert pre["subtype"] == "hazchem_leak" and s.sensor_id in set(pre["readings"].sensor_id)

@@ -46,8 +46,27 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--keep-readings-days", type=float, default=7.0,
                    help="days of raw sensor readings kept in the store (0: all)")
     p.add_argument("--lang", default="zh", choices=["zh", "en"], help="default language")
-    p.add_argument("--basic-auth", default=None, help="Panel basic auth: a password or a JSON file")
-    p.add_argument("--cookie-secret", default=None, help="cookie secret (with --basic-auth)")
+    p.add_argument("--users", default=None, metavar="FILE",
+                   help="users file (python -m sources.access.users): pages need a login; "
+                        "without it the console serves without login, on loopback only")
+    p.add_argument("--cookie-secret-file", default=None, metavar="FILE",
+                   help="file holding the cookie secret (else $CONSOLE_COOKIE_SECRET); "
+                        "secrets are never passed on the command line")
+    p.add_argument("--sessions-file", default=None, metavar="FILE",
+                   help="keep logins across restarts (hashes only; default: in memory)")
+    p.add_argument("--login-hours", type=float, default=12.0,
+                   help="lifetime of a password login (default 12 h: one duty shift)")
+    p.add_argument("--trusted-proxy", action="append", default=[], metavar="ADDR",
+                   help="reverse proxy whose X-Forwarded-For/-Proto are believed (repeatable)")
+    p.add_argument("--public-cap", action="store_true",
+                   help="serve /cap (CAP documents and feed) without login")
+    p.add_argument("--certfile", default=None, help="TLS certificate (PEM): serve HTTPS")
+    p.add_argument("--keyfile", default=None, help="TLS private key (PEM)")
+    p.add_argument("--no-login", action="store_true",
+                   help="serve without login on a non-loopback address (a closed network "
+                        "only: everyone who reaches the port may act)")
+    p.add_argument("--basic-auth", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--cookie-secret", default=None, help=argparse.SUPPRESS)
     p.add_argument("--malloc-trim-s", type=float, default=60.0,
                    help="return freed memory to the system every N seconds, with malloc "
                         "arenas capped at 2 (glibc; 0: neither)")
@@ -58,7 +77,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--allow-websocket-origin", action="append", default=[],
         help="extra host[:port] allowed to open the page's websocket",
     )
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.basic_auth is not None or args.cookie_secret is not None:
+        p.error("--basic-auth and --cookie-secret are gone: secrets on the command line are "
+                "visible to every local user (ps). Use --users FILE and --cookie-secret-file "
+                "FILE (or $CONSOLE_COOKIE_SECRET); see docs/ACCESS.md")
+    return args
 
 
 def ensure_database(path: Path, scale: str, seed: int) -> None:
@@ -72,27 +96,141 @@ def ensure_database(path: Path, scale: str, seed: int) -> None:
     build(path, scale=scale, seed=seed, progress=True)
 
 
+class StartError(Exception):
+    """An option the console cannot start with: one line that says what and how to fix it."""
+
+
+LOOPBACK = ("localhost", "127.0.0.1", "::1")
+
+
+def check_options(args: argparse.Namespace) -> None:
+    """Check every option before anything is opened, written or started.
+
+    Raises :class:`StartError` (one line) for a port out of range or in use, a ``--db``
+    that is a directory, not a DuckDB file or another application's store, a feed URL that
+    is not ``ws://``/``wss://``, TLS files that do not exist, or no login on a shared address.
+    """
+    import socket
+    from urllib.parse import urlsplit
+
+    if not 1 <= args.port <= 65535:
+        raise StartError(f"--port {args.port}: a port is between 1 and 65535")
+    if args.demo_port and not 1 <= args.demo_port <= 65535:
+        raise StartError(f"--demo-port {args.demo_port}: a port is between 1 and 65535")
+    family = socket.AF_INET6 if ":" in args.address else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((args.address, args.port))
+        except OSError as exc:
+            raise StartError(f"--address {args.address} --port {args.port}: cannot listen "
+                             f"there ({exc.strerror or exc}); is another console running?"
+                             ) from None
+    for url in args.feed:
+        parts = urlsplit(url)
+        if parts.scheme not in ("ws", "wss") or not parts.hostname:
+            raise StartError(f"--feed {url!r}: a feed is a websocket URL (ws://host:port/path "
+                             "or wss://...)")
+    for name in ("certfile", "keyfile"):
+        value = getattr(args, name)
+        if value and not Path(value).is_file():
+            raise StartError(f"--{name} {value}: no such file")
+    if bool(args.certfile) != bool(args.keyfile):
+        raise StartError("--certfile and --keyfile go together")
+    if not args.users and not args.no_login and args.address not in LOOPBACK:
+        raise StartError(f"--address {args.address} without --users: every page would be open "
+                         "to the network; give --users FILE (or --no-login on a closed network)")
+    check_store(Path(args.db))
+
+
+def check_store(path: Path) -> None:
+    """A store the console may open: missing (it is built), or a DuckDB file of this console.
+
+    Opened read-only to check, so nothing is written to a file the console did not make."""
+    if not path.exists():
+        if not path.parent.exists() and path.parent != Path(""):
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StartError(f"--db {path}: cannot create its folder ({exc.strerror})"
+                                 ) from None
+        return
+    if path.is_dir():
+        raise StartError(f"--db {path}: is a directory, not a store file")
+    try:
+        with open(path, "rb") as f:
+            head = f.read(16)
+    except OSError as exc:
+        raise StartError(f"--db {path}: cannot read it ({exc.strerror})") from None
+    if len(head) < 12 or head[8:12] != b"DUCK":
+        raise StartError(f"--db {path}: not a DuckDB file (refusing to touch it)")
+    import duckdb
+
+    try:
+        con = duckdb.connect(str(path), read_only=True)
+    except duckdb.IOException as exc:
+        if "lock" in str(exc).lower():
+            raise StartError(f"--db {path}: held by another process (is a console already "
+                             "running on it?)") from None
+        raise StartError(f"--db {path}: cannot open it ({str(exc).splitlines()[0]})") from None
+    except duckdb.Error as exc:
+        raise StartError(f"--db {path}: cannot open it ({str(exc).splitlines()[0]})") from None
+    try:
+        tables = {r[0] for r in con.execute(
+            "SELECT table_name FROM information_schema.tables").fetchall()}
+    finally:
+        con.close()
+    missing = {"build_info", "counties", "boundaries", "sensors"} - tables
+    if missing:
+        raise StartError(f"--db {path}: not a store of this console (no "
+                         f"{', '.join(sorted(missing))} table); give another path, or a new "
+                         "one to build the demo store there")
+
+
+def load_access(args: argparse.Namespace):
+    """The checked access settings (None: no login), or :class:`StartError`."""
+    if not args.users:
+        return None
+    from sources.access.config import AccessConfigError, load_access_config
+
+    public = [r"/cap(/.*)?"] if args.public_cap else []
+    try:
+        return load_access_config(users_file=args.users, secret_file=args.cookie_secret_file,
+                                  sessions_file=args.sessions_file,
+                                  login_hours=args.login_hours,
+                                  trusted_proxies=args.trusted_proxy, public_paths=public,
+                                  lang=args.lang)
+    except AccessConfigError as exc:
+        raise StartError(str(exc)) from None
+
+
 def build_console(args: argparse.Namespace):
     """The console of these options (not started).
 
     The demo feed starts first: it reads the registry from the store and closes the file
     before it says READY, so the console can then open it read-write (no copy needed).
     """
+    import duckdb
+
     from sources.console import Console
-    from sources.ingest.demo import DemoFeed
+    from sources.ingest.demo import DemoFeed, DemoFeedError
     from sources.store.store import Store
 
     db = Path(args.db)
     demo = None
     if not args.feed and not args.no_demo_feed:
-        demo = DemoFeed(db, port=args.demo_port, speed=args.speed).start()
+        try:
+            demo = DemoFeed(db, port=args.demo_port, speed=args.speed).start()
+        except DemoFeedError as exc:
+            raise StartError(f"the demo feed did not start: {exc}") from None
     try:
         return Console(store=Store(db), lang=args.lang, feeds=list(args.feed), demo=demo,
                        keep_readings_days=args.keep_readings_days,
                        malloc_trim_s=args.malloc_trim_s)
-    except BaseException:
+    except BaseException as exc:
         if demo is not None:
             demo.stop()
+        if isinstance(exc, duckdb.Error):
+            raise StartError(f"--db {db}: {str(exc).splitlines()[0]}") from None
         raise
 
 
@@ -129,6 +267,8 @@ def serve(args: argparse.Namespace) -> None:
     from sources.store.housekeeping import limit_arenas
     from views.i18n import t
 
+    check_options(args)  # before anything is opened, written or started
+    access = load_access(args)
     if args.malloc_trim_s > 0:
         limit_arenas(2)  # before any thread starts
     ensure_database(Path(args.db), args.scale, args.seed)
@@ -137,11 +277,21 @@ def serve(args: argparse.Namespace) -> None:
     if console.demo is not None:
         print(f"demo feed at {console.demo.url}", flush=True)
 
-    routes, titles = dashboards.routes(console)
+    auth = None
     kwargs = {}
-    if args.basic_auth:
-        kwargs["basic_auth"] = args.basic_auth
-        kwargs["cookie_secret"] = args.cookie_secret or os.urandom(24).hex()
+    if access is not None:
+        from dashboards.auth import ConsoleAuth
+
+        auth = ConsoleAuth(access, audit=console.audit)
+        console.access = access.access
+        console.principal_of = auth.page_principal
+        kwargs.update(auth.serve_kwargs())
+    else:
+        log.warning("no login (no --users): every page is open to whoever reaches "
+                    "%s:%s", args.address, args.port)
+    if args.certfile:
+        kwargs["ssl_certfile"], kwargs["ssl_keyfile"] = args.certfile, args.keyfile
+    routes, titles = dashboards.routes(console)
     origins = [f"{args.address}:{args.port}", f"localhost:{args.port}",
                f"127.0.0.1:{args.port}", *args.allow_websocket_origin]
     server = pn.serve(
@@ -159,6 +309,12 @@ def serve(args: argparse.Namespace) -> None:
         **kwargs,
     )
 
+    if auth is not None:
+        auth.install(server)  # every route behind the one gate, before anything is served
+    else:
+        from dashboards.auth import restrict_components
+
+        restrict_components(server)  # /components never imports a module for a client
     console.server = server  # /health counts its open pages
     loop = server.io_loop
     stopping = threading.Event()
@@ -186,6 +342,8 @@ def serve(args: argparse.Namespace) -> None:
     try:
         loop.start()
     finally:
+        if auth is not None:
+            auth.stop()
         console.stop()
         print("stopped", flush=True)
 
@@ -194,7 +352,11 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     if hasattr(signal, "SIGUSR1"):  # `kill -USR1 PID`: every thread's stack to the log
         faulthandler.register(signal.SIGUSR1, all_threads=True)
-    serve(parse_args(argv))
+    try:
+        serve(parse_args(argv))
+    except StartError as exc:
+        print(f"serve.py: error: {exc}", file=sys.stderr, flush=True)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

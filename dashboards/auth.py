@@ -334,7 +334,8 @@ class ConsoleAuth:
         """Who is asking and whether they may: the one decision for every route."""
         path = self._path(handler)
         if handler.access_public or any(p.fullmatch(path) for p in self._public):
-            return None, ALLOWED
+            # open to anyone; a signed-in caller is still known (e.g. /health's detail)
+            return self.principal(handler), ALLOWED
         principal = self.principal(handler)
         if principal is None:
             return None, Decision(False, "access.denied.login")

@@ -18,6 +18,7 @@ import json
 
 import tornado.web
 
+from dashboards.auth import authenticated
 from sources.console import Console
 
 
@@ -41,10 +42,19 @@ class ConsoleHandler(tornado.web.RequestHandler):
         return f"{self.request.protocol}://{self.request.host}{path}"
 
 
+@authenticated(public=True)
 class HealthHandler(ConsoleHandler):
+    """Liveness for anyone (a supervisor, a load balancer, a wall's reconnect watchdog); the
+    detail — paths, feed URLs and errors, memory — for whoever may see it (an admin), or
+    everyone when the console serves without login (loopback)."""
+
     def get(self):
-        self.send(json.dumps(self.console.health(), ensure_ascii=False),
-                  "application/json; charset=utf-8")
+        console, user = self.console, self.current_user
+        detail = console.access is None or (
+            user is not None and bool(console.access.can(user, "health.detail")))
+        body = console.health() if detail else {
+            "status": "ok", "uptime_s": console.health()["uptime_s"]}
+        self.send(json.dumps(body, ensure_ascii=False), "application/json; charset=utf-8")
 
 
 class CapFeedHandler(ConsoleHandler):

@@ -1,7 +1,9 @@
 """``/console``: the analysts' query console; ``/pinned``: the consoles they pinned.
 
 ``start_services`` starts the snapshot writer once per process: notebooks in other processes
-read its snapshots (DuckDB lets no other process open the file the console holds).
+read its snapshots (DuckDB lets no other process open the file the console holds). It also
+builds the pool of sandbox processes that run every console query (stopped with the
+console); the pages share it.
 """
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from typing import ClassVar
 
 import panel as pn
 
+from sources.analysis.sandbox import Sandbox
 from sources.base import Source
 from sources.runtime import Runtime
 from sources.store.snapshot import SnapshotWriter
@@ -34,7 +37,15 @@ EXAMPLE_CELLS = [
 
 
 def start_services(runtime: Runtime) -> None:
-    """Start the periodic snapshot writer (once, at serve start)."""
+    """Build the query sandbox and start the periodic snapshot writer (once, at serve start).
+
+    ``CONSOLE_SANDBOX_WORKERS`` (default 2) sandbox processes at most, each query with
+    ``CONSOLE_SANDBOX_MEMORY`` (default 512MB) of DuckDB memory.
+    """
+    sandbox = runtime.shared("query_sandbox", lambda: Sandbox(
+        workers=int(os.environ.get("CONSOLE_SANDBOX_WORKERS", 2)),
+        memory_limit=os.environ.get("CONSOLE_SANDBOX_MEMORY", "512MB")))
+    runtime.on_stop(sandbox.stop)
     interval = float(os.environ.get("CONSOLE_SNAPSHOT_S", SNAPSHOT_INTERVAL_S))
     if interval <= 0 or runtime.store.path == ":memory:" or runtime.store.read_only:
         return
@@ -62,6 +73,10 @@ def _writer(runtime: Runtime):
     return runtime._cache.get("snapshot_writer")
 
 
+def _sandbox(runtime: Runtime) -> Sandbox | None:
+    return runtime._cache.get("query_sandbox")
+
+
 class QueryConsolePage(Dashboard):
     """The query console: notebook-like read-only SQL cells over the live store."""
 
@@ -77,8 +92,8 @@ class QueryConsolePage(Dashboard):
         args = getattr(pn.state, "session_args", None) or {}
         name = (args.get("open", [b""])[0] or b"").decode(errors="replace")
         console = QueryConsole(source=_source(self.runtime), lang=self.lang,
-                               cells=EXAMPLE_CELLS[:1], user=pn.state.user,
-                               snapshots=_writer(self.runtime))
+                               cells=EXAMPLE_CELLS[:1], snapshots=_writer(self.runtime),
+                               sandbox=_sandbox(self.runtime), user=pn.state.user)
         if name:
             console.open(name)
         body = pn.Column(console, sizing_mode="stretch_both", scroll=True,
@@ -95,6 +110,7 @@ class PinnedPage(Dashboard):
     order: ClassVar[int] = 61
 
     def layout(self):
-        view = PinnedConsole(source=_source(self.runtime), lang=self.lang)
+        view = PinnedConsole(source=_source(self.runtime), lang=self.lang,
+                             sandbox=_sandbox(self.runtime), snapshots=_writer(self.runtime))
         body = pn.Column(view, sizing_mode="stretch_both", scroll=True, margin=(8, 16))
         return page(self.t("app.pinned"), body, lang=self.lang, route=self.route)

@@ -4,7 +4,8 @@ Each cell runs on demand (in a worker thread, so *Cancel* stays live) and shows 
 a table and, where the columns allow, a chart (a number against a category or a time) or a
 map (columns ``lon``/``lat``; rasterised with datashader when large). Cells can be added,
 moved and deleted; a console is saved under a name, reopened, and pinned to the
-pinned-analyses dashboard. The guard and limits live in :mod:`sources.analysis.query_console`.
+pinned-analyses dashboard. Queries run in the sandbox processes of
+:mod:`sources.analysis.sandbox`; the limits live in :mod:`sources.analysis.query_console`.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ import param
 import pyarrow as pa
 
 from sources.analysis.query_console import QueryResult, QueryRunner, SavedConsoles
+from sources.analysis.sandbox import Sandbox
 
 from .base import View
 from .i18n import t
@@ -190,8 +192,14 @@ class QueryCell(pn.viewable.Viewer):
             return
         table = _unique_columns(result.table)
         text = self.t("console.rows", n=table.num_rows, s=result.elapsed_s)
-        if result.truncated:
+        if result.truncated and result.cut == "bytes":
+            text += " · " + self.t("console.truncated_bytes", n=table.num_rows,
+                                   mb=result.extra.get("byte_limit", 0) / 2**20)
+        elif result.truncated:
             text += " · " + self.t("console.truncated", n=table.num_rows)
+        as_of = result.extra.get("as_of")
+        if as_of is not None:
+            text += " · " + self.t("console.as_of", t=as_of.astimezone().strftime("%H:%M:%S"))
         self._set_status("ok", text)
         df = table.to_pandas()
         self._table.value = df
@@ -219,11 +227,14 @@ class QueryConsole(View):
                                 doc="Queries running longer are interrupted.")
     user = param.String(default=None, allow_None=True, doc="Who saves (pn.state.user).")
     snapshots = param.Parameter(default=None, doc="The console's SnapshotWriter (optional).")
+    sandbox = param.ClassSelector(class_=Sandbox, default=None, allow_None=True,
+                                  doc="The console's sandbox processes (Sandbox.shared() if None).")
 
     def __init__(self, **params):
         super().__init__(**params)
         self.runner = QueryRunner(store=self.source.store, row_limit=self.row_limit,
-                                  time_limit_s=self.time_limit_s)
+                                  time_limit_s=self.time_limit_s, sandbox=self.sandbox,
+                                  snapshots=self.snapshots)
         self.saved = SavedConsoles(store=self.source.store)
         self._cells: list[QueryCell] = []
         self._column = pn.Column(sizing_mode="stretch_width", css_classes=["qc-cells"])
@@ -387,10 +398,14 @@ class PinnedConsole(View):
 
     console_name = param.String(default="", doc="The saved console to show ('' = all pinned).")
     time_limit_s = param.Number(default=15.0, bounds=(0.1, 3600), doc="Per-query time limit.")
+    sandbox = param.ClassSelector(class_=Sandbox, default=None, allow_None=True,
+                                  doc="The console's sandbox processes (Sandbox.shared() if None).")
+    snapshots = param.Parameter(default=None, doc="The console's SnapshotWriter (optional).")
 
     def __init__(self, **params):
         super().__init__(**params)
-        runner = QueryRunner(store=self.source.store, time_limit_s=self.time_limit_s)
+        runner = QueryRunner(store=self.source.store, time_limit_s=self.time_limit_s,
+                             sandbox=self.sandbox, snapshots=self.snapshots)
         saved = SavedConsoles(store=self.source.store)
         self._cells: list[QueryCell] = []
         names = [self.console_name] if self.console_name else saved.names(pinned_only=True)

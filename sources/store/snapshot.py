@@ -71,7 +71,8 @@ def write_snapshot(store: Store, directory: str | Path | None = None, *, keep: i
     Parameters
     ----------
     store : Store
-        The console's store (the process that holds the file).
+        The console's store (the process that holds the file), or an in-memory store
+        (then ``directory`` is needed; the snapshots are named ``memory.<time>.duckdb``).
     directory : path, optional
         Where to write; ``snapshots/`` beside the store by default.
     keep : int
@@ -81,11 +82,12 @@ def write_snapshot(store: Store, directory: str | Path | None = None, *, keep: i
         The cursor to copy with (the caller may ``interrupt()`` it: the copy stops, the
         partial file is removed and ``duckdb.InterruptException`` is raised).
     """
-    if store.path == ":memory:":
-        raise ValueError("an in-memory store has no file to snapshot")
+    memory = store.path == ":memory:"
+    if memory and directory is None:
+        raise ValueError("an in-memory store has no folder: give the snapshot a directory")
     folder = Path(directory) if directory else snapshot_dir(store.path)
     folder.mkdir(parents=True, exist_ok=True)
-    stem = Path(store.path).stem
+    stem = "memory" if memory else Path(store.path).stem
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
     final = folder / f"{stem}.{stamp}.duckdb"
     tmp = folder / f".{stem}.{stamp}.tmp"
@@ -107,7 +109,7 @@ def write_snapshot(store: Store, directory: str | Path | None = None, *, keep: i
             cur.close()
     tmp.with_name(tmp.name + ".wal").unlink(missing_ok=True)
     os.replace(tmp, final)
-    for old in list_snapshots(store.path, folder)[:-keep]:
+    for old in list_snapshots(folder / f"{stem}.duckdb", folder)[:-keep]:
         old.unlink(missing_ok=True)
     return final
 

@@ -1,4 +1,7 @@
-"""The query console's read-only guard, limits and cancel, on a real DuckDB file."""
+"""The query console's read-only guard, limits, cancel and saved consoles, on a real DuckDB file.
+
+The attacker's list is in ``test_query_console_hostile.py``.
+"""
 from __future__ import annotations
 
 import threading
@@ -63,18 +66,18 @@ REFUSED = [
     ("EXPORT DATABASE '/tmp/exp'", "write"),
     ("IMPORT DATABASE '/tmp/exp'", "write"),
     ("COPY FROM DATABASE a TO b", "write"),
-    ("INSTALL spatial", "write"),
-    ("LOAD spatial", "write"),
-    ("SET threads = 1", "write"),
-    ("SET GLOBAL memory_limit = '1GB'", "write"),
-    ("RESET threads", "write"),
-    ("PRAGMA threads = 1", "write"),
-    ("PRAGMA enable_profiling", "write"),
+    ("INSTALL spatial", "extension"),
+    ("LOAD spatial", "extension"),
+    ("SET threads = 1", "setting"),
+    ("SET GLOBAL memory_limit = '1GB'", "setting"),
+    ("RESET threads", "setting"),
+    ("PRAGMA threads = 1", "setting"),
+    ("PRAGMA enable_profiling", "setting"),
     ("CALL checkpoint()", "write"),
     ("CHECKPOINT", "write"),
     ("VACUUM", "write"),
     ("BEGIN TRANSACTION", "write"),
-    ("USE memory", "write"),
+    ("USE memory", "setting"),
     ("EXPLAIN ANALYZE DELETE FROM risk_points", "write"),
     ("EXPLAIN DELETE FROM risk_points", "write"),
     ("PREPARE p AS SELECT 1", "write"),
@@ -121,13 +124,11 @@ def test_refused_statements_leave_the_data_unchanged(small_store, sql, code):
     assert small_store.arrow("SELECT * FROM risk_points ORDER BY point_id").equals(before)
 
 
-def test_read_only_transaction_holds_even_past_the_guard(small_store, monkeypatch):
-    """Second line of defence: the query runs in a READ ONLY transaction, rolled back."""
-    import sources.analysis.query_console as qc
-
-    monkeypatch.setattr(qc, "check_read_only", lambda sql, con=None: sql)
-    result = QueryRunner(store=small_store).run("DELETE FROM risk_points")
-    assert result.status == "error" and "read-only" in result.message, result
+def test_the_sandbox_refuses_writes_even_without_the_guard(small_store):
+    """The guard only gives the message: the sandbox opens a read-only snapshot."""
+    result = QueryRunner(store=small_store, guard=False).run("DELETE FROM risk_points")
+    assert result.status == "refused" and result.code == "write", result
+    assert "read-only" in result.message
     assert small_store.scalar("SELECT count(*) FROM risk_points") == 5000
 
 
@@ -150,6 +151,7 @@ def test_row_limit_cuts_and_says_so(small_store):
     runner = QueryRunner(store=small_store, row_limit=100)
     result = runner.run("SELECT * FROM risk_points")
     assert result.ok and result.table.num_rows == 100 and result.truncated
+    assert result.cut == "rows"
     result = runner.run("SELECT * FROM risk_points LIMIT 100")
     assert result.ok and result.table.num_rows == 100 and not result.truncated
     result = runner.run("SELECT * FROM risk_points WHERE false")

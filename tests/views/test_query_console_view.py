@@ -72,3 +72,21 @@ def test_saving_on_a_snapshot_says_it_is_read_only(tiny_db):
         assert console.run_all()[0].status in ("ok", "refused")
     finally:
         store.close()
+
+
+def test_every_refusal_code_has_a_message_in_both_languages():
+    from sources.analysis.sql_guard import REFUSAL_CODES
+    from views.i18n import LABELS
+
+    missing = [code for code in REFUSAL_CODES if f"console.refused.{code}" not in LABELS]
+    assert not missing, missing
+
+
+def test_a_result_cut_by_bytes_says_so_and_when_the_data_was_taken(store):
+    console = QueryConsole(source=Source(store=store), lang="en",
+                           cells=[{"sql": "SELECT repeat('x', 1000) AS s FROM range(5000)"}])
+    console.runner.byte_limit = 100_000
+    result = console.run_all()[0]
+    assert result.ok and result.cut == "bytes" and 0 < result.table.num_rows < 5000
+    text = console.query_cells[0]._status.object
+    assert "result limit" in text and "data as of" in text

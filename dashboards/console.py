@@ -77,6 +77,17 @@ def _sandbox(runtime: Runtime) -> Sandbox | None:
     return runtime._cache.get("query_sandbox")
 
 
+def _rights() -> dict:
+    """What the signed-in user may do with saved consoles.
+
+    Roles are not wired into the pages yet, so every user keeps the pin right all had before
+    saved consoles had owners, and nobody is an administrator; ownership is enforced by user
+    name (``pn.state.user``). With roles: ``can_pin`` from the ``pin`` right, ``is_admin``
+    from the administrator role.
+    """
+    return {"user": pn.state.user, "can_pin": True, "is_admin": False}
+
+
 class QueryConsolePage(Dashboard):
     """The query console: notebook-like read-only SQL cells over the live store."""
 
@@ -93,7 +104,7 @@ class QueryConsolePage(Dashboard):
         name = (args.get("open", [b""])[0] or b"").decode(errors="replace")
         console = QueryConsole(source=_source(self.runtime), lang=self.lang,
                                cells=EXAMPLE_CELLS[:1], snapshots=_writer(self.runtime),
-                               sandbox=_sandbox(self.runtime), user=pn.state.user)
+                               sandbox=_sandbox(self.runtime), **_rights())
         if name:
             console.open(name)
         body = pn.Column(console, sizing_mode="stretch_both", scroll=True,

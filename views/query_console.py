@@ -5,7 +5,8 @@ a table and, where the columns allow, a chart (a number against a category or a 
 map (columns ``lon``/``lat``; rasterised with datashader when large). Cells can be added,
 moved and deleted; a console is saved under a name, reopened, and pinned to the
 pinned-analyses dashboard. Queries run in the sandbox processes of
-:mod:`sources.analysis.sandbox`; the limits live in :mod:`sources.analysis.query_console`.
+:mod:`sources.analysis.sandbox`; the limits and the saved consoles' rules (owner, pin right)
+live in :mod:`sources.analysis.query_console`: this view passes the user's rights along.
 """
 from __future__ import annotations
 
@@ -18,7 +19,12 @@ import panel as pn
 import param
 import pyarrow as pa
 
-from sources.analysis.query_console import QueryResult, QueryRunner, SavedConsoles
+from sources.analysis.query_console import (
+    QueryResult,
+    QueryRunner,
+    SavedConsoleRefused,
+    SavedConsoles,
+)
 from sources.analysis.sandbox import Sandbox
 
 from .base import View
@@ -225,7 +231,12 @@ class QueryConsole(View):
                               doc="Default row limit of new cells.")
     time_limit_s = param.Number(default=30.0, bounds=(0.1, 3600),
                                 doc="Queries running longer are interrupted.")
-    user = param.String(default=None, allow_None=True, doc="Who saves (pn.state.user).")
+    user = param.String(default=None, allow_None=True,
+                        doc="Who saves (pn.state.user): the owner of what they save first.")
+    can_pin = param.Boolean(default=False,
+                            doc="The user holds the pin right (pin, unpin, change pinned).")
+    is_admin = param.Boolean(default=False,
+                             doc="The user is an administrator (changes anyone's console).")
     snapshots = param.Parameter(default=None, doc="The console's SnapshotWriter (optional).")
     sandbox = param.ClassSelector(class_=Sandbox, default=None, allow_None=True,
                                   doc="The console's sandbox processes (Sandbox.shared() if None).")
@@ -324,6 +335,16 @@ class QueryConsole(View):
         self._message.object = (f'<div class="qc-status qc-{kind}" data-status="{kind}">'
                                 f"{html.escape(text)}</div>")
 
+    def _rights(self) -> dict:
+        return {"user": self.user or "", "is_admin": self.is_admin}
+
+    def _refused(self, exc: PermissionError) -> bool:
+        if isinstance(exc, SavedConsoleRefused):
+            self._say("refused", self.t(f"console.refused.{exc.code}", detail=exc.name))
+        else:
+            self._say("refused", self.t("console.read_only_store"))
+        return False
+
     def save(self, name: str | None = None) -> bool:
         """Save the cells under ``name`` (default: the name box); False with a message if not."""
         name = (name if name is not None else self._name.value).strip()
@@ -331,10 +352,10 @@ class QueryConsole(View):
             self._say("refused", self.t("console.need_name"))
             return False
         try:
-            self.saved.save(name, [c.cell() for c in self._cells], user=self.user)
-        except PermissionError:
-            self._say("refused", self.t("console.read_only_store"))
-            return False
+            self.saved.save(name, [c.cell() for c in self._cells], can_pin=self.can_pin,
+                            **self._rights())
+        except PermissionError as exc:
+            return self._refused(exc)
         self.console_name = self._name.value = name
         self._saved_select.options = self._saved_names()
         self._saved_select.value = name
@@ -357,11 +378,27 @@ class QueryConsole(View):
         return True
 
     def pin(self, pinned: bool = True) -> bool:
-        """Save, then pin (or unpin) this console to the pinned-analyses dashboard."""
-        if not self.save():
+        """Save, then pin (or unpin) this console to the pinned-analyses dashboard.
+
+        Pinning needs the pin right. Without it, the owner may still unpin (without saving:
+        a pinned console is changed only with the pin right).
+        """
+        name = self._name.value.strip()
+        if not name:
+            self._say("refused", self.t("console.need_name"))
             return False
-        name = self.console_name
-        self.saved.pin(name, pinned)
+        may_pin = self.can_pin or self.is_admin
+        if pinned and not may_pin:  # refused before anything is saved
+            return self._refused(SavedConsoleRefused("pin_right", name))
+        if may_pin and not self.save(name):
+            return False
+        try:
+            self.saved.pin(name, pinned, can_pin=self.can_pin, **self._rights())
+        except KeyError:
+            self._say("refused", self.t("console.not_found", name=name))
+            return False
+        except PermissionError as exc:
+            return self._refused(exc)
         self._say("ok", self.t("console.pinned_ok" if pinned else "console.unpinned_ok",
                                name=name))
         return True
@@ -373,9 +410,9 @@ class QueryConsole(View):
             self._say("refused", self.t("console.need_name"))
             return
         try:
-            self.saved.delete(name)
-        except PermissionError:
-            self._say("refused", self.t("console.read_only_store"))
+            self.saved.delete(name, **self._rights())
+        except PermissionError as exc:
+            self._refused(exc)
             return
         self._saved_select.options = self._saved_names()
         self._say("ok", self.t("console.deleted_ok", name=name))

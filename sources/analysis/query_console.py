@@ -51,7 +51,8 @@ from sources.store.snapshot import (
 from sources.store.store import Store
 
 __all__ = ["DENIED_FUNCTIONS", "DENIED_PREFIXES", "READ_PRAGMAS", "READ_TYPES", "REFUSAL_CODES",
-           "QueryRefused", "QueryResult", "QueryRunner", "SavedConsoles", "check_read_only"]
+           "QueryRefused", "QueryResult", "QueryRunner", "SavedConsoleRefused", "SavedConsoles",
+           "check_read_only"]
 
 
 @dataclass
@@ -280,12 +281,41 @@ class QueryRunner(param.Parameterized):
 
 
 # ---------------------------------------------------------------------- saved consoles
+class SavedConsoleRefused(PermissionError):
+    """A change to a saved console that the caller may not make.
+
+    Parameters
+    ----------
+    code : str
+        ``not_owner`` (overwrite or delete someone else's), ``pin_right`` (pin or unpin
+        without the pin right), ``pinned`` (change a pinned console without the pin right).
+        The view translates ``console.refused.<code>``.
+    name : str
+        The saved console.
+    """
+
+    def __init__(self, code: str, name: str):
+        super().__init__(f"{code}: {name}")
+        self.code = code
+        self.name = name
+
+
 class SavedConsoles(param.Parameterized):
     """Named consoles (lists of cells) saved in the store's ``saved_consoles`` table.
 
     A cell is a dict ``{"sql": ..., "title": ...}``. A pinned console is shown, run, on the
     pinned-analyses dashboard (``/pinned``) and can be put on any page with
-    ``views.query_console.PinnedConsole``.
+    ``views.query_console.PinnedConsole``: it runs for every viewer, hence the rules.
+
+    - The user who first saves a name owns it (``owner``). Only the owner or an administrator
+      overwrites or deletes it; anyone may open it and save it under another name. A console
+      saved before owners were recorded has none: only an administrator changes it.
+    - Only a caller with the pin right pins or unpins, and changing a pinned console needs the
+      pin right too (else what the pinner vetted would run changed for every viewer); its
+      owner may still delete it or unpin it.
+    - ``is_admin`` holds every right.
+
+    Each refusal is a :class:`SavedConsoleRefused` (a ``PermissionError``) with a code.
     """
 
     store = param.ClassSelector(class_=Store, doc="The store that keeps the saved consoles.")
@@ -304,24 +334,75 @@ class SavedConsoles(param.Parameterized):
             sql += " WHERE pinned"
         return self.store.arrow(sql + " ORDER BY name").column(0).to_pylist()
 
-    def save(self, name: str, cells: list[dict], *, user: str | None = None,
-             pinned: bool | None = None) -> None:
-        """Save (or replace) a console; keeps its pin unless ``pinned`` is given."""
+    def owner(self, name: str) -> str | None:
+        """Who owns the console ``name`` (None: no such console, or saved before owners)."""
+        if not self._exists():
+            return None
+        try:
+            return self.store.scalar("SELECT owner FROM saved_consoles WHERE name = ?", [name])
+        except duckdb.BinderException:  # a read-only snapshot from before the column
+            return None
+
+    @staticmethod
+    def _row(cur, name: str) -> tuple[bool, str | None] | None:
+        row = cur.execute("SELECT pinned, owner FROM saved_consoles WHERE name = ?",
+                          [name]).fetchone()
+        return None if row is None else (bool(row[0]), row[1])
+
+    def save(self, name: str, cells: list[dict], *, user: str, can_pin: bool = False,
+             is_admin: bool = False, pinned: bool | None = None) -> None:
+        """Save a new console, or replace one the caller may change; keeps its pin and owner.
+
+        Parameters
+        ----------
+        name : str
+            The console's name.
+        cells : list of dict
+            ``{"sql", "title"}`` each.
+        user : str
+            Who saves (the owner of a new console).
+        can_pin : bool
+            The caller holds the pin right (needed to change a pinned console, or to pass
+            ``pinned``).
+        is_admin : bool
+            The caller is an administrator (every right).
+        pinned : bool, optional
+            Pin or unpin at the same time (needs the pin right).
+
+        Raises
+        ------
+        ValueError
+            No name.
+        SavedConsoleRefused
+            ``not_owner``, ``pinned`` or ``pin_right``.
+        PermissionError
+            The store is read-only.
+        """
         name = name.strip()
         if not name:
             raise ValueError("a saved console needs a name")
+        may_pin = bool(can_pin or is_admin)
+        if pinned is not None and not may_pin:
+            raise SavedConsoleRefused("pin_right", name)
         clean = [{"sql": str(c.get("sql", "")), "title": str(c.get("title", "") or "")}
                  for c in cells]
+        user = str(user or "")
         with self.store.transaction() as cur:
-            row = cur.execute("SELECT pinned FROM saved_consoles WHERE name = ?",
-                              [name]).fetchone()
-            keep = bool(row[0]) if row else False
+            row = self._row(cur, name)
+            owner = user
+            keep = False
+            if row is not None:
+                keep, owner = row
+                if not is_admin and (owner is None or owner != user):
+                    raise SavedConsoleRefused("not_owner", name)
+                if keep and not may_pin:
+                    raise SavedConsoleRefused("pinned", name)
             cur.execute("DELETE FROM saved_consoles WHERE name = ?", [name])
             cur.execute(
-                "INSERT INTO saved_consoles (name, cells, pinned, saved_by, saved_at) "
-                "VALUES (?, ?, ?, ?, now())",
+                "INSERT INTO saved_consoles (name, cells, pinned, saved_by, saved_at, owner) "
+                "VALUES (?, ?, ?, ?, now(), ?)",
                 [name, json.dumps(clean, ensure_ascii=False),
-                 keep if pinned is None else bool(pinned), user],
+                 keep if pinned is None else bool(pinned), user, owner],
             )
 
     def load(self, name: str) -> list[dict]:
@@ -333,9 +414,21 @@ class SavedConsoles(param.Parameterized):
             raise KeyError(name)
         return json.loads(text)
 
-    def pin(self, name: str, pinned: bool = True) -> None:
-        """Pin (or unpin) a saved console to the pinned-analyses dashboard."""
+    def pin(self, name: str, pinned: bool = True, *, user: str, can_pin: bool,
+            is_admin: bool = False) -> None:
+        """Pin (or unpin) a saved console to the pinned-analyses dashboard.
+
+        Pinning needs the pin right; unpinning needs it too, or to own the console.
+        KeyError if there is no console ``name``; :class:`SavedConsoleRefused` (``pin_right``)
+        if the caller may not.
+        """
         with self.store.transaction() as cur:
+            row = self._row(cur, name)
+            if row is None:
+                raise KeyError(name)
+            owns = row[1] is not None and row[1] == str(user or "")
+            if not (can_pin or is_admin or (not pinned and owns)):
+                raise SavedConsoleRefused("pin_right", name)
             cur.execute("UPDATE saved_consoles SET pinned = ? WHERE name = ?", [pinned, name])
 
     def is_pinned(self, name: str) -> bool:
@@ -345,7 +438,12 @@ class SavedConsoles(param.Parameterized):
         return bool(self.store.scalar(
             "SELECT pinned FROM saved_consoles WHERE name = ?", [name]))
 
-    def delete(self, name: str) -> None:
-        """Delete a saved console."""
+    def delete(self, name: str, *, user: str, is_admin: bool = False) -> None:
+        """Delete a saved console (its owner or an administrator); nothing if there is none."""
         with self.store.transaction() as cur:
+            row = self._row(cur, name)
+            if row is None:
+                return
+            if not is_admin and (row[1] is None or row[1] != str(user or "")):
+                raise SavedConsoleRefused("not_owner", name)
             cur.execute("DELETE FROM saved_consoles WHERE name = ?", [name])

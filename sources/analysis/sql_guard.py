@@ -33,6 +33,10 @@ REFUSAL_CODES = (
     "busy",       # every sandbox process is busy
     "sandbox",    # the sandbox process stopped (crashed); nothing else was affected
     "no_data",    # no snapshot of the store could be opened
+    # saved consoles (sources.analysis.query_console.SavedConsoles)
+    "not_owner",  # overwriting or deleting someone else's saved console
+    "pin_right",  # pinning without the pin right
+    "pinned",     # changing a pinned console without the pin right
 )
 
 #: Longest SQL text a cell may hold (characters).

@@ -10,7 +10,13 @@ import time
 import pyarrow as pa
 import pytest
 
-from sources.analysis.query_console import QueryRefused, QueryRunner, SavedConsoles, check_read_only
+from sources.analysis.query_console import (
+    QueryRefused,
+    QueryRunner,
+    SavedConsoleRefused,
+    SavedConsoles,
+    check_read_only,
+)
 from sources.store.store import Store
 from tests.conftest import wait_until
 
@@ -191,15 +197,82 @@ def test_saved_consoles_round_trip_and_pin(small_store):
     assert saved.names() == []
     cells = [{"sql": "SELECT 1", "title": "one"}, {"sql": "SELECT * FROM counties"}]
     saved.save("县区概况", cells, user="analyst")
-    assert saved.names() == ["县区概况"]
+    assert saved.names() == ["县区概况"] and saved.owner("县区概况") == "analyst"
     assert saved.load("县区概况") == [{"sql": "SELECT 1", "title": "one"},
                                       {"sql": "SELECT * FROM counties", "title": ""}]
     assert not saved.is_pinned("县区概况")
-    saved.pin("县区概况")
+    saved.pin("县区概况", user="lead", can_pin=True)
     assert saved.names(pinned_only=True) == ["县区概况"]
-    saved.save("县区概况", cells[:1])  # saving again keeps the pin
+    saved.save("县区概况", cells[:1], user="analyst", can_pin=True)  # keeps the pin
     assert saved.is_pinned("县区概况") and len(saved.load("县区概况")) == 1
-    saved.delete("县区概况")
+    assert saved.owner("县区概况") == "analyst"  # the pinner did not become the owner
+    saved.delete("县区概况", user="analyst")
     assert saved.names() == []
     with pytest.raises(KeyError):
         saved.load("县区概况")
+
+
+def refused(code):
+    return pytest.raises(SavedConsoleRefused, match=f"^{code}: ")
+
+
+def test_only_the_owner_or_an_admin_changes_a_saved_console(small_store):
+    saved = SavedConsoles(store=small_store)
+    saved.save("mine", [{"sql": "SELECT 1"}], user="alice")
+    with refused("not_owner"):
+        saved.save("mine", [{"sql": "SELECT secret FROM x"}], user="mallory", can_pin=True)
+    with refused("not_owner"):
+        saved.delete("mine", user="mallory")
+    with refused("not_owner"):
+        saved.save("mine", [{"sql": "SELECT 2"}], user="")  # anonymous is not alice
+    assert saved.load("mine") == [{"sql": "SELECT 1", "title": ""}]
+    saved.save("mine", [{"sql": "SELECT 2"}], user="alice")
+    saved.save("mine", [{"sql": "SELECT 3"}], user="root", is_admin=True)
+    assert saved.load("mine")[0]["sql"] == "SELECT 3" and saved.owner("mine") == "alice"
+    saved.save("theirs", [{"sql": "SELECT 4"}], user="mallory")  # a new name: allowed
+    saved.delete("mine", user="root", is_admin=True)
+    assert saved.names() == ["theirs"]
+
+
+def test_pinning_needs_the_pin_right(small_store):
+    saved = SavedConsoles(store=small_store)
+    saved.save("wall", [{"sql": "SELECT 1"}], user="alice")
+    with refused("pin_right"):
+        saved.pin("wall", user="alice", can_pin=False)
+    with refused("pin_right"):
+        saved.save("wall", [{"sql": "SELECT 1"}], user="alice", pinned=True)
+    assert not saved.is_pinned("wall")
+    saved.pin("wall", user="duty.lead", can_pin=True)
+    # a pinned console runs for every viewer: its owner changes it only with the pin right
+    with refused("pinned"):
+        saved.save("wall", [{"sql": "SELECT 2"}], user="alice")
+    assert saved.load("wall")[0]["sql"] == "SELECT 1" and saved.is_pinned("wall")
+    with refused("pin_right"):
+        saved.pin("wall", False, user="mallory", can_pin=False)
+    saved.pin("wall", False, user="alice", can_pin=False)  # the owner may take it down
+    assert not saved.is_pinned("wall")
+    with pytest.raises(KeyError):
+        saved.pin("no such", user="alice", can_pin=True)
+
+
+def test_an_old_store_gets_the_owner_column_and_old_consoles_are_the_admins(tmp_path):
+    import duckdb
+
+    path = tmp_path / "old.duckdb"
+    con = duckdb.connect(str(path))
+    con.execute("CREATE TABLE saved_consoles (name VARCHAR PRIMARY KEY, cells VARCHAR NOT NULL, "
+                "pinned BOOLEAN NOT NULL DEFAULT FALSE, saved_by VARCHAR, "
+                "saved_at TIMESTAMPTZ NOT NULL)")
+    con.execute("""INSERT INTO saved_consoles VALUES ('old', '[{"sql": "SELECT 1"}]', true, """
+                "'someone', now())")
+    con.close()
+    store = Store(path)  # applies the schema: adds the column
+    try:
+        saved = SavedConsoles(store=store)
+        assert saved.names(pinned_only=True) == ["old"] and saved.owner("old") is None
+        with refused("not_owner"):
+            saved.save("old", [{"sql": "SELECT 2"}], user="someone", can_pin=True)
+        saved.save("old", [{"sql": "SELECT 2"}], user="root", is_admin=True)
+        assert saved.load("old")[0]["sql"] == "SELECT 2" and saved.is_pinned("old")
+    finally:
+        store.close()

@@ -276,3 +276,72 @@ def test_an_old_store_gets_the_owner_column_and_old_consoles_are_the_admins(tmp_
         assert saved.load("old")[0]["sql"] == "SELECT 2" and saved.is_pinned("old")
     finally:
         store.close()
+
+
+# ---------------------------------------------------------------------- ordinary work
+ORDINARY = [
+    "SELECT c.city, r.risk_level, count(*) AS n FROM risk_points r "
+    "JOIN counties c USING (county_code) GROUP BY ALL ORDER BY ALL",
+    "SELECT county_code, point_id, lon, row_number() OVER (PARTITION BY county_code "
+    "ORDER BY lon, point_id) AS rn, avg(lat) OVER (PARTITION BY county_code) AS mean_lat "
+    "FROM risk_points ORDER BY county_code, rn LIMIT 5000",
+    "SELECT lon, lat, risk_level FROM risk_points "
+    "WHERE lon BETWEEN 116.8 AND 117.4 AND lat BETWEEN 36.4 AND 36.9 ORDER BY point_id",
+    "SELECT e.name, round(6371 * 2 * asin(sqrt(pow(sin(radians(e.lat - 36.65) / 2), 2) + "
+    "cos(radians(36.65)) * cos(radians(e.lat)) * pow(sin(radians(e.lon - 117.0) / 2), 2))), 3) "
+    "AS km FROM enterprises e ORDER BY km, e.enterprise_id LIMIT 20",
+    "SELECT date_trunc('month', found_on) AS month, severity, count(*) AS n FROM hazards "
+    "GROUP BY ALL ORDER BY ALL",
+    "WITH per AS (SELECT county_code, count(*) FILTER (WHERE risk_level = 'red') AS red, "
+    "count(*) AS n FROM risk_points GROUP BY 1) SELECT *, red / n AS share FROM per "
+    "QUALIFY rank() OVER (ORDER BY share DESC, county_code) <= 10 ORDER BY share DESC, county_code",
+    "SELECT city, risk_level, count(*) AS n FROM risk_points JOIN counties USING (county_code) "
+    "GROUP BY ROLLUP (city, risk_level) ORDER BY ALL NULLS LAST",
+    "SELECT risk_level, quantile_cont(lon, 0.5) AS mid_lon, count(DISTINCT enterprise_id) AS e "
+    "FROM risk_points GROUP BY 1 ORDER BY 1",
+    "SELECT county_code, list(point_id ORDER BY point_id)[1:3] AS first3, "
+    "{'n': count(*), 'west': min(lon)} AS s FROM risk_points GROUP BY 1 ORDER BY 1",
+    "SELECT name, city, population FROM counties ORDER BY county_code",
+    "SELECT TIMESTAMPTZ '2024-05-01 08:00:00+08' AS t, "
+    "(TIMESTAMPTZ '2024-05-01 08:00:00+08')::VARCHAR AS shown, DATE '2024-02-29' + 365 AS d",
+    "SUMMARIZE risk_points",
+    "DESCRIBE risk_points",
+    "SHOW TABLES",
+    "PRAGMA table_info('counties')",
+]
+
+
+@pytest.mark.parametrize("sql", ORDINARY)
+def test_ordinary_queries_answer_exactly_as_on_the_store(store, sql):
+    """The sandbox answers an analyst's query with the very table the store gives (values,
+    types, time zone), as the in-process runner did."""
+    runner = QueryRunner(store=store, row_limit=100_000)
+    result = runner.run(sql)
+    assert result.ok and not result.truncated, result
+    expected = store.arrow(sql)
+    assert result.table.num_rows > 0
+    assert result.table.schema.equals(expected.schema), (result.table.schema, expected.schema)
+    assert result.table.equals(expected), sql
+
+
+def test_the_sandbox_shows_times_in_the_stores_time_zone(store):
+    store.cursor().execute("SET GLOBAL TimeZone = 'Asia/Shanghai'")
+    sql = ("SELECT TIMESTAMPTZ '2024-05-01 00:30:00+00' AS t, "
+           "(TIMESTAMPTZ '2024-05-01 00:30:00+00')::VARCHAR AS shown, "
+           "date_part('hour', TIMESTAMPTZ '2024-05-01 00:30:00+00') AS h")
+    result = QueryRunner(store=store).run(sql)
+    assert result.table.equals(store.arrow(sql))
+    assert result.table.to_pylist()[0]["h"] == 8
+
+
+def test_an_in_memory_store_is_read_through_a_private_snapshot():
+    store = Store(":memory:")
+    try:
+        store.insert("counties", pa.table({
+            "county_code": ["370102"], "name": ["历下区"], "city": ["济南市"],
+            "city_code": ["370100"], "lon": [117.07], "lat": [36.67]}))
+        result = QueryRunner(store=store).run("SELECT name FROM counties")
+        assert result.ok and result.table.column("name").to_pylist() == ["历下区"], result
+        assert result.extra["as_of"] is not None
+    finally:
+        store.close()

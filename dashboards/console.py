@@ -1,7 +1,9 @@
 """``/console``: the analysts' query console; ``/pinned``: the consoles they pinned.
 
-*Write snapshot* uses the console's snapshot writer: notebooks in other processes read its
-snapshots (DuckDB lets no other process open the file the console holds).
+Every query runs in the console's sandbox processes (:mod:`sources.analysis.sandbox`) on a
+snapshot; *Write snapshot* uses the console's snapshot writer: notebooks in other processes
+read its snapshots (DuckDB lets no other process open the file the console holds). Saving and
+pinning follow the user's rights; every query is in the audit log.
 """
 from __future__ import annotations
 
@@ -38,6 +40,12 @@ def _warm_maps_once() -> None:
     threading.Thread(target=warm_maps, name="warm-console-maps", daemon=True).start()
 
 
+def rights(guard) -> dict:
+    """What the page's user may do with saved consoles: owner name, pin right, admin."""
+    return {"user": guard.name, "can_pin": bool(guard.may("console.pin")),
+            "is_admin": bool(guard.may("console.overwrite_any"))}
+
+
 class QueryConsolePage(Dashboard):
     """The query console: notebook-like read-only SQL cells over the live store."""
 
@@ -52,8 +60,8 @@ class QueryConsolePage(Dashboard):
             _warm_maps_once()
         name = Args().text("open")
         console = QueryConsole(source=self.console.analysis, lang=self.lang, guard=self.guard,
-                               cells=EXAMPLE_CELLS[:1], user=pn.state.user,
-                               snapshots=self.console.snapshots)
+                               cells=EXAMPLE_CELLS[:1], snapshots=self.console.snapshots,
+                               sandbox=self.console.sandbox, **rights(self.guard))
         if name:
             console.open(name)
         body = pn.Column(console, sizing_mode="stretch_both", scroll=True,
@@ -70,6 +78,7 @@ class PinnedPage(Dashboard):
     order: ClassVar[int] = 61
 
     def layout(self):
-        view = PinnedConsole(source=self.console.analysis, lang=self.lang, guard=self.guard)
+        view = PinnedConsole(source=self.console.analysis, lang=self.lang, guard=self.guard,
+                             sandbox=self.console.sandbox, snapshots=self.console.snapshots)
         body = pn.Column(view, sizing_mode="stretch_both", scroll=True, margin=(8, 16))
         return page(self.t("app.pinned"), body, lang=self.lang, route=self.route)

@@ -452,13 +452,18 @@ CREATE TABLE IF NOT EXISTS build_info (
 -- ---------------------------------------------------------------- analysts
 -- Saved query consoles (/console): cells as JSON [{"sql": ..., "title": ...}]; pinned ones
 -- are shown, run, on /pinned (and wherever a dashboard puts views.query_console.PinnedConsole).
+-- owner: who first saved the name; only they or an administrator change or delete it (NULL:
+-- saved before owners were recorded, an administrator's to change). saved_by: the last saver.
 CREATE TABLE IF NOT EXISTS saved_consoles (
     name          VARCHAR PRIMARY KEY,
     cells         VARCHAR NOT NULL,
     pinned        BOOLEAN NOT NULL DEFAULT FALSE,
     saved_by      VARCHAR,
-    saved_at      TIMESTAMPTZ NOT NULL
+    saved_at      TIMESTAMPTZ NOT NULL,
+    owner         VARCHAR
 );
+-- stores created before the owner column (CREATE TABLE IF NOT EXISTS leaves them as they are)
+ALTER TABLE saved_consoles ADD COLUMN IF NOT EXISTS owner VARCHAR;
 
 -- ---------------------------------------------------------------- drills (应急演练)
 -- Every row born of an exercise carries the drill it belongs to (NULL: real). A store built

@@ -30,6 +30,7 @@ from sources.access.policy import Access
 from sources.alarms.desk import AlarmSource
 from sources.alarms.engine import AlarmEngine
 from sources.alarms.timer import AlarmTimer
+from sources.analysis.sandbox import Sandbox
 from sources.base import Source
 from sources.command.source import CommandSource
 from sources.drills.desk import DrillSource
@@ -126,6 +127,9 @@ class Console(param.Parameterized):
         self.experts = ExpertSource(store=store, hub=hub)
         self.materials = MaterialSource(store=store, hub=hub, geography=self.geography)
         self.analysis = Source(store=store, hub=hub)
+        # analysts' queries run in these processes, never on the store's own connection
+        self.sandbox = Sandbox(workers=int(os.environ.get("CONSOLE_SANDBOX_WORKERS", 2)),
+                               memory_limit=os.environ.get("CONSOLE_SANDBOX_MEMORY", "512MB"))
         self.command = CommandSource(store=store, hub=hub, experts=self.experts,
                                      materials=self.materials)
         self.drills = DrillSource(store=store, hub=hub,
@@ -244,6 +248,7 @@ class Console(param.Parameterized):
                 thing.stop()
             except Exception:  # noqa: BLE001 - keep stopping the rest
                 log.exception("stopping %r", thing)
+        self.sandbox.stop()  # its processes start on a page's first query, started or not
         if close_store:
             self.store.close()
 

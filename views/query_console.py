@@ -4,7 +4,9 @@ Each cell runs on demand (in a worker thread, so *Cancel* stays live) and shows 
 a table and, where the columns allow, a chart (a number against a category or a time) or a
 map (columns ``lon``/``lat``; rasterised with datashader when large). Cells can be added,
 moved and deleted; a console is saved under a name, reopened, and pinned to the
-pinned-analyses dashboard. The guard and limits live in :mod:`sources.analysis.query_console`.
+pinned-analyses dashboard. Queries run in the sandbox processes of
+:mod:`sources.analysis.sandbox`; the limits and the saved consoles' rules (owner, pin right)
+live in :mod:`sources.analysis.query_console`: this view passes the user's rights along.
 """
 from __future__ import annotations
 
@@ -17,7 +19,13 @@ import panel as pn
 import param
 import pyarrow as pa
 
-from sources.analysis.query_console import QueryResult, QueryRunner, SavedConsoles
+from sources.analysis.query_console import (
+    QueryResult,
+    QueryRunner,
+    SavedConsoleRefused,
+    SavedConsoles,
+)
+from sources.analysis.sandbox import Sandbox
 
 from .base import View
 from .i18n import t
@@ -190,8 +198,14 @@ class QueryCell(pn.viewable.Viewer):
             return
         table = _unique_columns(result.table)
         text = self.t("console.rows", n=table.num_rows, s=result.elapsed_s)
-        if result.truncated:
+        if result.truncated and result.cut == "bytes":
+            text += " · " + self.t("console.truncated_bytes", n=table.num_rows,
+                                   mb=result.extra.get("byte_limit", 0) / 2**20)
+        elif result.truncated:
             text += " · " + self.t("console.truncated", n=table.num_rows)
+        as_of = result.extra.get("as_of")
+        if as_of is not None:
+            text += " · " + self.t("console.as_of", t=as_of.astimezone().strftime("%H:%M:%S"))
         self._set_status("ok", text)
         df = table.to_pandas()
         self._table.value = df
@@ -217,13 +231,22 @@ class QueryConsole(View):
                               doc="Default row limit of new cells.")
     time_limit_s = param.Number(default=30.0, bounds=(0.1, 3600),
                                 doc="Queries running longer are interrupted.")
-    user = param.String(default=None, allow_None=True, doc="Who saves (pn.state.user).")
+    user = param.String(default=None, allow_None=True,
+                        doc="Who saves (pn.state.user): the owner of what they save first.")
+    can_pin = param.Boolean(default=False,
+                            doc="The user holds the pin right (pin, unpin, change pinned).")
+    is_admin = param.Boolean(default=False,
+                             doc="The user is an administrator (changes anyone's console).")
     snapshots = param.Parameter(default=None, doc="The console's SnapshotWriter (optional).")
+    sandbox = param.ClassSelector(class_=Sandbox, default=None, allow_None=True,
+                                  doc="The console's sandbox processes (Sandbox.shared() if None).")
 
     def __init__(self, **params):
         super().__init__(**params)
         self.runner = QueryRunner(store=self.source.store, row_limit=self.row_limit,
-                                  time_limit_s=self.time_limit_s)
+                                  time_limit_s=self.time_limit_s, sandbox=self.sandbox,
+                                  snapshots=self.snapshots)
+        self.runner.on_run = self._record  # every console query is in the audit log
         self.saved = SavedConsoles(store=self.source.store)
         self._cells: list[QueryCell] = []
         self._column = pn.Column(sizing_mode="stretch_width", css_classes=["qc-cells"])
@@ -313,6 +336,23 @@ class QueryConsole(View):
         self._message.object = (f'<div class="qc-status qc-{kind}" data-status="{kind}">'
                                 f"{html.escape(text)}</div>")
 
+    def _record(self, sql: str, result) -> None:
+        rows = 0 if result.table is None else result.table.num_rows
+        self.guard.record("console.query", outcome="ok" if result.ok else "failed",
+                          reason=None if result.ok else (result.code or result.status),
+                          details={"sql": str(sql)[:4000], "status": result.status,
+                                   "rows": rows})
+
+    def _rights(self) -> dict:
+        return {"user": self.user or "", "is_admin": self.is_admin}
+
+    def _refused(self, exc: PermissionError) -> bool:
+        if isinstance(exc, SavedConsoleRefused):
+            self._say("refused", self.t(f"console.refused.{exc.code}", detail=exc.name))
+        else:
+            self._say("refused", self.t("console.read_only_store"))
+        return False
+
     def save(self, name: str | None = None) -> bool:
         """Save the cells under ``name`` (default: the name box); False with a message if not."""
         name = (name if name is not None else self._name.value).strip()
@@ -320,10 +360,10 @@ class QueryConsole(View):
             self._say("refused", self.t("console.need_name"))
             return False
         try:
-            self.saved.save(name, [c.cell() for c in self._cells], user=self.user)
-        except PermissionError:
-            self._say("refused", self.t("console.read_only_store"))
-            return False
+            self.saved.save(name, [c.cell() for c in self._cells], can_pin=self.can_pin,
+                            **self._rights())
+        except PermissionError as exc:
+            return self._refused(exc)
         self.console_name = self._name.value = name
         self._saved_select.options = self._saved_names()
         self._saved_select.value = name
@@ -346,11 +386,27 @@ class QueryConsole(View):
         return True
 
     def pin(self, pinned: bool = True) -> bool:
-        """Save, then pin (or unpin) this console to the pinned-analyses dashboard."""
-        if not self.save():
+        """Save, then pin (or unpin) this console to the pinned-analyses dashboard.
+
+        Pinning needs the pin right. Without it, the owner may still unpin (without saving:
+        a pinned console is changed only with the pin right).
+        """
+        name = self._name.value.strip()
+        if not name:
+            self._say("refused", self.t("console.need_name"))
             return False
-        name = self.console_name
-        self.saved.pin(name, pinned)
+        may_pin = self.can_pin or self.is_admin
+        if pinned and not may_pin:  # refused before anything is saved
+            return self._refused(SavedConsoleRefused("pin_right", name))
+        if may_pin and not self.save(name):
+            return False
+        try:
+            self.saved.pin(name, pinned, can_pin=self.can_pin, **self._rights())
+        except KeyError:
+            self._say("refused", self.t("console.not_found", name=name))
+            return False
+        except PermissionError as exc:
+            return self._refused(exc)
         self._say("ok", self.t("console.pinned_ok" if pinned else "console.unpinned_ok",
                                name=name))
         return True
@@ -362,9 +418,9 @@ class QueryConsole(View):
             self._say("refused", self.t("console.need_name"))
             return
         try:
-            self.saved.delete(name)
-        except PermissionError:
-            self._say("refused", self.t("console.read_only_store"))
+            self.saved.delete(name, **self._rights())
+        except PermissionError as exc:
+            self._refused(exc)
             return
         self._saved_select.options = self._saved_names()
         self._say("ok", self.t("console.deleted_ok", name=name))
@@ -387,10 +443,14 @@ class PinnedConsole(View):
 
     console_name = param.String(default="", doc="The saved console to show ('' = all pinned).")
     time_limit_s = param.Number(default=15.0, bounds=(0.1, 3600), doc="Per-query time limit.")
+    sandbox = param.ClassSelector(class_=Sandbox, default=None, allow_None=True,
+                                  doc="The console's sandbox processes (Sandbox.shared() if None).")
+    snapshots = param.Parameter(default=None, doc="The console's SnapshotWriter (optional).")
 
     def __init__(self, **params):
         super().__init__(**params)
-        runner = QueryRunner(store=self.source.store, time_limit_s=self.time_limit_s)
+        runner = QueryRunner(store=self.source.store, time_limit_s=self.time_limit_s,
+                             sandbox=self.sandbox, snapshots=self.snapshots)
         saved = SavedConsoles(store=self.source.store)
         self._cells: list[QueryCell] = []
         names = [self.console_name] if self.console_name else saved.names(pinned_only=True)

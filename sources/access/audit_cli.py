@@ -19,8 +19,9 @@ class CliError(Exception):
 
 
 def open_store(db: str | None):
-    """The store itself (read-only) or, while the console holds it, its newest snapshot."""
-    from sources.store.snapshot import default_db, latest_snapshot
+    """The store itself (read-only) or, while the console holds it, its newest private copy
+    (the snapshots analysts read leave the audit trail out)."""
+    from sources.store.snapshot import default_db, list_snapshots, private_dir
     from sources.store.store import Store
 
     path = Path(db) if db else default_db()
@@ -29,7 +30,8 @@ def open_store(db: str | None):
     try:
         return Store(path, read_only=True), path
     except Exception as exc:
-        snap = latest_snapshot(path)
+        copies = list_snapshots(path, private_dir(path))
+        snap = copies[-1] if copies else None
         if snap is None:
             raise CliError(f"{path} cannot be opened ({type(exc).__name__}) and has no "
                            "snapshot yet: write one from the console, or stop it") from None

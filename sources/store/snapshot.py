@@ -65,14 +65,26 @@ def snapshot_time(path: str | Path) -> datetime | None:
     return datetime.strptime(m.group(1), "%Y%m%dT%H%M%S%f").replace(tzinfo=UTC)
 
 
+#: Tables only administrators read (the audit trail): left out of the snapshots analysts
+#: and notebooks read, kept in a private copy (``private_dir``) for ``audit verify``.
+PRIVATE_TABLES = ("audit_log", "audit_anchor", "audit_state")
+
+
+def private_dir(db_path: str | Path) -> Path:
+    """Where the private copies (with the audit trail) go: ``snapshots/private``, mode 0700."""
+    return snapshot_dir(db_path) / "private"
+
+
 def write_snapshot(store: Store, directory: str | Path | None = None, *, keep: int = 2,
-                   cursor: duckdb.DuckDBPyConnection | None = None) -> Path:
+                   cursor: duckdb.DuckDBPyConnection | None = None,
+                   private: bool = False) -> Path:
     """Write a consistent snapshot of ``store`` and return its path (console process).
 
     Parameters
     ----------
     store : Store
-        The console's store (the process that holds the file).
+        The console's store (the process that holds the file), or an in-memory store
+        (then ``directory`` is needed; the snapshots are named ``memory.<time>.duckdb``).
     directory : path, optional
         Where to write; ``snapshots/`` beside the store by default.
     keep : int
@@ -81,12 +93,19 @@ def write_snapshot(store: Store, directory: str | Path | None = None, *, keep: i
     cursor : optional
         The cursor to copy with (the caller may ``interrupt()`` it: the copy stops, the
         partial file is removed and ``duckdb.InterruptException`` is raised).
+    private : bool
+        Keep the audit trail (:data:`PRIVATE_TABLES`) in the copy; the file and its folder
+        are readable by the console's user only. Without it those tables are left out.
     """
-    if store.path == ":memory:":
-        raise ValueError("an in-memory store has no file to snapshot")
-    folder = Path(directory) if directory else snapshot_dir(store.path)
+    memory = store.path == ":memory:"
+    if memory and directory is None:
+        raise ValueError("an in-memory store has no folder: give the snapshot a directory")
+    folder = Path(directory) if directory else (
+        private_dir(store.path) if private else snapshot_dir(store.path))
     folder.mkdir(parents=True, exist_ok=True)
-    stem = Path(store.path).stem
+    if private:
+        folder.chmod(0o700)
+    stem = "memory" if memory else Path(store.path).stem
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
     final = folder / f"{stem}.{stamp}.duckdb"
     tmp = folder / f".{stem}.{stamp}.tmp"
@@ -97,6 +116,9 @@ def write_snapshot(store: Store, directory: str | Path | None = None, *, keep: i
         cur.execute(f"ATTACH '{tmp}' AS \"{alias}\"")
         try:
             cur.execute(f'COPY FROM DATABASE "{source}" TO "{alias}"')
+            if not private:  # analysts and notebooks never read the audit trail
+                for table in PRIVATE_TABLES:
+                    cur.execute(f'DROP TABLE IF EXISTS "{alias}".main."{table}"')
         finally:
             cur.execute(f'DETACH "{alias}"')
     except BaseException:
@@ -107,8 +129,10 @@ def write_snapshot(store: Store, directory: str | Path | None = None, *, keep: i
         if cursor is None:
             cur.close()
     tmp.with_name(tmp.name + ".wal").unlink(missing_ok=True)
+    if private:
+        tmp.chmod(0o600)
     os.replace(tmp, final)
-    for old in list_snapshots(store.path, folder)[:-keep]:
+    for old in list_snapshots(folder / f"{stem}.duckdb", folder)[:-keep]:
         old.unlink(missing_ok=True)
     return final
 
@@ -154,6 +178,16 @@ class SnapshotWriter(Service):
         started = time.perf_counter()
         path = self.write()
         log.info("snapshot %s in %.2f s", path.name, time.perf_counter() - started)
+        if self.store.scalar("SELECT count(*) FROM information_schema.tables "
+                             "WHERE table_name = 'audit_log'"):
+            with self._lock:  # the administrators' copy, with the audit trail
+                if not self.stopping:
+                    self._cursor = cur = self.store.cursor()
+                    try:
+                        write_snapshot(self.store, keep=1, cursor=cur, private=True)
+                    finally:
+                        self._cursor = None
+                        cur.close()
 
     def next_wait(self) -> float:
         """Seconds until the next periodic snapshot: ``interval_s``, but never less than

@@ -249,7 +249,12 @@ def test_cli_verifies_the_newest_snapshot_while_the_console_holds_the_store(tmp_
     store = Store(db)  # the "console": holds the file read-write
     try:
         fill(AuditLog(store, clock=Clock()))
-        snap = write_snapshot(store)
+        shared = write_snapshot(store)  # what analysts read: no audit trail in it
+        probe = Store(shared, read_only=True)
+        assert "audit_log" not in probe.tables()
+        probe.close()
+        snap = write_snapshot(store, private=True)  # the administrators' copy
+        assert oct(snap.stat().st_mode & 0o777) == "0o600"
         out = run_cli("verify", "--db", str(db))
         assert out.returncode == 0 and str(snap) in out.stdout and "7 entries" in out.stdout
         csv_path = tmp_path / "audit.csv"

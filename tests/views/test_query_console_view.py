@@ -48,7 +48,8 @@ def test_cells_run_show_and_reorder(store):
 
 def test_save_open_pin_and_pinned_view(store):
     source = Source(store=store)
-    console = QueryConsole(source=source, cells=[{"sql": "SELECT 42 AS answer", "title": "t"}])
+    console = QueryConsole(source=source, cells=[{"sql": "SELECT 42 AS answer", "title": "t"}],
+                           user="analyst", can_pin=True)
     assert not console.save("")                      # a name is needed
     assert not console.pin(True)                     # pin saves first: it needs the name too
     console._name.value = "县区 <b>概况</b>"           # shown as text, not HTML
@@ -72,3 +73,51 @@ def test_saving_on_a_snapshot_says_it_is_read_only(tiny_db):
         assert console.run_all()[0].status in ("ok", "refused")
     finally:
         store.close()
+
+
+def test_saved_console_rights_are_passed_on_and_refusals_said(store):
+    """Owner and pin right, through the view: a clear message each time, nothing changed."""
+    source = Source(store=store)
+    alice = QueryConsole(source=source, cells=[{"sql": "SELECT 1 AS one"}], user="alice",
+                         lang="en")
+    assert alice.save("alice's")
+    assert not alice.pin(True)                       # no pin right: refused before saving
+    assert "pin right" in alice._message.object and not alice.saved.is_pinned("alice's")
+    lead = QueryConsole(source=source, user="lead", can_pin=True, lang="en")
+    assert lead.open("alice's")
+    assert not lead.save()                           # the pin right does not make an owner
+    assert "belongs to another user" in lead._message.object
+    lead._saved_select.value = "alice's"
+    lead.delete_saved()
+    assert "belongs to another user" in lead._message.object
+    assert lead.saved.names() == ["alice's"]
+    assert lead.saved.owner("alice's") == "alice"
+    lead.saved.pin("alice's", user="lead", can_pin=True)
+    alice.query_cells[0].set_sql("SELECT 2 AS two")
+    assert not alice.save()                          # pinned: changing it needs the right
+    assert "is pinned" in alice._message.object
+    assert alice.saved.load("alice's")[0]["sql"] == "SELECT 1 AS one"
+    assert alice.pin(False)                          # the owner may take it down
+    assert not alice.saved.is_pinned("alice's")
+    admin = QueryConsole(source=source, user="root", is_admin=True, lang="en")
+    admin._saved_select.value = "alice's"
+    admin.delete_saved()
+    assert admin.saved.names() == []
+
+
+def test_every_refusal_code_has_a_message_in_both_languages():
+    from sources.analysis.sql_guard import REFUSAL_CODES
+    from views.i18n import LABELS
+
+    missing = [code for code in REFUSAL_CODES if f"console.refused.{code}" not in LABELS]
+    assert not missing, missing
+
+
+def test_a_result_cut_by_bytes_says_so_and_when_the_data_was_taken(store):
+    console = QueryConsole(source=Source(store=store), lang="en",
+                           cells=[{"sql": "SELECT repeat('x', 1000) AS s FROM range(5000)"}])
+    console.runner.byte_limit = 100_000
+    result = console.run_all()[0]
+    assert result.ok and result.cut == "bytes" and 0 < result.table.num_rows < 5000
+    text = console.query_cells[0]._status.object
+    assert "result limit" in text and "data as of" in text

@@ -119,6 +119,8 @@ def check_options(args: argparse.Namespace) -> None:
         raise StartError(f"--demo-port {args.demo_port}: a port is between 1 and 65535")
     family = socket.AF_INET6 if ":" in args.address else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as probe:
+        # as the server binds: a port left in TIME_WAIT by a console just stopped is free
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((args.address, args.port))
         except OSError as exc:

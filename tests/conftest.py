@@ -48,6 +48,17 @@ def wait_until(predicate, timeout: float = 10.0, interval: float = 0.05, message
     raise AssertionError(message or f"condition not met within {timeout} s: {last_exc or predicate}")
 
 
+def arun(coro):
+    """Run a coroutine to its end in a thread of its own: once a browser test has started
+    Playwright's sync API, the main thread holds a running event loop for the session and
+    ``asyncio.run`` refuses to run there."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
 def rendered(obj) -> dict:
     """What a Panel object renders to Bokeh models: ``text`` (every text, label, title and
     text value, joined; markup as the browser receives it), ``rows`` (rows of every data

@@ -10,6 +10,7 @@ import pytest
 from tornado.web import create_signed_value, decode_signed_value
 
 from dashboards.auth import COOKIE, authenticated
+from tests.conftest import arun
 from tests.dashboards.auth_server import (
     AuthConsole,
     DetailHandler,
@@ -81,7 +82,6 @@ def test_the_static_route_is_real_behind_the_gate(console):
 
 
 def test_the_websocket_is_refused_without_login(console):
-    import asyncio
 
     import websockets
 
@@ -93,7 +93,7 @@ def test_the_websocket_is_refused_without_login(console):
             return "open"
 
     with pytest.raises(websockets.InvalidStatus) as err:
-        asyncio.run(connect({}))
+        arun(connect({}))
     assert err.value.response.status_code == 401
 
 
@@ -283,7 +283,6 @@ def test_signing_in_again_ends_the_browsers_previous_login(console):
 
 
 def test_a_signed_in_user_cannot_open_a_forbidden_pages_websocket(console):
-    import asyncio
 
     import websockets
 
@@ -297,7 +296,7 @@ def test_a_signed_in_user_cannot_open_a_forbidden_pages_websocket(console):
             return "open"
 
     with pytest.raises(websockets.InvalidStatus) as err:
-        asyncio.run(connect())
+        arun(connect())
     assert err.value.response.status_code == 403
 
 

@@ -15,7 +15,7 @@ import pytest
 from data.province_model import Province, Registry
 from data.simulate import DemoFeed, read_registry
 from sources.ingest.messages import parse_frame
-from tests.conftest import ROOT, wait_until
+from tests.conftest import ROOT, arun, wait_until
 
 
 def receive(url: str, *, until, timeout: float = 20) -> list[str | bytes]:
@@ -28,7 +28,7 @@ def receive(url: str, *, until, timeout: float = 20) -> list[str | bytes]:
             while not until(frames):
                 frames.append(await asyncio.wait_for(ws.recv(), timeout))
         return frames
-    return asyncio.run(run())
+    return arun(run())
 
 
 def messages_of(frames) -> list[dict]:

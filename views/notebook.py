@@ -15,8 +15,8 @@ import panel as pn
 
 
 def _served() -> bool:
-    """True inside a page the console serves (a notebook dashboard): its own server already
-    sends every resource, and inlining them would put megabytes into that page."""
+    """True inside a page the console serves (a notebook dashboard): the console's server
+    sends every resource itself, so there is nothing to inline."""
     doc = pn.state.curdoc
     return doc is not None and doc.session_context is not None
 

@@ -98,6 +98,8 @@ class SituationBoard(View):
             self.subscribe(("reading",), self._on_readings, period_ms=1000, maxsize=1)
             cb = pn.state.add_periodic_callback(self._tick, period=1000)
             self.on_close(cb.stop)
+        else:  # in a notebook: no console server to wait for, so no /health polling (404s)
+            self.clock.health_url = ""
         statuses = self._statuses()
         self.heartbeat(statuses)
         self.refresh(statuses)

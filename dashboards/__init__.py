@@ -29,8 +29,11 @@ def discover() -> list[type[Dashboard]]:
 
 def routes(console) -> tuple[dict, dict]:
     """``({route: app}, {route: (title_key, title)})`` of every page served for ``console``."""
+    from views.choices import use_text_labels
+
     from .notebooks_served import notebook_apps  # dashboards/notebooks/*.ipynb
 
+    use_text_labels()  # multi-choice labels as text, no Choices.js warning on any page
     apps, titles = {}, {}
     for cls in discover():
         key = "/" if cls.route == "" else cls.route

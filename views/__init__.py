@@ -2,15 +2,16 @@
 
 Build one on a source and display it::
 
-    import panel as pn
     from sources.risk.risk import RiskSource
+    from views import notebook_extension
     from views.risk_map import RiskPointMap
-    pn.extension()
+    notebook_extension()  # every resource inline: renders on an air-gapped network
     RiskPointMap(source=RiskSource.from_path("var/console.duckdb"))
 """
 from __future__ import annotations
 
 from .base import View
 from .i18n import t
+from .notebook import notebook_extension
 
-__all__ = ["View", "t"]
+__all__ = ["View", "notebook_extension", "t"]

@@ -98,6 +98,8 @@ class SituationBoard(View):
             self.subscribe(("reading",), self._on_readings, period_ms=1000, maxsize=1)
             cb = pn.state.add_periodic_callback(self._tick, period=1000)
             self.on_close(cb.stop)
+        else:  # in a notebook: no console server to wait for, so no /health polling (404s)
+            self.clock.health_url = ""
         statuses = self._statuses()
         self.heartbeat(statuses)
         self.refresh(statuses)
@@ -112,19 +114,21 @@ class SituationBoard(View):
             f'<span>{html.escape(self.t("console.title"))}</span></div>',
             sizing_mode="stretch_both", margin=0, stylesheets=[TITLE_CSS],
             css_classes=["board-title"])
-        top = pn.Row(title, self.clock, margin=0, sizing_mode="stretch_width",
+        # Rows of stretch_both children stretch both ways (Panel would make them so anyway,
+        # with a warning per page); board.css gives each band its height.
+        top = pn.Row(title, self.clock, margin=0, sizing_mode="stretch_both",
                      css_classes=["board-top"], stylesheets=[CSS])
         parts = [top]
         middle = [self.map]
         if self.layout in ("full", "kpi"):
-            parts.append(pn.Row(self.kpis, margin=0, sizing_mode="stretch_width",
+            parts.append(pn.Row(self.kpis, margin=0, sizing_mode="stretch_both",
                                 css_classes=["board-kpi-row"], stylesheets=[CSS]))
-            middle.append(pn.Column(self.ticker, margin=0, sizing_mode="stretch_height",
+            middle.append(pn.Column(self.ticker, margin=0, sizing_mode="stretch_both",
                                     css_classes=["board-side"], stylesheets=[CSS]))
         parts.append(pn.Row(*middle, margin=0, sizing_mode="stretch_both",
                             css_classes=["board-middle"], stylesheets=[CSS]))
         if self.layout in ("full", "incidents"):
-            parts.append(pn.Row(*self.incidents, margin=0, sizing_mode="stretch_width",
+            parts.append(pn.Row(*self.incidents, margin=0, sizing_mode="stretch_both",
                                 css_classes=["board-incidents", f"layout-{self.layout}"],
                                 stylesheets=[CSS]))
         if self.rotate_s > 0:

@@ -62,7 +62,7 @@ export function render({ model, el }) {
   // half up) must not turn the wall into a browser error page, where no script runs
   let healthy = 0;
   async function poll() {
-    if (polling) return;
+    if (polling || !model.health_url) return;
     polling = true;
     try {
       const r = await fetch(model.health_url + "?_=" + Date.now(), { cache: "no-store" });
@@ -119,7 +119,8 @@ class ClockPane(pn.custom.JSComponent):
     heartbeat_timeout_s = param.Number(
         default=12, doc="Seconds without a heartbeat before the page calls the server lost.")
     utc_offset_min = param.Integer(default=480, doc="Local time offset (Asia/Shanghai: +8 h).")
-    health_url = param.String(default="health", doc="URL polled while the server is lost.")
+    health_url = param.String(default="health", doc=(
+        "URL polled while the server is lost; empty: there is no server to wait for."))
     labels = param.Dict(default={}, doc="Texts of the clock in the page's language.")
     frame_css = param.String(default=STALE_FRAME_CSS, doc="Style of the red stale frame.")
 

@@ -169,9 +169,13 @@ class MonitoringMap(View):
         self._pane = pn.pane.Bokeh(fig, css_classes=["mm-map"])
 
     def _build_hydrograph(self) -> None:
+        # Explicit ranges, fitted by show_hydrograph: an empty line has no data bounds, and
+        # BokehJS would warn "could not set initial ranges" on every layout of the page.
+        end = pd.Timestamp.now(tz=CHINA_TZ).tz_localize(None).floor("h")
         fig = figure(width=self.frame_width, height=220, x_axis_type="datetime",
                      tools="pan,wheel_zoom,reset,hover", title=self.t("warnings.hydrograph.hint"),
-                     name="hydrograph")
+                     name="hydrograph", x_range=Range1d(end - pd.Timedelta(hours=72), end),
+                     y_range=Range1d(0, 1))
         fig.toolbar.logo = None
         self._hydro_source = ColumnDataSource({"ts": [], "value": []})
         fig.line("ts", "value", source=self._hydro_source, line_width=2, color="#1f4e79")
@@ -277,8 +281,26 @@ class MonitoringMap(View):
         for key, span in self._spans.items():
             value = st.get(key)
             span.location = None if value is None or pd.isna(value) else float(value)
+        self._fit_hydrograph()
         self.hydrograph_figure.title.text = (f"{self.t('warnings.hydrograph')} · "
                                              f"{st.get('name', station_id)}")
+
+    def _fit_hydrograph(self) -> None:
+        """Fit the hydrograph's ranges to the readings and the station's limits shown."""
+        data = self._hydro_source.data
+        levels = [float(v) for v in data["value"] if pd.notna(v)]
+        levels += [span.location for span in self._spans.values() if span.location is not None]
+        fig = self.hydrograph_figure
+        if data["ts"]:
+            x0, x1 = min(data["ts"]), max(data["ts"])
+            if x1 <= x0:
+                x0, x1 = x0 - pd.Timedelta(hours=1), x1 + pd.Timedelta(hours=1)
+            fig.x_range.update(start=x0, end=x1, reset_start=x0, reset_end=x1)
+        if levels:
+            lo, hi = min(levels), max(levels)
+            pad = max(0.05 * (hi - lo), 0.1)
+            fig.y_range.update(start=lo - pad, end=hi + pad, reset_start=lo - pad,
+                               reset_end=hi + pad)
 
     # ------------------------------------------------------------------ layout
     def legend(self) -> pn.pane.HTML:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import shlex
 import threading
 import time
 from datetime import UTC, datetime
@@ -204,14 +205,32 @@ class SnapshotWriter(Service):
                 pass
 
 
+def missing_store_message(path: str | Path) -> str:
+    """What to do when a notebook asks for a store that does not exist yet."""
+    db = shlex.quote(str(path))  # the commands are pasted into a shell
+    return (f"no store at {path} (and no snapshot of it). Build the demo one first, from "
+            f"the repository's folder: `python -m data.generate --scale tiny --db {db}` "
+            f"(seconds; `--scale demo` for the whole province), or start the console, which "
+            f"builds it on its first start: `python serve.py --db {db}`. Set CONSOLE_DB to "
+            f"read a store elsewhere.")
+
+
 def open_read_only(path: str | Path | None = None) -> Store:
     """Open the store at ``path`` for reading, from any process, even while the console runs.
 
     Tries, in order: the file itself read-only (the console is not running); the newest
     consistent snapshot the console wrote; a raw copy of the file (:meth:`Store.snapshot`;
     may miss the last batch when no snapshot exists yet).
+
+    Raises
+    ------
+    FileNotFoundError
+        When there is neither a store at ``path`` nor a snapshot of it (a fresh clone); the
+        message says how to build one.
     """
     path = Path(path) if path is not None else default_db()
+    if not path.exists() and latest_snapshot(path) is None:
+        raise FileNotFoundError(missing_store_message(path))
     try:
         return Store(path, read_only=True)
     except (duckdb.IOException, duckdb.ConnectionException):

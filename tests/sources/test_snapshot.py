@@ -1,6 +1,8 @@
 """Snapshots: a notebook process reads the store while another process holds it read-write."""
 from __future__ import annotations
 
+import re
+import shlex
 import subprocess
 import sys
 import textwrap
@@ -14,6 +16,7 @@ from sources.store.snapshot import (
     SnapshotWriter,
     latest_snapshot,
     list_snapshots,
+    notebook_source,
     open_read_only,
     snapshot_time,
     write_snapshot,
@@ -177,3 +180,30 @@ def test_stopping_interrupts_a_snapshot_in_progress(tmp_path):
     assert not list(folder.glob(".*.tmp*"))  # and no partial file left
     assert writer.last_error is None  # stopping is not a failure
     store.close()
+
+
+def test_a_notebook_on_a_store_not_built_yet_is_told_how_to_build_it(tmp_path, monkeypatch):
+    """A fresh clone has no store: the notebook's first cell says which command builds one
+    (quoted for a shell: this path has a space), creates nothing on the way, and the command
+    it gives does build a store the same cell then opens."""
+    missing = tmp_path / "fresh clone" / "var" / "console.duckdb"
+    monkeypatch.setenv("CONSOLE_DB", str(missing))
+    for attempt in (notebook_source, lambda: Source.from_path(missing),
+                    lambda: open_read_only(missing)):
+        with pytest.raises(FileNotFoundError) as err:
+            attempt()
+        message = str(err.value)
+        assert message.startswith(f"no store at {missing} "), message
+        assert f"python serve.py --db '{missing}'" in message
+        assert "CONSOLE_DB" in message
+    assert not missing.parent.parent.exists(), "opening a missing store created folders"
+    command = re.search(r"`(python -m data\.generate [^`]+)`", message).group(1)
+    argv = shlex.split(command)
+    assert argv[-2:] == ["--db", str(missing)]
+    done = subprocess.run([sys.executable, *argv[1:]], cwd=ROOT, capture_output=True,
+                          text=True, timeout=180)
+    assert done.returncode == 0, done.stderr[-2000:]
+    source = notebook_source()
+    assert source.store.read_only
+    assert source.store.scalar("SELECT count(*) FROM counties") == 136
+    source.store.close()

@@ -114,6 +114,11 @@ def test_monitoring_map_layers_and_hydrograph(wstore, hub):
     view._on_tap("indices", [], [water.index("H1")])
     assert view.station == "H1" and view._hydro_source.data["value"] == [9.0, 11.0]
     assert view._spans["warning_level"].location == 10.0
+    # explicit ranges (no "could not set initial ranges" in the browser), fitted to the station
+    fig, ts = view.hydrograph_figure, view._hydro_source.data["ts"]
+    assert fig.y_range.start < 9.0 and fig.y_range.end > 11.0
+    assert fig.x_range.start <= min(ts) and fig.x_range.end >= max(ts)
+    assert (fig.y_range.reset_start, fig.y_range.reset_end) == (fig.y_range.start, fig.y_range.end)
     view.layers = ["rain"]
     assert not view.renderers["landslide"].visible and view.renderers["rain"].visible
     view.window = "1h"

@@ -121,6 +121,8 @@ def test_situation_board_composes_every_layout(source):
         assert ("board-kpi-row" in names) == has_kpis, layout
         assert ("board-incidents" in names) == has_incidents, layout
     assert board.clock.feeds_total == 0  # no feed: the clock says so
+    # not served (a notebook): no console server to wait for, no /health polling
+    assert board.clock.health_url == ""
 
 
 def test_new_events_reach_the_board(source):

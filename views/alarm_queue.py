@@ -18,6 +18,7 @@ from sources.levels import ALARM_SEVERITY
 
 from .base import View
 from .panes import HTML
+from .styles import ACTION_CSS, level_badges
 
 LOCAL_TZ = "Asia/Shanghai"
 COLUMNS = ["level", "enterprise", "installation", "county", "sensor", "value", "threshold",
@@ -33,10 +34,8 @@ RAW_FIELDS = ["kind", "level", "state", "peak_value", "peak_at", "cleared_at", "
 
 CSS = """
 .lvl { display: inline-block; min-width: 3em; padding: 0 6px; border-radius: 3px;
-  color: #fff; font-weight: 600; text-align: center; }
-.lvl-red { background: #d7191c; } .lvl-orange { background: #f07f1e; }
-.lvl-yellow { background: #e6c200; color: #222; }
-"""
+  font-weight: 600; text-align: center; }
+""" + level_badges(".lvl")
 BANNER_CSS = """
 .alarm-banner { padding: 6px 12px; border-radius: 4px; background: #d7191c; color: #fff;
   font-weight: 700; animation: alarm-flash 0.6s ease-in-out 8 alternate; }
@@ -117,8 +116,9 @@ class AlarmQueue(View):
                                          sizing_mode="stretch_width")
         self.ack_button = pn.widgets.Button(label=t("alarm.btn.ack"), color="primary")
         self.dispose_button = pn.widgets.Button(label=t("alarm.btn.dispose"),
-                                                color="warning")
-        self.close_button = pn.widgets.Button(label=t("alarm.btn.close"), color="success")
+                                                color="warning", stylesheets=[ACTION_CSS])
+        self.close_button = pn.widgets.Button(label=t("alarm.btn.close"), color="success",
+                                              stylesheets=[ACTION_CSS])
         self.ack_button.on_click(lambda e: self._act("acknowledge"))
         self.dispose_button.on_click(lambda e: self._act("dispose"))
         self.close_button.on_click(lambda e: self._act("close"))

@@ -15,10 +15,11 @@ import param
 from bokeh.models import ColumnDataSource, DataRange1d
 from bokeh.plotting import figure
 
-from sources.levels import WALL_COLORS
+from sources.levels import BY_SEVERITY, WALL_COLORS
 from sources.situation.source import SituationSource
 
 from .base import View
+from .mapfit import fit_ranges
 from .panes import HTML
 
 LAYERS = ("risk", "warnings", "alarms", "hotspots", "quakes", "incidents", "resources")
@@ -30,11 +31,15 @@ LEGEND_CSS = """
   padding: 1vh .5vw; white-space: nowrap; overflow: hidden; }
 .legend i { display: inline-block; width: 1.3vh; height: 1.3vh; border-radius: 50%;
   margin-right: .3vw; vertical-align: middle; }
-.legend .off { opacity: .35; text-decoration: line-through; }
+.legend .off { color: #8aa0b8; text-decoration: line-through; }
+.legend .off i { opacity: .4; }
+.legend .grades { display: flex; flex-direction: column; gap: .5vh; margin: -.4vh 0 0 1.6vh;
+  font-size: 1.5vh; }
+.legend .grades i { border-radius: .2vh; }
 """
 
 SWATCH = {
-    "risk": "linear-gradient(90deg,#2f6fd6,#f5c542,#ff2d2d)",
+    "risk": "conic-gradient({})".format(",".join(WALL_COLORS[g] for g in BY_SEVERITY)),
     "warnings": "#ff9f1c88", "alarms": "#ff3b3b", "hotspots": "#ff5a1f",
     "quakes": "#c77dff", "incidents": "#ffffff", "resources": "#22c55e",
 }
@@ -135,8 +140,8 @@ class BoardMap(View):
                        fill_color="color", fill_alpha=0.3, line_color="color", line_width=2),
             fig.scatter("x", "y", source=self.incident_source, marker="star", size=30,
                         fill_color="color", line_color="#ffffff", line_width=2)]
-        fig.x_range.renderers = [self.outlines]
-        fig.y_range.renderers = [self.outlines]
+        # the province fills the map's area at any size (the wall's 1080p and 4K alike)
+        fit_ranges(fig, (x0, y0 * ky, x1, y1 * ky), pad=0.015)
         self._renderers = r
         self._pulse_on = True
         self._apply_layers()
@@ -180,6 +185,10 @@ class BoardMap(View):
             cls = "" if key in self.layers else "off"
             items.append(f'<span class="{cls}"><i style="background:{SWATCH[key]}"></i>'
                          f'{self.t("board.layer." + key)}</span>')
+            if key == "risk":  # each grade's colour beside its word: colour never alone
+                items.append(f'<span class="grades {cls}">' + "".join(
+                    f'<span><i style="background:{WALL_COLORS[g]}"></i>{self.t("risk." + g)}'
+                    "</span>" for g in BY_SEVERITY) + "</span>")
         return f'<div class="legend">{"".join(items)}</div>'
 
     # ------------------------------------------------------------------ live data

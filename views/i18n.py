@@ -712,6 +712,22 @@ LABELS: dict[str, tuple[str, str]] = {
     "console.snapshot": ("生成快照", "Write snapshot"),
     "console.snapshot_ok": ("已生成供笔记本使用的快照：{name}", "Snapshot for notebooks written: {name}"),
     "console.snapshot_none": ("快照服务未启动", "Snapshots are not running"),
+    # ------------------------------------------------------------ accessibility (every page)
+    "a11y.nav": ("应用导航", "Apps"),
+    "a11y.increase": ("增加", "Increase"),
+    "a11y.decrease": ("减少", "Decrease"),
+    "a11y.select_row": ("选择此行", "Select this row"),
+    "a11y.select_all": ("选择全部行", "Select all rows"),
+    "a11y.player_position": ("回放位置", "Replay position"),
+    "a11y.player_first": ("回到开头", "First"),
+    "a11y.player_previous": ("上一步", "Previous step"),
+    "a11y.player_reverse": ("倒放", "Play backwards"),
+    "a11y.player_pause": ("暂停", "Pause"),
+    "a11y.player_play": ("播放", "Play"),
+    "a11y.player_next": ("下一步", "Next step"),
+    "a11y.player_last": ("跳到最新", "Last"),
+    "a11y.player_slower": ("减慢", "Slower"),
+    "a11y.player_faster": ("加快", "Faster"),
 }
 
 

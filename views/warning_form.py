@@ -21,6 +21,7 @@ from sources.warnings.warnings import EVENTS, LEVELS, WarningInputError, Warning
 from .base import View
 from .monitoring_map import county_data, map_figure
 from .panes import HTML, Alert, Markdown
+from .styles import ACTION_CSS
 from .warning_log import event_label
 
 
@@ -75,7 +76,7 @@ class WarningForm(View):
                                    css_classes=["wf-update-of"])
         self._preview_btn = w.Button(name=self.t("warnings.preview"), css_classes=["wf-preview"])
         self._publish_btn = w.Button(name=self.t("warnings.publish"), button_type="danger",
-                                     css_classes=["wf-publish"])
+                                     css_classes=["wf-publish"], stylesheets=[ACTION_CSS])
         self._cancel_btn = w.Button(name=self.t("warnings.cancel"), button_type="warning",
                                     css_classes=["wf-cancel"], visible=False)
         self._new_btn = w.Button(name=self.t("warnings.new_draft"), css_classes=["wf-new"])

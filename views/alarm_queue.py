@@ -77,7 +77,8 @@ class AlarmQueue(View):
                         doc="Acting officer; default pn.state.user, else 'anonymous'.")
     sound = param.Boolean(default=False, doc="Beep on a new red alarm.")
     show_actions = param.Boolean(default=True, doc="Show filters and action buttons.")
-    height = param.Integer(default=420, bounds=(100, None), doc="Table height in pixels.")
+    height = param.Integer(default=420, bounds=(100, None),
+                           doc="Least height of the table in pixels (it grows to fill the page).")
     period_ms = param.Integer(default=100, bounds=(20, None),
                               doc="Milliseconds between drains of the hub queue (latency).")
     age_refresh_s = param.Number(default=15.0, bounds=(1, None),
@@ -89,7 +90,7 @@ class AlarmQueue(View):
         t = self.t
         self.table = pn.widgets.Tabulator(
             self._display(self._raw), show_index=False, selectable=1, disabled=True,
-            hidden_columns=HIDDEN, height=self.height, sizing_mode="stretch_width",
+            hidden_columns=HIDDEN, min_height=self.height, sizing_mode="stretch_both",
             layout="fit_columns", widths=WIDTHS, pagination=None,
             sorters=[{"field": "severity", "dir": "desc"}, {"field": "raised_ts", "dir": "desc"}],
             formatters={"level": {"type": "html"}},
@@ -298,7 +299,7 @@ class AlarmQueue(View):
     def __panel__(self):
         top = pn.Row(self.counter, self.banner, self.audio, sizing_mode="stretch_width")
         if not self.show_actions:
-            return pn.Column(top, self.table, sizing_mode="stretch_width")
+            return pn.Column(top, self.table, sizing_mode="stretch_both")
         def labelled(key, widget):  # button groups show no label of their own
             return pn.Column(HTML(f'<span class="filter-label">{html.escape(self.t(key))}'
                                   "</span>", margin=(0, 10)), widget, margin=0)
@@ -310,7 +311,7 @@ class AlarmQueue(View):
         actions = pn.Row(self.ack_button, self.note, self.dispose_button, self.close_button,
                          sizing_mode="stretch_width")
         return pn.Column(top, filters, self.table, actions, self.message,
-                         sizing_mode="stretch_width", css_classes=["alarm-queue"])
+                         sizing_mode="stretch_both", css_classes=["alarm-queue"])
 
 
 def _match(df: pd.DataFrame, county: str = "", search: str = ""):

@@ -140,8 +140,9 @@ class BoardMap(View):
                        fill_color="color", fill_alpha=0.3, line_color="color", line_width=2),
             fig.scatter("x", "y", source=self.incident_source, marker="star", size=30,
                         fill_color="color", line_color="#ffffff", line_width=2)]
-        # the province fills the map's area at any size (the wall's 1080p and 4K alike)
-        fit_ranges(fig, (x0, y0 * ky, x1, y1 * ky), pad=0.015)
+        # the province itself (not the layers' margin) fills the map's area at any size
+        px0, py0, px1, py1 = src.geography.province.bounds
+        fit_ranges(fig, (px0, py0 * ky, px1, py1 * ky), pad=0.015)
         self._renderers = r
         self._pulse_on = True
         self._apply_layers()

@@ -38,6 +38,8 @@ PANEL_CSS = """
 .inc .cols > div { flex: 1 1 0; min-width: 0; overflow: hidden; }
 .inc .cols > div + div { flex-grow: 1.6; }
 .inc.empty { align-items: center; justify-content: center; color: #8aa0b8; font-size: 2vh; }
+.inc .sr { position: absolute; width: 1px; height: 1px; overflow: hidden;
+  clip: rect(0 0 0 0); white-space: nowrap; }
 """
 
 RES_MARKERS = {"teams": ("square", "#22c55e", "■"), "warehouses": ("diamond", "#06b6d4", "◆"),
@@ -204,7 +206,11 @@ class IncidentPanel(View):
                     f'<tr><td class="ic" style="color:{color_}" title="{self.t("board.res." + key_)}">'
                     f'{icon}</td><td>{e(str(r.name))} <span style="color:#8aa0b8">'
                     f'{e(self.note(key_, r))}</span></td><td class="km">{r.km:.1f} km</td></tr>')
+        # column headers for assistive technology only: the wall shows no header row
+        heads = "".join(f'<th scope="col">{self.t("board.incident.col." + c)}</th>'
+                        for c in ("kind", "name", "km"))
         return (f'<div class="inc">{head}<div class="cols">'
                 f'<div><h4>{self.t("board.incident.timeline")}</h4><ol>{"".join(items)}</ol></div>'
                 f'<div><h4>{self.t("board.incident.nearest")}</h4>'
-                f'<table>{"".join(rows)}</table></div></div></div>')
+                f'<table><thead class="sr"><tr>{heads}</tr></thead><tbody>{"".join(rows)}'
+                f'</tbody></table></div></div></div>')

@@ -68,9 +68,11 @@ class WarningForm(View):
             value=_china_now() + dt.timedelta(hours=6))
         self._headline = w.TextInput(name=self.t("warnings.headline"),
                                      css_classes=["wf-headline"], sizing_mode="stretch_width")
-        self._description = w.TextAreaInput(name=self.t("warnings.description"), height=90,
+        # the text of a warning and its defence guide runs to paragraphs: the box takes
+        # the height the form leaves
+        self._description = w.TextAreaInput(name=self.t("warnings.description"), min_height=90,
                                             css_classes=["wf-description"],
-                                            sizing_mode="stretch_width")
+                                            sizing_mode="stretch_both")
         self._update_of = w.Select(name=self.t("warnings.update_of"), value="",
                                    options={self.t("warnings.update_of.none"): ""},
                                    css_classes=["wf-update-of"])
@@ -108,7 +110,7 @@ class WarningForm(View):
     # ------------------------------------------------------------------ map
     def _build_map(self):
         geo = self.source.geo
-        fig = map_figure(geo, 620, tools="pan,wheel_zoom,reset", name="warning-form-map")
+        fig = map_figure(geo, tools="pan,wheel_zoom,reset", name="warning-form-map")
         self._county_source = ColumnDataSource(county_data(geo))
         counties = fig.patches("xs", "ys", source=self._county_source, fill_color="color",
                                line_color="#8493a8", line_width=0.6,
@@ -127,7 +129,7 @@ class WarningForm(View):
         self._draw_source.on_change("data", lambda attr, old, new: self._on_draw(new))
         self.param.watch(self._paint_counties, "counties")
         self.map_figure = fig
-        return pn.pane.Bokeh(fig, css_classes=["wf-map"])
+        return pn.pane.Bokeh(fig, css_classes=["wf-map"], sizing_mode="stretch_both")
 
     def _paint_counties(self, *events):
         picked = set(self.counties)
@@ -312,9 +314,11 @@ class WarningForm(View):
         form = pn.Column(
             self._update_of, pn.Row(self._event, self._level), self._counties,
             pn.Row(self._effective, self._duration, self._expires), self._headline,
-            self._description, buttons, self._message, self._preview, width=560)
+            self._description, buttons, self._message, self._preview, width=560,
+            sizing_mode="stretch_height")
         return pn.Row(form, pn.Column(self._map, Markdown(self.t("warnings.polygon")),
-                                      pn.Row(self._clear_btn, self._polygon_info)),
-                      sizing_mode="stretch_width")
+                                      pn.Row(self._clear_btn, self._polygon_info),
+                                      sizing_mode="stretch_both"),
+                      sizing_mode="stretch_both")
 
 

@@ -9,11 +9,14 @@ it. The wall board is audited on a 4K screen too.
 from __future__ import annotations
 
 import shutil
+import time
 
+import duckdb
 import pytest
 
 from tests.conftest import start_console, wait_until
 from tests.ui.axe import audit, blocking, deep, describe
+from tests.ui.feeds import ScriptedFeed
 
 pytestmark = [pytest.mark.ui, pytest.mark.slow]
 
@@ -86,14 +89,18 @@ def structure(page, where: str, *, kiosk: bool) -> list[str]:
 
 
 def audit_page(browser, console, route: str, query: str, lang: str,
-               size: tuple[int, int]) -> tuple[list[str], dict]:
-    """Open a page, audit it and each of its tabs; (problems, violations by rule)."""
+               size: tuple[int, int], expect: str | None = None) -> tuple[list[str], dict]:
+    """Open a page, audit it and each of its tabs; (problems, violations by rule).
+
+    ``expect``: a selector that must be shown first (the events the audit is about)."""
     sep = "&" if query else ""
     url = f"{console.url}/{route}?{query}{sep}lang={lang}"
     context, page = open_page(browser, url, size)
     problems: list[str] = []
     counts: dict[str, int] = {}
     try:
+        if expect:
+            wait_until(lambda: deep(page, expect), timeout=30, message=f"{url}: no {expect}")
         settle(page)
         headers = tabs(page)
         names = [h.inner_text() for h in headers] or [""]
@@ -144,4 +151,59 @@ def test_page_passes_axe(browser, console, route, query, _key, lang):
 def test_wall_board_passes_axe_in_4k(browser, console, query):
     problems, counts = audit_page(browser, console, "board", query, "zh", (3840, 2160))
     print(f"axe /board?{query} 4K: {counts}")  # noqa: T201
+    assert not problems, "\n".join(problems)
+
+
+# ---------------------------------------------------------------------- pages full of events
+@pytest.fixture(scope="module")
+def busy(tiny_db_template, tmp_path_factory):
+    """A console fed open incidents, an orange warning, red and orange alarms, a quake and
+    a hotspot: the badges, cards and lists that only show with events are audited too."""
+    db = tmp_path_factory.mktemp("a11y-busy") / "console.duckdb"
+    shutil.copy2(tiny_db_template, db)
+    con = duckdb.connect(str(db), read_only=True)
+    sensors = con.sql("SELECT sensor_id, hi, hi_hi FROM sensors WHERE hi_hi IS NOT NULL "
+                      "ORDER BY sensor_id LIMIT 4").fetchall()
+    counties = [r[0] for r in con.sql("SELECT county_code FROM counties ORDER BY 1 LIMIT 3")
+                .fetchall()]
+    enterprise = con.sql("SELECT enterprise_id FROM enterprises WHERE risk_level = 'orange' "
+                         "ORDER BY 1 LIMIT 1").fetchall()[0][0]
+    con.close()
+    feed = ScriptedFeed().start()
+    console = start_console(db, "--feed", feed.url)
+    now = int(time.time() * 1000)
+    feed.incident("INC-1", "open", lon=117.0, lat=36.6, level="red")
+    feed.incident("INC-2", "open", lon=118.3, lat=35.9, level="orange")
+    feed.send(type="warning", id="W-A11Y-1", msg_type="Alert", event="rainstorm",
+              level="orange", headline="暴雨橙色预警 <测试>", area=counties,
+              effective=now - 60_000, expires=now + 6 * 3_600_000)
+    for i, (sensor, hi, hi_hi) in enumerate(sensors):
+        value = hi_hi * 1.2 if i < 2 else (hi + hi_hi) / 2
+        for _ in range(3):
+            feed.send(type="reading", sensor_id=sensor, value=value)
+    feed.send(type="quake", id="Q-1", lon=118.5, lat=36.2, depth_km=10, magnitude=3.4)
+    feed.send(type="hotspot", id="H-1", lon=117.6, lat=36.1, confidence=85, satellite="FY-3D")
+    wait_until(lambda: console.health()["feeds"][0]["received"] >= 17, timeout=60,
+               message="the scripted feed was not ingested")
+    console.enterprise = enterprise
+    yield console
+    console.stop()
+    feed.stop()
+
+
+# (route, query, what must show before the audit)
+BUSY = [("board", "kiosk=1", ".inc .head"),
+        ("board", "", ".ticker li[data-kind=warning]"),
+        ("warnings", "", "[data-warning-id=W-A11Y-1]"),
+        ("alarms", "", ".lvl-red"),
+        ("risk", "enterprise={enterprise}", "[data-enterprise]")]
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+@pytest.mark.parametrize("route,query,expect", BUSY,
+                         ids=[f"{r}{'-' + q[:5] if q else ''}" for r, q, _e in BUSY])
+def test_busy_page_passes_axe(browser, busy, route, query, expect, lang):
+    problems, counts = audit_page(browser, busy, route, query.format(enterprise=busy.enterprise),
+                                  lang, (1920, 1080), expect=expect)
+    print(f"axe busy /{route}?{query} {lang}: {counts}")  # noqa: T201
     assert not problems, "\n".join(problems)

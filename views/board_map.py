@@ -38,10 +38,15 @@ LEGEND_CSS = """
 .legend .grades i { border-radius: .2vh; }
 """
 
+#: Marker, colour and icon of each kind of resource, on the map and in the incident panels:
+#: none green (green reads "safe" on a wall) and none a risk level's colour.
+RESOURCES = {"teams": ("square", "#e2e8f0", "■"), "warehouses": ("diamond", "#22d3ee", "◆"),
+             "shelters": ("hex", "#a5b4fc", "⬢")}
+
 SWATCH = {
     "risk": "conic-gradient({})".format(",".join(WALL_COLORS[g] for g in BY_SEVERITY)),
     "warnings": "#ff9f1c88", "alarms": "#ff3b3b", "hotspots": "#ff5a1f",
-    "quakes": "#c77dff", "incidents": "#ffffff", "resources": "#22c55e",
+    "quakes": "#c77dff", "incidents": "#ffffff", "resources": RESOURCES["teams"][1],
 }
 
 
@@ -105,20 +110,19 @@ class BoardMap(View):
         dens = src.risk_density(*self.density_size)
         r["risk"].append(fig.image_rgba(
             image=[dens["image"]], x=dens["x"], y=dens["y"] * ky, dw=dens["dw"],
-            dh=dens["dh"] * ky, global_alpha=0.8))
+            dh=dens["dh"] * ky, global_alpha=0.9))
         r["warnings"].append(fig.patches(
             "xs", "ys", source=self.warning_source, fill_color="color", fill_alpha=0.33,
             line_color="color", line_width=1.5))
         self.outlines = fig.multi_line("xs", "ys", source=self.outline_source,
                                        line_color="#4a6a94", line_width=0.8, line_alpha=0.9)
         res = src.resources()
-        for key, marker, color in (("teams", "square", "#22c55e"),
-                                   ("warehouses", "diamond", "#06b6d4"),
-                                   ("shelters", "hex", "#a3e635")):
+        for key, (marker, color, _icon) in RESOURCES.items():
             df = res[key]
+            # thousands of them: small and hollow, so the risk beneath still shows
             r["resources"].append(fig.scatter(
-                x=df.lon.to_numpy(float), y=df.lat.to_numpy(float) * ky, marker=marker, size=8,
-                fill_color=color, line_color=None, fill_alpha=0.85))
+                x=df.lon.to_numpy(float), y=df.lat.to_numpy(float) * ky, marker=marker, size=6,
+                fill_alpha=0, line_color=color, line_width=1.2, line_alpha=0.8))
         r["hotspots"].append(fig.scatter(
             "x", "y", source=self.hotspot_source, marker="triangle", size=10,
             fill_color="#ff5a1f", line_color="#ffd0b0", line_width=0.5))

@@ -13,7 +13,7 @@ from sources.levels import WALL_COLORS
 from sources.situation.source import SituationSource
 
 from .base import View
-from .board_map import base_figure
+from .board_map import RESOURCES, base_figure
 from .panes import HTML
 from .ticker import local_time
 
@@ -42,8 +42,7 @@ PANEL_CSS = """
   clip: rect(0 0 0 0); white-space: nowrap; }
 """
 
-RES_MARKERS = {"teams": ("square", "#22c55e", "■"), "warehouses": ("diamond", "#06b6d4", "◆"),
-               "shelters": ("hex", "#a3e635", "⬢"), "experts": ("circle", "#f472b6", "●")}
+RES_MARKERS = {**RESOURCES, "experts": ("circle", "#f472b6", "●")}
 
 
 def _duration(ms: float, lang: str) -> str:

@@ -168,5 +168,5 @@ class LayerQueries:
                                             extent=(x0, x1, y0, y1))
         frame = points.frame((x0, x1, y0, y1), width, height, spread=1, palette_index=True)
         # opaque enough that each grade reads as its own colour on the dark wall
-        return {"image": palette_rgba(WALL_COLORS, alpha_min=170)[frame.image], "x": x0, "y": y0,
+        return {"image": palette_rgba(WALL_COLORS, alpha_min=200)[frame.image], "x": x0, "y": y0,
                 "dw": x1 - x0, "dh": y1 - y0, "points": int(frame.total)}

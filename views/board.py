@@ -140,6 +140,7 @@ class SituationBoard(View):
             parts.append(row)
         if self.rotate_s > 0:
             parts.append(WallRotation(period_s=self.rotate_s, pages=self._playlist(),
+                                      titles=[self.t(f"app.{r}") for r in PLAYLIST],
                                       width=0, height=0, margin=0))
         return pn.Column(*parts, sizing_mode="stretch_both", margin=0, stylesheets=[CSS],
                          css_classes=["board", f"layout-{self.layout}",

@@ -207,3 +207,19 @@ def test_busy_page_passes_axe(browser, busy, route, query, expect, lang):
                                   lang, (1920, 1080), expect=expect)
     print(f"axe busy /{route}?{query} {lang}: {counts}")  # noqa: T201
     assert not problems, "\n".join(problems)
+
+
+def test_wall_rotation_names_its_frame(browser, console):
+    """The playlist shows the other pages in a frame: it says which page it shows."""
+    context, page = open_page(browser, f"{console.url}/board?kiosk=1&rotate=5&lang=en",
+                              (1920, 1080))
+    try:
+        wait_until(lambda: "warnings" in page.evaluate(
+            "() => document.body.dataset.rotationPage || ''"), timeout=30,
+            message="the rotation never moved on")
+        frame = page.locator("iframe[data-board=rotation]")
+        assert frame.get_attribute("title") == "Natural-disaster monitoring and warning"
+        found = blocking(audit(page))
+        assert not found, describe(found, "/board?kiosk=1&rotate=5")
+    finally:
+        context.close()

@@ -23,14 +23,15 @@ class AlarmDesk(Dashboard):
 
     def layout(self):
         console = self.console
-        queue = AlarmQueue(source=console.alarms, lang=self.lang, guard=self.guard, height=520)
+        queue = AlarmQueue(source=console.alarms, lang=self.lang, guard=self.guard, height=360)
         report = AlarmReport(source=console.alarms, lang=self.lang, guard=self.guard)
-        feeds = FeedStatus(source=console.alarms, ingests=list(console.ingests), lang=self.lang, guard=self.guard)
+        feeds = FeedStatus(source=console.alarms, ingests=list(console.ingests), lang=self.lang,
+                           guard=self.guard)
         tabs = pn.Tabs(
             (self.t("alarm.tab.queue"), queue),
             (self.t("alarm.tab.report"), report),
             (self.t("alarm.tab.feeds"), feeds),
-            dynamic=False, sizing_mode="stretch_width",
+            dynamic=False, sizing_mode="stretch_both",
         )
         main = pn.Column(tabs, sizing_mode="stretch_both", margin=(8, 16))
         return page(self.t("app.alarms"), main, lang=self.lang, route=self.route)

@@ -19,7 +19,7 @@ from views.panes import HTML
 from views.urlargs import Args
 
 from .base import Dashboard
-from .theme import page
+from .theme import LandmarkColumn, declare_page, page
 
 #: Shortest and longest page of a wall's playlist (s): a faster rotation reloads pages as
 #: fast as the browser can and takes the server down; beyond a day is a typo.
@@ -55,9 +55,11 @@ class BoardDashboard(Dashboard):
                              for name, given, used in args.problems)
             parts.insert(0, HTML(f'<div class="board-url-problem" role="status">{text}</div>',
                                  sizing_mode="stretch_width", margin=0, stylesheets=[CSS]))
-        if kiosk:
-            return pn.Column(*parts, sizing_mode="stretch_both", margin=0, stylesheets=[CSS],
-                             css_classes=["board-page", "kiosk"])
+        if kiosk:  # the wall: no shell, the board is the page's one main region
+            declare_page(self.t("app.board"), self.lang)
+            return LandmarkColumn(*parts, sizing_mode="stretch_both", margin=0,
+                                  stylesheets=[CSS], css_classes=["board-page", "kiosk"],
+                                  html_attributes={"role": "main"})
         body = parts[0] if len(parts) == 1 else pn.Column(*parts, sizing_mode="stretch_both",
                                                           margin=0)
         return page(self.t("app.board"), body, lang=self.lang, route="board", dark=True)

@@ -101,6 +101,8 @@ def notebook_app(path: str | Path, console):
         # the console's header row only: the page shell would take the whole viewport
         header = page(notebook_title(path, lang), pn.Spacer(height=0), lang=lang)[0]
         header.servable()
+        doc = pn.state.curdoc
+        before = set(doc.roots) if doc is not None else set()
         shown: list = []
 
         def display(*objs, **_kw):  # what ``display(...)`` does in Jupyter
@@ -115,6 +117,10 @@ def notebook_app(path: str | Path, console):
             detail = html.escape(traceback.format_exc(limit=6))
             HTML(f'<pre class="notebook-error">{detail}</pre>',
                  sizing_mode="stretch_width").servable()
+        if doc is not None:  # the notebook's first displayed root is the page's main region
+            content = [r for r in doc.roots if r not in before and hasattr(r, "html_attributes")]
+            if content:
+                content[0].html_attributes = {**content[0].html_attributes, "role": "main"}
         return None
 
     create.__name__ = f"notebook_{path.stem}"

@@ -46,7 +46,7 @@ class RiskDashboard(Dashboard):
             css_classes=["risk-card"])
         map_tab = pn.Row(risk_map.map_pane(), card_box, sizing_mode="stretch_both")
         # the installations' live alarms, worked here as on the alarm desk
-        alarms = AlarmQueue(source=console.alarms, lang=self.lang, guard=self.guard, height=640)
+        alarms = AlarmQueue(source=console.alarms, lang=self.lang, guard=self.guard, height=360)
         tabs = pn.Tabs((self.t("risk.tab.map"), map_tab),
                        (self.t("risk.tab.index"), index),
                        (self.t("app.alarms"), alarms),

@@ -35,8 +35,8 @@ class WarningsDashboard(Dashboard):
             (self.t("warnings.tab.issue"), WarningForm(source=warnings, lang=lang, guard=self.guard,
                                                         drills=self.console.drills)),
             (self.t("warnings.tab.log"), WarningLog(source=warnings, lang=lang, guard=self.guard)),
-            sizing_mode="stretch_width", css_classes=["warnings-tabs"],
+            sizing_mode="stretch_both", css_classes=["warnings-tabs"],
         )
-        sidebar = pn.Column(active, width=330, scroll=True, css_classes=["warnings-sidebar"])
+        sidebar = pn.Column(active, width=290, scroll=True, css_classes=["warnings-sidebar"])
         return page(self.t("app.warnings"), tabs, lang=lang, route=self.route,
                     sidebar=sidebar)

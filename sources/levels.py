@@ -24,15 +24,19 @@ ALARM_SEVERITY: dict[str, int] = {"red": 3, "orange": 2, "yellow": 1}
 #: The official colours of the four grades (fills of the risk map, warning areas, badges).
 COLORS: dict[str, str] = {"red": "#e60012", "orange": "#ff8c00", "yellow": "#ffd700",
                           "blue": "#1e6fff"}
-#: Text that reads on each official colour at WCAG AA (≥ 4.5:1): dark on orange and yellow,
-#: white on red and blue.
+#: Text that reads on each official colour at WCAG AA (≥ 4.5:1, ``tests/views/test_contrast``):
+#: white on red (4.8:1); near-black on orange (7.5:1) and yellow (12.4:1); black on the blue
+#: (4.8:1: white on #1e6fff is only 4.4:1).
 TEXT_ON: dict[str, str] = {"red": "#ffffff", "orange": "#1a1a1a", "yellow": "#1a1a1a",
-                           "blue": "#ffffff"}
+                           "blue": "#000000"}
 #: "No level" on light pages.
 NONE_COLOR = "#d9dee6"
-#: The same four colours, a step lighter, for the dark video wall (read from ten metres).
+#: The same four colours, a step lighter, for the dark video wall (read from ten metres);
+#: each reads on the wall's background (#0b1220) at ≥ 5.3:1, as text or as a fill.
 WALL_COLORS: dict[str, str] = {"red": "#ff3b3b", "orange": "#ff9f1c", "yellow": "#ffd60a",
                                "blue": "#3a86ff"}
+#: Text on the wall's colours: the wall's background colour (≥ 5.3:1 on each).
+WALL_TEXT_ON: dict[str, str] = dict.fromkeys(WALL_COLORS, "#0b1220")
 
 #: CAP 1.2 ``<severity>`` of each warning level.
 CAP_SEVERITY: dict[str, str] = {"blue": "Minor", "yellow": "Moderate", "orange": "Severe",

@@ -18,6 +18,7 @@ from sources.levels import ALARM_SEVERITY
 
 from .base import Refused, View
 from .panes import HTML
+from .styles import ACTION_CSS, level_badges
 
 LOCAL_TZ = "Asia/Shanghai"
 COLUMNS = ["level", "enterprise", "installation", "county", "sensor", "value", "threshold",
@@ -33,10 +34,8 @@ RAW_FIELDS = ["kind", "level", "state", "peak_value", "peak_at", "cleared_at", "
 
 CSS = """
 .lvl { display: inline-block; min-width: 3em; padding: 0 6px; border-radius: 3px;
-  color: #fff; font-weight: 600; text-align: center; }
-.lvl-red { background: #d7191c; } .lvl-orange { background: #f07f1e; }
-.lvl-yellow { background: #e6c200; color: #222; }
-"""
+  font-weight: 600; text-align: center; }
+""" + level_badges(".lvl")
 BANNER_CSS = """
 .alarm-banner { padding: 6px 12px; border-radius: 4px; background: #d7191c; color: #fff;
   font-weight: 700; animation: alarm-flash 0.6s ease-in-out 8 alternate; }
@@ -76,7 +75,8 @@ class AlarmQueue(View):
     source = param.ClassSelector(class_=AlarmSource, doc="The alarm desk source.")
     sound = param.Boolean(default=False, doc="Beep on a new red alarm.")
     show_actions = param.Boolean(default=True, doc="Show filters and action buttons.")
-    height = param.Integer(default=420, bounds=(100, None), doc="Table height in pixels.")
+    height = param.Integer(default=420, bounds=(100, None),
+                           doc="Least height of the table in pixels (it grows to fill the page).")
     period_ms = param.Integer(default=100, bounds=(20, None),
                               doc="Milliseconds between drains of the hub queue (latency).")
     age_refresh_s = param.Number(default=15.0, bounds=(1, None),
@@ -88,7 +88,7 @@ class AlarmQueue(View):
         t = self.t
         self.table = pn.widgets.Tabulator(
             self._display(self._raw), show_index=False, selectable=1, disabled=True,
-            hidden_columns=HIDDEN, height=self.height, sizing_mode="stretch_width",
+            hidden_columns=HIDDEN, min_height=self.height, sizing_mode="stretch_both",
             layout="fit_columns", widths=WIDTHS, pagination=None,
             sorters=[{"field": "severity", "dir": "desc"}, {"field": "raised_ts", "dir": "desc"}],
             formatters={"level": {"type": "html"}},
@@ -118,8 +118,9 @@ class AlarmQueue(View):
                                          sizing_mode="stretch_width")
         self.ack_button = pn.widgets.Button(label=t("alarm.btn.ack"), color="primary")
         self.dispose_button = pn.widgets.Button(label=t("alarm.btn.dispose"),
-                                                color="warning")
-        self.close_button = pn.widgets.Button(label=t("alarm.btn.close"), color="success")
+                                                color="warning", stylesheets=[ACTION_CSS])
+        self.close_button = pn.widgets.Button(label=t("alarm.btn.close"), color="success",
+                                              stylesheets=[ACTION_CSS])
         self.ack_button.on_click(lambda e: self._act("acknowledge"))
         self.dispose_button.on_click(lambda e: self._act("dispose"))
         self.close_button.on_click(lambda e: self._act("close"))
@@ -308,7 +309,7 @@ class AlarmQueue(View):
     def __panel__(self):
         top = pn.Row(self.counter, self.banner, self.audio, sizing_mode="stretch_width")
         if not self.show_actions:
-            return pn.Column(top, self.table, sizing_mode="stretch_width")
+            return pn.Column(top, self.table, sizing_mode="stretch_both")
         def labelled(key, widget):  # button groups show no label of their own
             return pn.Column(HTML(f'<span class="filter-label">{html.escape(self.t(key))}'
                                   "</span>", margin=(0, 10)), widget, margin=0)
@@ -320,7 +321,7 @@ class AlarmQueue(View):
         actions = pn.Row(self.ack_button, self.note, self.dispose_button, self.close_button,
                          sizing_mode="stretch_width")
         return pn.Column(top, filters, self.table, actions, self.message,
-                         sizing_mode="stretch_width", css_classes=["alarm-queue"])
+                         sizing_mode="stretch_both", css_classes=["alarm-queue"])
 
 
 def _match(df: pd.DataFrame, county: str = "", search: str = ""):

@@ -44,7 +44,7 @@ class AlarmReport(View):
         self.end_picker = pn.widgets.DatePicker.from_param(self.param.end,
                                                            label=t("alarm.report.end"))
         self.table = pn.widgets.Tabulator(self.frame(), show_index=False, disabled=True,
-                                          sizing_mode="stretch_width", height=380,
+                                          sizing_mode="stretch_both", min_height=300,
                                           layout="fit_data_stretch")
         self.download = pn.widgets.FileDownload(callback=self._csv, filename="alarm-report.csv",
                                                 label=t("alarm.report.csv"), color="primary")
@@ -80,7 +80,7 @@ class AlarmReport(View):
     def __panel__(self):
         return pn.Column(
             pn.Row(self.by_select, self.start_picker, self.end_picker, self.download),
-            self.empty, self.table, sizing_mode="stretch_width", css_classes=["alarm-report"])
+            self.empty, self.table, sizing_mode="stretch_both", css_classes=["alarm-report"])
 
 
 def _as_date(d) -> date:

@@ -41,7 +41,8 @@ TITLE_CSS = """
 :host { display: block; height: 100%; }
 .title { display: flex; align-items: center; height: 100%; gap: 1.2vw; white-space: nowrap;
   overflow: hidden; }
-.title b { font-size: 3.4vh; color: #e6edf7; letter-spacing: .08em; }
+.title h1, .title h2 { margin: 0; font-size: 3.4vh; font-weight: 700; color: #e6edf7;
+  letter-spacing: .08em; }
 .title span { font-size: 2vh; color: #9ec5ff; }
 """
 
@@ -77,7 +78,7 @@ class SituationBoard(View):
         self.ticker = Ticker(source=src, lang=lang)
         self.incidents = [
             IncidentPanel(source=src, lang=lang, kiosk=kiosk, index=i, ky=self.map.ky,
-                          outline_source=self.map.outline_source)
+                          outline_source=self.map.outline_source, collapse_empty=True)
             for i in range(src.max_incidents)]
         self.clock = ClockPane(labels=ClockPane.labels_for(lang), css_classes=["board-clock"],
                                stale_after_s=self.stale_after_s,
@@ -109,8 +110,10 @@ class SituationBoard(View):
 
     # ------------------------------------------------------------------ layout
     def _compose(self):
+        # on the wall the board's title is the page's heading; at the desk the shell has it
+        h = "h1" if self.kiosk else "h2"
         title = HTML(
-            f'<div class="title"><b>{html.escape(self.t("board.title"))}</b>'
+            f'<div class="title"><{h}>{html.escape(self.t("board.title"))}</{h}>'
             f'<span>{html.escape(self.t("console.title"))}</span></div>',
             sizing_mode="stretch_both", margin=0, stylesheets=[TITLE_CSS],
             css_classes=["board-title"])
@@ -128,11 +131,20 @@ class SituationBoard(View):
         parts.append(pn.Row(*middle, margin=0, sizing_mode="stretch_both",
                             css_classes=["board-middle"], stylesheets=[CSS]))
         if self.layout in ("full", "incidents"):
-            parts.append(pn.Row(*self.incidents, margin=0, sizing_mode="stretch_both",
-                                css_classes=["board-incidents", f"layout-{self.layout}"],
-                                stylesheets=[CSS]))
+            # one panel per open incident; with none the row collapses and the map grows
+            row = pn.Row(*self.incidents, margin=0, sizing_mode="stretch_both",
+                         css_classes=["board-incidents", f"layout-{self.layout}"],
+                         stylesheets=[CSS], visible=False)
+
+            def show_row(_event=None):
+                row.visible = any(p.shown for p in self.incidents)
+
+            for panel in self.incidents:
+                panel.param.watch(show_row, "shown")
+            parts.append(row)
         if self.rotate_s > 0:
             parts.append(WallRotation(period_s=self.rotate_s, pages=self._playlist(),
+                                      titles=[self.t(f"app.{r}") for r in PLAYLIST],
                                       width=0, height=0, margin=0))
         return pn.Column(*parts, sizing_mode="stretch_both", margin=0, stylesheets=[CSS],
                          css_classes=["board", f"layout-{self.layout}",

@@ -15,10 +15,11 @@ import param
 from bokeh.models import ColumnDataSource, DataRange1d
 from bokeh.plotting import figure
 
-from sources.levels import WALL_COLORS
+from sources.levels import BY_SEVERITY, WALL_COLORS
 from sources.situation.source import SituationSource
 
 from .base import View
+from .mapfit import fit_ranges
 from .panes import HTML
 
 LAYERS = ("risk", "warnings", "alarms", "hotspots", "quakes", "incidents", "resources")
@@ -30,13 +31,22 @@ LEGEND_CSS = """
   padding: 1vh .5vw; white-space: nowrap; overflow: hidden; }
 .legend i { display: inline-block; width: 1.3vh; height: 1.3vh; border-radius: 50%;
   margin-right: .3vw; vertical-align: middle; }
-.legend .off { opacity: .35; text-decoration: line-through; }
+.legend .off { color: #8aa0b8; text-decoration: line-through; }
+.legend .off i { opacity: .4; }
+.legend .grades { display: flex; flex-direction: column; gap: .5vh; margin: -.4vh 0 0 1.6vh;
+  font-size: 1.5vh; }
+.legend .grades i { border-radius: .2vh; }
 """
 
+#: Marker, colour and icon of each kind of resource, on the map and in the incident panels:
+#: none green (green reads "safe" on a wall) and none a risk level's colour.
+RESOURCES = {"teams": ("square", "#e2e8f0", "■"), "warehouses": ("diamond", "#22d3ee", "◆"),
+             "shelters": ("hex", "#a5b4fc", "⬢")}
+
 SWATCH = {
-    "risk": "linear-gradient(90deg,#2f6fd6,#f5c542,#ff2d2d)",
+    "risk": "conic-gradient({})".format(",".join(WALL_COLORS[g] for g in BY_SEVERITY)),
     "warnings": "#ff9f1c88", "alarms": "#ff3b3b", "hotspots": "#ff5a1f",
-    "quakes": "#c77dff", "incidents": "#ffffff", "resources": "#22c55e",
+    "quakes": "#c77dff", "incidents": "#ffffff", "resources": RESOURCES["teams"][1],
 }
 
 
@@ -100,20 +110,19 @@ class BoardMap(View):
         dens = src.risk_density(*self.density_size)
         r["risk"].append(fig.image_rgba(
             image=[dens["image"]], x=dens["x"], y=dens["y"] * ky, dw=dens["dw"],
-            dh=dens["dh"] * ky, global_alpha=0.8))
+            dh=dens["dh"] * ky, global_alpha=0.9))
         r["warnings"].append(fig.patches(
             "xs", "ys", source=self.warning_source, fill_color="color", fill_alpha=0.33,
             line_color="color", line_width=1.5))
         self.outlines = fig.multi_line("xs", "ys", source=self.outline_source,
                                        line_color="#4a6a94", line_width=0.8, line_alpha=0.9)
         res = src.resources()
-        for key, marker, color in (("teams", "square", "#22c55e"),
-                                   ("warehouses", "diamond", "#06b6d4"),
-                                   ("shelters", "hex", "#a3e635")):
+        for key, (marker, color, _icon) in RESOURCES.items():
             df = res[key]
+            # thousands of them: small and hollow, so the risk beneath still shows
             r["resources"].append(fig.scatter(
-                x=df.lon.to_numpy(float), y=df.lat.to_numpy(float) * ky, marker=marker, size=8,
-                fill_color=color, line_color=None, fill_alpha=0.85))
+                x=df.lon.to_numpy(float), y=df.lat.to_numpy(float) * ky, marker=marker, size=6,
+                fill_alpha=0, line_color=color, line_width=1.2, line_alpha=0.8))
         r["hotspots"].append(fig.scatter(
             "x", "y", source=self.hotspot_source, marker="triangle", size=10,
             fill_color="#ff5a1f", line_color="#ffd0b0", line_width=0.5))
@@ -135,8 +144,9 @@ class BoardMap(View):
                        fill_color="color", fill_alpha=0.3, line_color="color", line_width=2),
             fig.scatter("x", "y", source=self.incident_source, marker="star", size=30,
                         fill_color="color", line_color="#ffffff", line_width=2)]
-        fig.x_range.renderers = [self.outlines]
-        fig.y_range.renderers = [self.outlines]
+        # the province itself (not the layers' margin) fills the map's area at any size
+        px0, py0, px1, py1 = src.geography.province.bounds
+        fit_ranges(fig, (px0, py0 * ky, px1, py1 * ky), pad=0.015)
         self._renderers = r
         self._pulse_on = True
         self._apply_layers()
@@ -180,6 +190,10 @@ class BoardMap(View):
             cls = "" if key in self.layers else "off"
             items.append(f'<span class="{cls}"><i style="background:{SWATCH[key]}"></i>'
                          f'{self.t("board.layer." + key)}</span>')
+            if key == "risk":  # each grade's colour beside its word: colour never alone
+                items.append(f'<span class="grades {cls}">' + "".join(
+                    f'<span><i style="background:{WALL_COLORS[g]}"></i>{self.t("risk." + g)}'
+                    "</span>" for g in BY_SEVERITY) + "</span>")
         return f'<div class="legend">{"".join(items)}</div>'
 
     # ------------------------------------------------------------------ live data

@@ -144,6 +144,7 @@ export function render({ model, el }) {
   if (!(period > 0) || !model.pages.length) return document.createElement("span");
   const frame = document.createElement("iframe");
   frame.setAttribute("data-board", "rotation");
+  frame.title = model.titles[0] || "";  // a frame is named for assistive technology
   frame.style.cssText = "position:fixed;inset:0;width:100vw;height:100vh;border:0;" +
                         "z-index:9990;background:#0b1220;display:none;";
   document.body.appendChild(frame);
@@ -154,7 +155,7 @@ export function render({ model, el }) {
     const url = model.pages[i];
     document.body.dataset.rotationPage = url;
     if (i === 0) { frame.style.display = "none"; frame.src = "about:blank"; }
-    else { frame.src = url; frame.style.display = "block"; }
+    else { frame.src = url; frame.title = model.titles[i] || url; frame.style.display = "block"; }
   }, period);
   model.on("remove", () => { clearInterval(timer); frame.remove(); });
   return document.createElement("span");
@@ -167,5 +168,6 @@ class WallRotation(pn.custom.JSComponent):
 
     period_s = param.Number(default=0, doc="Seconds per page; 0 turns the rotation off.")
     pages = param.List(default=[], doc="URLs in order; the first is the board itself.")
+    titles = param.List(default=[], doc="Title of each page, in the order of ``pages``.")
 
     _esm = ROTATION_ESM

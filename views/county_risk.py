@@ -24,7 +24,8 @@ class CountyRisk(View):
     source = param.ClassSelector(class_=MonitoringSource, doc="Monitoring source.")
     hazard = param.Selector(default="worst", objects=list(CHOICES), doc="Hazard on the map.")
     data_version = param.Integer(default=0, doc="Bumped after each reassessment.")
-    frame_width = param.Integer(default=620, doc="Map width in pixels.")
+    frame_width = param.Integer(default=None, allow_None=True,
+                                doc="Map width in pixels (None: the map fills its space).")
 
     def __init__(self, **params):
         super().__init__(**params)
@@ -34,7 +35,8 @@ class CountyRisk(View):
             options={self.t(f"warnings.hazard.{h}"): h for h in CHOICES})
         self._hazard.link(self, value="hazard")
         self._table = pn.widgets.Tabulator(pd.DataFrame(), disabled=True, show_index=False,
-                                           height=560, sizing_mode="stretch_width",
+                                           sizing_mode="stretch_both", min_height=300,
+                                           min_width=420, max_width=760,
                                            css_classes=["cr-table"])
         geo = self.source.geo
         self._counties = ColumnDataSource(county_data(geo, extra={"level": {}}))
@@ -44,7 +46,8 @@ class CountyRisk(View):
         fig.add_tools(HoverTool(tooltips=[(self.t("warnings.county"), "@name"),
                                           (self.t("warnings.level"), "@level")]))
         self.figure = fig
-        self._map = pn.pane.Bokeh(fig, css_classes=["cr-map"])
+        self._map = pn.pane.Bokeh(fig, css_classes=["cr-map"],
+                                  sizing_mode=None if self.frame_width else "stretch_both")
         self.reassess()
         self.subscribe(["reading"], lambda m, missed: self.reassess(), period_ms=30_000,
                        maxsize=10)
@@ -77,7 +80,7 @@ class CountyRisk(View):
     def __panel__(self):
         return pn.Column(
             self._hazard,
-            pn.Row(self._map, self._table, sizing_mode="stretch_width"),
+            pn.Row(self._map, self._table, sizing_mode="stretch_both"),
             Markdown(f"**{self.t('warnings.rules')}**：{self.t('warnings.rules.text')}",
                      sizing_mode="stretch_width"),
-            sizing_mode="stretch_width")
+            sizing_mode="stretch_both")

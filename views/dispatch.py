@@ -12,6 +12,7 @@ from sources.inventory.materials import MaterialSource
 from .base import View
 from .inventory_common import Notice, options, table, translate
 from .panes import HTML, Markdown
+from .styles import ACTION_CSS
 
 STATUS_STYLE = {"requested": "#fff7e6", "approved": "#e8f0fe", "shipped": "#ecfdf5",
                 "received": "#f1f5f9", "rejected": "#fde2e2"}
@@ -70,7 +71,8 @@ class DispatchDesk(View):
         self.buttons = {
             step: pn.widgets.Button(label=t(f"inventory.dispatch.{step}"),
                                     css_classes=[f"inv-dispatch-{step}"],
-                                    color="success" if step != "reject" else "light")
+                                    color="success" if step != "reject" else "light",
+                                    stylesheets=[ACTION_CSS])
             for step in ("approve", "ship", "receive", "reject")}
         for step, button in self.buttons.items():
             button.on_click(lambda _e, step=step: self.act(step))

@@ -15,6 +15,7 @@ from sources.risk.risk import RiskSource
 
 from .base import View
 from .panes import HTML
+from .styles import level_badges
 
 CARD_CSS = """
 .card { font-size: 13px; color: #1f2937; }
@@ -24,15 +25,14 @@ CARD_CSS = """
 .card td, .card th { border-bottom: 1px solid #e5e7eb; padding: 3px 4px; text-align: left;
   vertical-align: top; }
 .card th { color: #6b7280; font-weight: 500; }
-.card .grade { display: inline-block; padding: 1px 6px; border-radius: 3px; color: #fff;
-  margin-right: 4px; }
-.card .grade.yellow { color: #111; }
+.card .grade { display: inline-block; padding: 1px 6px; border-radius: 3px; margin-right: 4px;
+  color: #fff; }
 .card tr.overdue td { background: #fde8e8; color: #9b1c1c; }
 .card .overdue-tag { color: #fff; background: #e60012; border-radius: 3px; padding: 0 4px; }
 .card .over { color: #e60012; font-weight: 600; }
 .card .muted { color: #6b7280; }
 .card .message { color: #b45309; font-weight: 600; }
-"""
+""" + level_badges(".card .grade.grade")
 
 
 def sparkline(values, *, width: int = 120, height: int = 28, lo=None, hi=None) -> str:
@@ -132,7 +132,8 @@ class EnterpriseCard(View):
     def _grade(self, g) -> str:
         g = str(g)
         colour = GRADE_COLORS.get(g, "#6b7280")
-        return (f'<span class="grade {escape(g)}" style="background:{colour}">'
+        # official fill and readable text from the stylesheet (level_badges); the word says it
+        return (f'<span class="grade grade-{escape(g)}" style="background:{colour}">'
                 f'{escape(self.t("risk." + g)) if g in GRADES else escape(g)}</span>')
 
     def _identity(self, e: dict) -> str:

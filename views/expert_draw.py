@@ -15,6 +15,7 @@ from .base import View
 from .expert_directory import EnterprisePicker, county_options, type_options
 from .inventory_common import Notice, listify, rule, table, translate
 from .panes import Markdown
+from .styles import ACTION_CSS
 
 MARKS = [5, 4, 3, 2, 1]
 
@@ -47,7 +48,8 @@ class ExpertDraw(View):
         self.days = pn.widgets.IntInput(label=t("inventory.draw.days"), value=30, start=0,
                                         css_classes=["inv-draw-days"], width=110)
         self.draw_button = pn.widgets.Button(label=t("inventory.draw.go"), color="danger",
-                                             css_classes=["inv-draw-go"], align="end")
+                                             css_classes=["inv-draw-go"], align="end",
+                                             stylesheets=[ACTION_CSS])
         self.notice = Notice(t, "inv-draw-notice")
         self.task = pn.widgets.Select(label=t("inventory.draw.current"), options={},
                                       css_classes=["inv-draw-task"], width=320)

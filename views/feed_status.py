@@ -49,8 +49,8 @@ class FeedStatus(View):
         self.refresh.on_click(lambda e: self.update_quarantine())
         self.reason.param.watch(lambda e: self.update_quarantine(), "value")
         self.quarantine = pn.widgets.Tabulator(
-            self._quarantine_frame(), show_index=False, disabled=True, height=360,
-            sizing_mode="stretch_width", layout="fit_data_stretch",
+            self._quarantine_frame(), show_index=False, disabled=True, min_height=240,
+            sizing_mode="stretch_both", layout="fit_data_stretch",
             titles={c: t(f"feed.q.{c}") for c in ("received_at", "feed", "reason", "raw")})
         if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
             cb = pn.state.add_periodic_callback(self.update_cards, period=int(self.refresh_s * 1000))
@@ -115,5 +115,5 @@ class FeedStatus(View):
             HTML(f"<h3>{html.escape(self.t('feed.quarantine'))}</h3>"),
             pn.Row(self.reason, self.refresh),
             self.quarantine,
-            sizing_mode="stretch_width", css_classes=["feed-status"],
+            sizing_mode="stretch_both", css_classes=["feed-status"],
         )

@@ -287,6 +287,9 @@ LABELS: dict[str, tuple[str, str]] = {
     "board.incident.since": ("{t} 起", "since {t}"),
     "board.incident.timeline": ("事件进程", "Timeline"),
     "board.incident.nearest": ("周边救援资源", "Nearest resources"),
+    "board.incident.col.kind": ("类型", "Kind"),
+    "board.incident.col.name": ("名称", "Name"),
+    "board.incident.col.km": ("距离", "Distance"),
     "board.incident.kind.fire": ("火灾", "Fire"),
     "board.incident.kind.hazchem_leak": ("危化品泄漏", "Hazardous chemical leak"),
     "board.incident.kind.traffic_accident": ("道路交通事故", "Road traffic accident"),
@@ -1117,6 +1120,22 @@ LABELS: dict[str, tuple[str, str]] = {
     "drill.col.last_seen_at": ("最后消息", "Last message"),
     "drill.col.purged_at": ("清除时间", "Purged"),
 
+    # ------------------------------------------------------------ accessibility (every page)
+    "a11y.nav": ("应用导航", "Apps"),
+    "a11y.increase": ("增加", "Increase"),
+    "a11y.decrease": ("减少", "Decrease"),
+    "a11y.select_row": ("选择此行", "Select this row"),
+    "a11y.select_all": ("选择全部行", "Select all rows"),
+    "a11y.player_position": ("回放位置", "Replay position"),
+    "a11y.player_first": ("回到开头", "First"),
+    "a11y.player_previous": ("上一步", "Previous step"),
+    "a11y.player_reverse": ("倒放", "Play backwards"),
+    "a11y.player_pause": ("暂停", "Pause"),
+    "a11y.player_play": ("播放", "Play"),
+    "a11y.player_next": ("下一步", "Next step"),
+    "a11y.player_last": ("跳到最新", "Last"),
+    "a11y.player_slower": ("减慢", "Slower"),
+    "a11y.player_faster": ("加快", "Faster"),
 }
 
 

@@ -13,7 +13,7 @@ from sources.levels import WALL_COLORS
 from sources.situation.source import SituationSource
 
 from .base import View
-from .board_map import base_figure
+from .board_map import RESOURCES, base_figure
 from .panes import HTML
 from .ticker import local_time
 
@@ -40,11 +40,12 @@ PANEL_CSS = """
 .inc .cols { display: flex; gap: .6vw; min-height: 0; flex: 1 1 auto; overflow: hidden; }
 .inc .cols > div { flex: 1 1 0; min-width: 0; overflow: hidden; }
 .inc .cols > div + div { flex-grow: 1.6; }
-.inc.empty { align-items: center; justify-content: center; color: #5d7390; font-size: 2vh; }
+.inc.empty { align-items: center; justify-content: center; color: #8aa0b8; font-size: 2vh; }
+.inc .sr { position: absolute; width: 1px; height: 1px; overflow: hidden;
+  clip: rect(0 0 0 0); white-space: nowrap; }
 """
 
-RES_MARKERS = {"teams": ("square", "#22c55e", "■"), "warehouses": ("diamond", "#06b6d4", "◆"),
-               "shelters": ("hex", "#a3e635", "⬢"), "experts": ("circle", "#f472b6", "●")}
+RES_MARKERS = {**RESOURCES, "experts": ("circle", "#f472b6", "●")}
 
 
 def _duration(ms: float, lang: str) -> str:
@@ -68,6 +69,11 @@ class IncidentPanel(View):
                                          doc="County outlines shared with the main map.")
     ky = param.Number(default=1.0, doc="Vertical stretch of latitudes (as the main map).")
     index = param.Integer(default=0, doc="Position of the panel (0..2), for tests and CSS.")
+    collapse_empty = param.Boolean(
+        default=False, doc="Hide the panel while it has no incident to show (the wall gives "
+                           "its space to the map) instead of saying so.")
+    shown = param.Boolean(default=False, doc="True while the panel shows an incident "
+                                             "(set by ``update``).")
 
     def __init__(self, **params):
         super().__init__(**params)
@@ -103,7 +109,8 @@ class IncidentPanel(View):
             css_classes=["board-incident", f"board-incident-{self.index}"],
             styles={"background": "#0e1728", "border": "1px solid #22324a",
                     "border-radius": ".8vh", "padding": ".5vh .4vw", "box-sizing": "border-box",
-                    "overflow": "hidden", "gap": ".5vw"})
+                    "overflow": "hidden", "gap": ".5vw"},
+            visible=not self.collapse_empty)
 
     def __panel__(self):
         return self._layout
@@ -113,6 +120,10 @@ class IncidentPanel(View):
 
     def update(self, detail: dict | None, now_ms: float | None = None) -> None:
         """Show ``detail`` (one of ``situation['details']``), or an empty card for None."""
+        if self.shown != (detail is not None):
+            self.shown = detail is not None
+            if self.collapse_empty:
+                self._layout.visible = self.shown
         if detail is None:
             if self._key is not None:
                 self._key = None
@@ -222,7 +233,11 @@ class IncidentPanel(View):
                     f'<tr><td class="ic" style="color:{color_}" title="{self.t("board.res." + key_)}">'
                     f'{icon}</td><td>{e(str(r.name))} <span style="color:#8aa0b8">'
                     f'{e(self.note(key_, r))}</span></td><td class="km">{r.km:.1f} km</td></tr>')
+        # column headers for assistive technology only: the wall shows no header row
+        heads = "".join(f'<th scope="col">{self.t("board.incident.col." + c)}</th>'
+                        for c in ("kind", "name", "km"))
         return (f'<div class="inc">{head}<div class="cols">'
                 f'<div><h4>{self.t("board.incident.timeline")}</h4><ol>{"".join(items)}</ol></div>'
                 f'<div><h4>{self.t("board.incident.nearest")}</h4>'
-                f'<table>{"".join(rows)}</table></div></div></div>')
+                f'<table><thead class="sr"><tr>{heads}</tr></thead><tbody>{"".join(rows)}'
+                f'</tbody></table></div></div></div>')

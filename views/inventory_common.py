@@ -88,9 +88,18 @@ def options(df: pd.DataFrame, value: str, label: str, *, blank: str | None = Non
     return out
 
 
+#: Height of a table row and of the pager (px), for a page's room.
+ROW_PX, PAGER_PX = 29, 40
+
+
 def table(df: pd.DataFrame | None = None, *, page_size: int = 12, selectable: Any = False,
           css_class: str = "", **kwargs) -> pn.widgets.Tabulator:
-    """A read-only Tabulator, paginated on the server (large registries stay server-side)."""
+    """A read-only Tabulator, paginated on the server (large registries stay server-side).
+
+    It keeps the room of a full page from the start (header, ``page_size`` rows, pager), so
+    the page does not jump when rows arrive and an empty list still reads as a table.
+    """
+    kwargs.setdefault("height", ROW_PX * (page_size + 1) + PAGER_PX)
     return pn.widgets.Tabulator(
         pd.DataFrame() if df is None else df, disabled=True, show_index=False,
         pagination="remote", page_size=page_size, selectable=selectable,

@@ -36,6 +36,8 @@ KPI_CSS = """
 .kpi.drill { flex-grow: 1.2; border: .3vh dashed #ffb020; background: #2a1f05; }
 .kpi.drill .label, .kpi.drill .delta { color: #ffd27a; }
 .kpi.drill .num { color: #ffd27a; }
+.kpi .sr { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0);
+  white-space: nowrap; }
 """
 
 
@@ -96,19 +98,24 @@ class KpiStrip(View):
                 f'{html.escape(label)}</div><div class="nums">{nums}</div>'
                 f'{self._delta(delta_key or key, worse_up, prefix)}</div>')
 
-    def _num(self, value, color: str | None = None, unit: str = "", hot: bool = False) -> str:
+    def _num(self, value, color: str | None = None, unit: str = "", hot: bool = False,
+             level: str | None = None) -> str:
         style = f' style="color:{color}"' if color else ""
         small = f"<small>{html.escape(unit)}</small>" if unit else ""
-        return f'<span class="num{" hot" if hot else ""}"{style}>{_fmt(value)}{small}</span>'
+        # a level's number is in its colour, in the order the label names; a screen reader
+        # hears the level's word
+        word = f'<span class="sr">{html.escape(self.t("level." + level))} </span>' if level else ""
+        return (f'<span class="num{" hot" if hot else ""}"{style}>{word}{_fmt(value)}{small}'
+                "</span>")
 
     def _html(self) -> str:
         if not self.kpis:
             return f'<div class="kpis"><div class="kpi">{self.t("board.loading")}</div></div>'
         warn_nums = "".join(
-            self._num(self._val(f"warnings.{lvl}"), WALL_COLORS[lvl])
+            self._num(self._val(f"warnings.{lvl}"), WALL_COLORS[lvl], level=lvl)
             for lvl in ("red", "orange", "yellow", "blue"))
         alarm_nums = "".join(
-            self._num(self._val(f"alarms.{lvl}"), WALL_COLORS[lvl])
+            self._num(self._val(f"alarms.{lvl}"), WALL_COLORS[lvl], level=lvl)
             for lvl in ("red", "orange", "yellow"))
         unacked = self._val("alarms.unacked") or 0
         escalated = self._val("alarms.escalated") or 0

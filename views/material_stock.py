@@ -36,7 +36,8 @@ class MaterialStock(View):
     view_type = "material_stock"
 
     source = param.ClassSelector(class_=MaterialSource, doc="The material inventory source.")
-    map_height = param.Integer(default=420, bounds=(200, 2000), doc="Height of the map (px).")
+    map_height = param.Integer(default=640, bounds=(200, 2000),
+                               doc="Height of the map (px): about that of the tables beside it.")
 
     def __init__(self, **params):
         super().__init__(**params)

@@ -23,6 +23,7 @@ from sources.warnings.monitoring import LEVEL_COLORS, RAIN_CLASSES, RAIN_COLORS,
 from sources.warnings.warnings import WarningSource
 
 from .base import View
+from .mapfit import fit_ranges
 from .panes import HTML, Markdown
 
 LAYERS = ("surface", "rain", "water", "landslide", "quake", "hotspot", "fire", "warnings")
@@ -31,15 +32,24 @@ WATER_COLORS = {"no_data": "#c3c9d2", "normal": "#4b6a88", "over_flood_limit": "
 LAT_STRETCH = 1.24  # a degree of latitude is ≈ 1.24 degrees of longitude at 36 °N
 
 
-def map_figure(geo: CountyGeometry, width: int, *, tools: str = "pan,wheel_zoom,reset",
-               name: str = "map") -> figure:
-    """An axis-less figure over the province with the right aspect."""
+def map_figure(geo: CountyGeometry, width: int | None = None, *,
+               tools: str = "pan,wheel_zoom,reset", name: str = "map") -> figure:
+    """An axis-less figure over the province with the right aspect.
+
+    With a ``width`` the figure has that width and the province's height; without, it fills
+    the space its layout gives it and the province fills the figure (:func:`fit_ranges`).
+    """
     x0, y0, x1, y1 = geo.province.bounds
     pad = 0.02 * max(x1 - x0, y1 - y0)
-    height = int(width * (y1 - y0 + 2 * pad) * LAT_STRETCH / (x1 - x0 + 2 * pad))
-    fig = figure(width=width, height=max(240, min(height, 1000)), tools=tools, name=name,
-                 x_range=Range1d(x0 - pad, x1 + pad), y_range=Range1d(y0 - pad, y1 + pad),
-                 toolbar_location="above", background_fill_color="#f7f9fc")
+    if width is None:
+        fig = figure(sizing_mode="stretch_both", min_width=320, min_height=240, tools=tools,
+                     name=name, toolbar_location="above", background_fill_color="#f7f9fc")
+        fit_ranges(fig, (x0, y0, x1, y1), aspect=LAT_STRETCH, pad=0.02)
+    else:
+        height = int(width * (y1 - y0 + 2 * pad) * LAT_STRETCH / (x1 - x0 + 2 * pad))
+        fig = figure(width=width, height=max(240, min(height, 1000)), tools=tools, name=name,
+                     x_range=Range1d(x0 - pad, x1 + pad), y_range=Range1d(y0 - pad, y1 + pad),
+                     toolbar_location="above", background_fill_color="#f7f9fc")
     fig.axis.visible = False
     fig.grid.visible = False
     fig.toolbar.logo = None
@@ -80,7 +90,8 @@ class MonitoringMap(View):
     layers = param.ListSelector(default=list(LAYERS), objects=list(LAYERS),
                                 doc="Layers shown.")
     station = param.String(default="", doc="Station whose hydrograph is shown.")
-    frame_width = param.Integer(default=820, doc="Map width in pixels.")
+    frame_width = param.Integer(default=None, allow_None=True,
+                                doc="Map width in pixels (None: the map fills its space).")
 
     def __init__(self, **params):
         super().__init__(**params)
@@ -91,7 +102,7 @@ class MonitoringMap(View):
             css_classes=["mm-window"])
         self._replay = pn.widgets.Player(name=self.t("warnings.replay"), start=-24, end=0,
                                          value=0, step=1, interval=1500, loop_policy="once",
-                                         show_loop_controls=False, show_value=True, width=320, css_classes=["mm-replay"])
+                                         show_loop_controls=False, show_value=True, width=290, css_classes=["mm-replay"])
         self._layers = pn.widgets.CheckBoxGroup(
             value=list(self.layers), inline=False, css_classes=["mm-layers"],
             options={self.t(f"warnings.layer.{k}"): k for k in LAYERS})
@@ -166,13 +177,15 @@ class MonitoringMap(View):
         for key, tooltips in tips.items():
             fig.add_tools(HoverTool(renderers=[r[key]], tooltips=tooltips))
         s["water"].selected.on_change("indices", self._on_tap)
-        self._pane = pn.pane.Bokeh(fig, css_classes=["mm-map"])
+        self._pane = pn.pane.Bokeh(fig, css_classes=["mm-map"],
+                                   sizing_mode=None if self.frame_width else "stretch_both")
 
     def _build_hydrograph(self) -> None:
         # Explicit ranges, fitted by show_hydrograph: an empty line has no data bounds, and
         # BokehJS would warn "could not set initial ranges" on every layout of the page.
         end = pd.Timestamp.now(tz=CHINA_TZ).tz_localize(None).floor("h")
-        fig = figure(width=self.frame_width, height=220, x_axis_type="datetime",
+        size = {"width": self.frame_width} if self.frame_width else {"sizing_mode": "stretch_width"}
+        fig = figure(**size, height=260, x_axis_type="datetime",
                      tools="pan,wheel_zoom,reset,hover", title=self.t("warnings.hydrograph.hint"),
                      name="hydrograph", x_range=Range1d(end - pd.Timedelta(hours=72), end),
                      y_range=Range1d(0, 1))
@@ -188,7 +201,8 @@ class MonitoringMap(View):
             fig.add_layout(span)
         fig.yaxis.axis_label = self.t("warnings.level_m")
         self.hydrograph_figure = fig
-        self._hydro = pn.pane.Bokeh(fig, css_classes=["mm-hydrograph"])
+        self._hydro = pn.pane.Bokeh(fig, css_classes=["mm-hydrograph"],
+                                    sizing_mode=None if self.frame_width else "stretch_width")
 
     # ------------------------------------------------------------------ data
     @param.depends("window", "hours_back", watch=True)
@@ -314,9 +328,16 @@ class MonitoringMap(View):
     def controls(self) -> pn.Column:
         return pn.Column(self._window, self._replay,
                          Markdown(f"**{self.t('warnings.layers')}**"), self._layers,
-                         width=340)
+                         width=310)
 
     def __panel__(self):
-        return pn.Row(self.controls(),
-                      pn.Column(self._status, self.legend(), self._pane, self._hydro),
-                      sizing_mode="stretch_width")
+        if self.frame_width:
+            return pn.Row(self.controls(),
+                          pn.Column(self._status, self.legend(), self._pane, self._hydro),
+                          sizing_mode="stretch_width")
+        # the map takes the whole height beside the controls; the legend and the station's
+        # hydrograph sit under the controls
+        side = pn.Column(self.controls(), self.legend(), self._hydro, width=310,
+                         sizing_mode="stretch_height")
+        return pn.Row(side, pn.Column(self._status, self._pane, sizing_mode="stretch_both"),
+                      sizing_mode="stretch_both")

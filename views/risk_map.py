@@ -19,6 +19,7 @@ from bokeh.models import ColumnDataSource, DataRange1d, HoverTool, LinearColorMa
 from bokeh.plotting import figure
 
 from sources.geo import rings
+from sources.levels import TEXT_ON
 from sources.risk.pointlayer import GRADE_COLORS, GRADES, palette
 from sources.risk.risk import RiskFilter, RiskLayer, RiskSource, to_csv_bytes, to_excel_bytes
 
@@ -266,9 +267,11 @@ class RiskPointMap(View):
         if sum(c.values()) == 0:
             self._hover.object = self.t("risk.hover.none")
             return
+        # the grade's word carries the level; the swatch beside it repeats it in colour
         parts = " · ".join(
-            f'<span style="color:{GRADE_COLORS[g]};font-weight:600">{self.t("risk." + g)}'
-            f"</span> {c[g]:,}" for g in GRADES if g in self.filter.grades)
+            f'<i style="display:inline-block;width:.8em;height:.8em;margin-right:.2em;'
+            f'vertical-align:-.05em;border:1px solid #374151;background:{GRADE_COLORS[g]}">'
+            f'</i><b>{self.t("risk." + g)}</b> {c[g]:,}' for g in GRADES if g in self.filter.grades)
         self._hover.object = f"{self.t('risk.hover')}：{parts}"
 
     def _on_toggle(self, event) -> None:
@@ -455,5 +458,5 @@ def _rows(payload) -> int:
 def _grade_css(grade: str) -> str:
     c = GRADE_COLORS[grade]
     return (f".bk-btn {{ border-color: {c}; }} .bk-btn.bk-active {{ background: {c}; "
-            f"color: {'#111' if grade == 'yellow' else '#fff'}; }}"
-            f" .bk-btn:not(.bk-active) {{ color: #9ca3af; text-decoration: line-through; }}")
+            f"color: {TEXT_ON[grade]}; }}"
+            f" .bk-btn:not(.bk-active) {{ color: #4b5563; text-decoration: line-through; }}")

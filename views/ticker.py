@@ -7,12 +7,13 @@ from datetime import UTC, datetime, timedelta, timezone
 import pandas as pd
 import param
 
-from sources.levels import WALL_COLORS
+from sources.levels import WALL_COLORS, WALL_TEXT_ON
 from sources.situation.source import SituationSource
 
 from .base import View
 from .panes import HTML
 
+NO_LEVEL = "#8aa0b8"  # badge of an event with no level (a quake, a hotspot)
 SHANGHAI = timezone(timedelta(hours=8), "Asia/Shanghai")  # no daylight saving in China
 
 TICKER_CSS = """
@@ -86,12 +87,17 @@ class Ticker(View):
         for r in df.head(self.max_rows).itertuples():
             keys.add(r.key)
             new = not first and r.key not in self._seen
-            color = WALL_COLORS.get(r.level, "#8aa0b8")
+            color = WALL_COLORS.get(r.level, NO_LEVEL)
+            text = WALL_TEXT_ON.get(r.level, "#0b1220")
+            # the badge says the level in words too: its colour is never the only carrier
+            level = f" · {self.t('level.' + r.level)}" if r.level in WALL_COLORS else ""
             ts = "" if pd.isna(r.ts_ms) else local_time(r.ts_ms)
             rows.append(
                 f'<li class="{"new" if new else ""}" data-kind="{html.escape(r.kind)}">'
                 f'<span class="t">{ts}</span>'
-                f'<span class="k" style="background:{color}">{self.t("board.kind." + r.kind)}</span>'
+                f'<span class="k" style="background:{color};color:{text}">'
+                f'{self.t("board.kind." + r.kind)}'
+                f"{level}</span>"
                 f'<span class="x">{html.escape(str(r.title))}</span>'
                 f'<span class="d">{html.escape(self.detail(r))}</span></li>')
         self._seen = keys  # bounded: only what is on screen

@@ -21,6 +21,7 @@ from sources.warnings.warnings import EVENTS, LEVELS, WarningInputError, Warning
 from .base import Refused, View
 from .monitoring_map import county_data, map_figure
 from .panes import HTML, Alert, Markdown
+from .styles import ACTION_CSS
 from .warning_log import event_label
 
 
@@ -64,15 +65,17 @@ class WarningForm(View):
             value=_china_now() + dt.timedelta(hours=6))
         self._headline = w.TextInput(name=self.t("warnings.headline"),
                                      css_classes=["wf-headline"], sizing_mode="stretch_width")
-        self._description = w.TextAreaInput(name=self.t("warnings.description"), height=90,
+        # the text of a warning and its defence guide runs to paragraphs: the box takes
+        # the height the form leaves
+        self._description = w.TextAreaInput(name=self.t("warnings.description"), min_height=90,
                                             css_classes=["wf-description"],
-                                            sizing_mode="stretch_width")
+                                            sizing_mode="stretch_both")
         self._update_of = w.Select(name=self.t("warnings.update_of"), value="",
                                    options={self.t("warnings.update_of.none"): ""},
                                    css_classes=["wf-update-of"])
         self._preview_btn = w.Button(name=self.t("warnings.preview"), css_classes=["wf-preview"])
         self._publish_btn = w.Button(name=self.t("warnings.publish"), button_type="danger",
-                                     css_classes=["wf-publish"])
+                                     css_classes=["wf-publish"], stylesheets=[ACTION_CSS])
         self._cancel_btn = w.Button(name=self.t("warnings.cancel"), button_type="warning",
                                     css_classes=["wf-cancel"], visible=False)
         self._new_btn = w.Button(name=self.t("warnings.new_draft"), css_classes=["wf-new"])
@@ -108,7 +111,7 @@ class WarningForm(View):
     # ------------------------------------------------------------------ map
     def _build_map(self):
         geo = self.source.geo
-        fig = map_figure(geo, 620, tools="pan,wheel_zoom,reset", name="warning-form-map")
+        fig = map_figure(geo, tools="pan,wheel_zoom,reset", name="warning-form-map")
         self._county_source = ColumnDataSource(county_data(geo))
         counties = fig.patches("xs", "ys", source=self._county_source, fill_color="color",
                                line_color="#8493a8", line_width=0.6,
@@ -127,7 +130,7 @@ class WarningForm(View):
         self._draw_source.on_change("data", lambda attr, old, new: self._on_draw(new))
         self.param.watch(self._paint_counties, "counties")
         self.map_figure = fig
-        return pn.pane.Bokeh(fig, css_classes=["wf-map"])
+        return pn.pane.Bokeh(fig, css_classes=["wf-map"], sizing_mode="stretch_both")
 
     def _paint_counties(self, *events):
         picked = set(self.counties)
@@ -354,9 +357,10 @@ class WarningForm(View):
             self._update_of, pn.Row(self._event, self._level), self._counties,
             pn.Row(self._effective, self._duration, self._expires), self._headline,
             self._description, self._exercise, buttons, self._message, self._preview,
-            width=560)
+            width=560, sizing_mode="stretch_height")
         return pn.Row(form, pn.Column(self._map, Markdown(self.t("warnings.polygon")),
-                                      pn.Row(self._clear_btn, self._polygon_info)),
-                      sizing_mode="stretch_width")
+                                      pn.Row(self._clear_btn, self._polygon_info),
+                                      sizing_mode="stretch_both"),
+                      sizing_mode="stretch_both")
 
 

@@ -128,7 +128,7 @@ class WarningLog(View):
         self._count = Markdown("", css_classes=["warning-log-count"])
         self._table = pn.widgets.Tabulator(pd.DataFrame(), disabled=True, show_index=False,
                                            pagination="local", page_size=20,
-                                           sizing_mode="stretch_width", height=520)
+                                           sizing_mode="stretch_both", min_height=300)
         self._download = pn.widgets.FileDownload(
             callback=self._csv, filename="warnings.csv", label=self.t("warnings.log.export"),
             button_type="primary", width=160)
@@ -169,4 +169,4 @@ class WarningLog(View):
         return pn.Column(
             pn.Row(self._origin, self._event, self._level, self._text,
                    pn.Column(pn.Spacer(height=18), self._download)),
-            self._count, self._table, sizing_mode="stretch_width")
+            self._count, self._table, sizing_mode="stretch_both")

@@ -62,6 +62,23 @@ def palette(alpha_min: int = ALPHA_MIN) -> list[str]:
     return out + ["#00000000"] * (256 - len(out))
 
 
+def palette_rgba(colors: dict[str, str] | None = None, alpha_min: int = ALPHA_MIN) -> np.ndarray:
+    """:func:`palette` as packed RGBA (uint32: r | g << 8 | b << 16 | a << 24), in
+    ``colors`` (one per grade; default :data:`GRADE_COLORS`): ``palette_rgba(c)[index]``
+    turns a :meth:`PointLayer.shade_index` image into an RGBA one, each pixel in the colour
+    of its heaviest grade, never a blend of two (blue and yellow would read as green)."""
+    colors = colors or GRADE_COLORS
+    out = np.zeros(256, np.uint32)
+    i = 1
+    for g in GRADES:
+        r, gr, b = _rgb(colors[g])
+        for level in range(LEVELS):
+            a = int(alpha_min + (255 - alpha_min) * level / (LEVELS - 1))
+            out[i] = r | gr << 8 | b << 16 | a << 24
+            i += 1
+    return out
+
+
 @dataclass
 class Frame:
     """One rendered view: the image, its bounds and the per-grade counts in it."""

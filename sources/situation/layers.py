@@ -8,8 +8,8 @@ import pandas as pd
 
 from sources.base import query
 from sources.geo import rings, simplify
-from sources.levels import LEVELS, RISK_GRADES
-from sources.risk.pointlayer import PointLayer
+from sources.levels import LEVELS, RISK_GRADES, WALL_COLORS
+from sources.risk.pointlayer import PointLayer, palette_rgba
 
 HOUR_MS = 3_600_000
 DAY_MS = 24 * HOUR_MS
@@ -148,6 +148,9 @@ class LayerQueries:
     def risk_density(self, width: int = DENSITY_SIZE[0], height: int = DENSITY_SIZE[1]) -> dict:
         """Risk-point density shaded once: ``image`` (uint32 RGBA, rows bottom-up) and bounds.
 
+        Each pixel has the wall's colour of its heaviest grade (:data:`WALL_COLORS`, as the
+        risk map's four colours), its alpha growing with the number of points there.
+
         Renders from the risk map's shared in-memory point layer (``point_layer``), or from
         a layer of its own in a notebook.
         """
@@ -163,6 +166,7 @@ class LayerQueries:
             cols = {n: pts.column(n).to_numpy() for n in ("x", "y", "cat")}
             points = PointLayer.from_arrays(cols["x"], cols["y"], cols["cat"], grid=128,
                                             extent=(x0, x1, y0, y1))
-        frame = points.frame((x0, x1, y0, y1), width, height, spread=1)
-        return {"image": np.asarray(frame.image, dtype=np.uint32), "x": x0, "y": y0,
+        frame = points.frame((x0, x1, y0, y1), width, height, spread=1, palette_index=True)
+        # opaque enough that each grade reads as its own colour on the dark wall
+        return {"image": palette_rgba(WALL_COLORS, alpha_min=200)[frame.image], "x": x0, "y": y0,
                 "dw": x1 - x0, "dh": y1 - y0, "points": int(frame.total)}

@@ -41,12 +41,14 @@ def wait_port(port: int, timeout: float = 10.0) -> None:
 class LogServers:
     """``n`` (1 or 3) NATS JetStream servers of one centre (domain ``c<code>``) on loopback.
 
-    ``leaf_port``: the first server accepts leaf nodes (children centres) there;
+    ``leaf_port``: the first server accepts leaf nodes (children centres) there, and tells
+    them to reconnect to ``leaf_advertise`` (default: itself);
     ``parent``: URL of the parent centre's leaf-node port (this centre is a leaf of it).
     """
 
     def __init__(self, directory: str | Path, code: str, *, n: int = 1,
-                 parent: str | None = None, leaf_port: int | None = None):
+                 parent: str | None = None, leaf_port: int | None = None,
+                 leaf_advertise: str | None = None):
         if NATS_SERVER is None:
             raise FileNotFoundError("nats-server is not installed (apt-get install nats-server)")
         self.dir = Path(directory) / f"log-{code}"
@@ -54,7 +56,7 @@ class LogServers:
         self.code, self.n, self.parent = code, n, parent
         self.ports = [free_port() for _ in range(n)]
         self.cluster_ports = [free_port() for _ in range(n)] if n > 1 else []
-        self.leaf_port = leaf_port
+        self.leaf_port, self.leaf_advertise = leaf_port, leaf_advertise
         self.procs: list[subprocess.Popen | None] = [None] * n
 
     @property
@@ -72,6 +74,8 @@ class LogServers:
         leaf = []
         if self.leaf_port and i == 0:
             leaf.append(f"listen: 127.0.0.1:{self.leaf_port}")
+            if self.leaf_advertise:  # leaves reconnect to what is advertised: a relay
+                leaf.append(f'advertise: "{self.leaf_advertise}"')
         if self.parent:
             leaf.append(f'remotes: [ {{ url: "{self.parent}" }} ], reconnect: 1')
         if leaf:

@@ -367,9 +367,22 @@ class EventLog(Service):
         self.call(self._drop(stream))
 
     # ------------------------------------------------------------------ set-up
-    def ensure_streams(self, topology: Topology, code: str) -> None:
-        """Create (or update) the streams and the snapshot bucket of centre ``code``."""
-        self.call(self._ensure(topology, topology[code]), timeout=self.timeout_s * 4)
+    def ensure_streams(self, topology: Topology, code: str, *, wait_s: float = 60.0) -> None:
+        """Create (or update) the streams and the snapshot bucket of centre ``code``.
+
+        Retries while the log servers elect their leaders (a cluster just started)."""
+        import time
+
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                self.call(self._ensure(topology, topology[code]), timeout=self.timeout_s * 4)
+                return
+            except Exception as exc:  # noqa: BLE001 - JetStream not ready yet
+                if time.monotonic() > deadline:
+                    raise LogUnavailable(f"centre {code}: cannot set up its streams ({exc!r})"
+                                         ) from None
+                time.sleep(0.5)
 
     async def _ensure(self, topo: Topology, c: Centre) -> None:
         from nats.js.api import (

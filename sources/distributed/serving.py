@@ -34,6 +34,8 @@ def distributed_console(centres: str | Path, code: str, db: str | Path, *,
     """
     from sources.console import Console
 
+    if snapshot_every_s is None:  # the centre command asks one process per centre for it
+        snapshot_every_s = float(os.environ.get("CONSOLE_VIEW_SNAPSHOT_S", 0)) or None
     try:
         topology = Topology.load(centres)
         centre = topology[code]

@@ -64,12 +64,12 @@ def test_kill_a_log_server_and_a_serving_process_under_a_feed(tmp_path, registry
                        "--malloc-trim-s", "0"])
     centre = Centre(args)
     centre.ports = [args.first_port, free_port()]  # two free ports
-    centre.start()
-    supervisor = threading.Thread(target=centre.supervise, daemon=True)
-    supervisor.start()
     admin = None
     sent = 0
     try:
+        centre.start()
+        supervisor = threading.Thread(target=centre.supervise, daemon=True)
+        supervisor.start()
         wait_for(lambda: all(position(p) >= 0 for p in centre.ports), 90,
                  "both serving processes answer /health")
         sensors = [r[0] for r in duckdb.connect(str(registry), read_only=True).execute(

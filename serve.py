@@ -67,6 +67,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "only: everyone who reaches the port may act)")
     p.add_argument("--basic-auth", default=None, help=argparse.SUPPRESS)
     p.add_argument("--cookie-secret", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--distributed", default=None, metavar="CENTRES.json",
+                   help="serve a view of a centre's event log (docs/DISTRIBUTED.md)")
+    p.add_argument("--centre", default=None, help="with --distributed: this centre's code")
     p.add_argument("--malloc-trim-s", type=float, default=60.0,
                    help="return freed memory to the system every N seconds, with malloc "
                         "arenas capped at 2 (glibc; 0: neither)")
@@ -218,6 +221,15 @@ def build_console(args: argparse.Namespace):
     from sources.store.store import Store
 
     db = Path(args.db)
+    if args.distributed:  # a view of the log: no feed, no engine, no demo store of its own
+        from sources.distributed.serving import DistributedStartError, distributed_console
+
+        try:
+            return distributed_console(args.distributed, args.centre, db, lang=args.lang,
+                                       keep_readings_days=args.keep_readings_days,
+                                       malloc_trim_s=args.malloc_trim_s)
+        except DistributedStartError as exc:
+            raise StartError(str(exc)) from None
     demo = None
     if not args.feed and not args.no_demo_feed:
         try:
@@ -273,7 +285,8 @@ def serve(args: argparse.Namespace) -> None:
     access = load_access(args)
     if args.malloc_trim_s > 0:
         limit_arenas(2)  # before any thread starts
-    ensure_database(Path(args.db), args.scale, args.seed)
+    if not args.distributed:
+        ensure_database(Path(args.db), args.scale, args.seed)
     console = build_console(args)
     console.start()  # stops what it started and closes nothing else if a step fails
     if console.demo is not None:

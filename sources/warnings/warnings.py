@@ -177,7 +177,7 @@ class WarningSource(Source):
     # ------------------------------------------------------------------ writing
     def _append(self, row: dict, token: str | None) -> dict:
         """Append one version in a transaction (once per ``token``) and publish it."""
-        row = {**row, "created_at": utcnow()}
+        row = {"created_at": utcnow(), **row}  # a replica applying the log keeps the time
         extra = json.loads(row.pop("extra", None) or "{}")
         if token:
             extra["token"] = token

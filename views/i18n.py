@@ -1073,6 +1073,8 @@ LABELS: dict[str, tuple[str, str]] = {
     "access.denied.unknown_action": ("未定义的操作：{action}", "Unknown action: {action}"),
     "board.report.due": ("{report}还剩 {m} 分钟", "{report} due in {m} min"),
     "board.report.overdue": ("{report}已超时 {m} 分钟", "{report} overdue by {m} min"),
+    "distributed.not_replicated": ("分布式模式暂不支持此操作：{what}",
+                                   "Not replicated in distributed mode yet: {what}"),
     # ---------------------------------------------------------------- drills (应急演练)
     "app.drills": ("应急演练", "Drills"),
     "app.drills.desc": ("按脚本演练：开始、暂停、结束，演练后评估响应并清除演练数据",

@@ -55,7 +55,8 @@ class DrillSource(Source):
         """Every drill seen, newest first."""
         return self.store.df(
             "SELECT drill_id, scenario, title, started_at, started_by, last_seen_at, "
-            "purged_at, purged_by, purged_rows FROM drills ORDER BY started_at DESC")
+            "ended_at, purged_at, purged_by, purged_rows FROM drills "
+            "ORDER BY started_at DESC")
 
     @query(max_age=2.0, table=False)
     def _desk_status(self) -> dict | None:
@@ -75,11 +76,15 @@ class DrillSource(Source):
                     "title": desk.get("title") or desk.get("name"),
                     "state": desk["state"], "position_s": desk.get("position_s"),
                     "duration_s": desk.get("duration_s")}
+        # the desk said this drill is over (stopped, finished): its last messages are not
+        # a sign of life (they may be only seconds old)
+        over = {desk["drill_id"]} if desk and desk.get("drill_id") else set()
         df = self.drills()
         if not len(df):
             return None
         now = pd.Timestamp.now(tz="UTC")
-        live = df[df.purged_at.isna() & df.last_seen_at.notna()
+        live = df[df.purged_at.isna() & df.ended_at.isna() & df.last_seen_at.notna()
+                  & ~df.drill_id.isin(over)
                   & ((now - df.last_seen_at).dt.total_seconds() < self.active_s)]
         if not len(live):
             return None
@@ -116,7 +121,14 @@ class DrillSource(Source):
         return self._published(self._act("scenario/resume"))
 
     def stop(self) -> dict:
-        return self._published(self._act("scenario/stop"))
+        """Stop the running drill; it is over from now on (its last messages may follow)."""
+        running = self.active()
+        status = self._act("scenario/stop")
+        drill = (running or {}).get("drill_id") or status.get("drill_id")
+        if drill:
+            with self.store.transaction() as cur:
+                cur.execute("UPDATE drills SET ended_at = now() WHERE drill_id = ?", [drill])
+        return self._published(status)
 
     def _act(self, path: str, **params) -> dict:
         if self.control is None:

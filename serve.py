@@ -319,6 +319,7 @@ def serve(args: argparse.Namespace) -> None:
         auth = ConsoleAuth(access, audit=console.audit)
         console.access = access.access
         console.principal_of = auth.page_principal
+        console.users = access.users
         kwargs.update(auth.serve_kwargs())
     else:
         log.warning("no login (no --users): every page is open to whoever reaches "

@@ -638,4 +638,8 @@ CREATE TABLE IF NOT EXISTS command_notes (
     actor         VARCHAR NOT NULL,
     acted_at      TIMESTAMPTZ NOT NULL
 );
+-- An officer's incident of a drill (opened from a drill's alarm, taken over from a drill's
+-- feed incident, or marked an exercise at intake) carries the drill, as its mirror rows in
+-- ``incidents`` do; a drill's purge removes it with its tasks, checklist, reports and notes.
+ALTER TABLE command_incidents ADD COLUMN IF NOT EXISTS drill_id VARCHAR;
 -- ---------------------------------------------------------------- end of command

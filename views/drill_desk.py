@@ -160,10 +160,13 @@ class DrillDesk(View):
             self.summary.object, self.review_table.value = "", pd.DataFrame()
             return
         s = self.source.summary(drill)
-        self.summary.object = '<div class="drill-summary-text">' + html.escape(self.t(
+        text = self.t(
             "drill.review.summary", alarms=s["alarms"], acknowledged=s["acknowledged"],
             ack_median=_seconds(s["ack_median_s"]), ack_max=_seconds(s["ack_max_s"]),
-            officer_warnings=s["officer_warnings"], incidents=s["incidents"])) + "</div>"
+            officer_warnings=s["officer_warnings"], incidents=s["incidents"],
+            commanded=s["commanded"], first_command=_seconds(s["first_command_s"]),
+            dispatches=s["dispatches"], first_dispatch=_seconds(s["first_dispatch_s"]))
+        self.summary.object = f'<div class="drill-summary-text">{html.escape(text)}</div>'
         self.review_table.value = self.source.review(drill)
 
     def _review_csv(self) -> io.BytesIO:

@@ -196,27 +196,31 @@ class RiskSource(Source):
             "ORDER BY p.point_id LIMIT ?",
             [x0, x1, y0, y1, list(flt.grades), *params, int(limit)])
 
-    def search(self, text: str, *, limit: int = 20) -> pd.DataFrame:
-        """Enterprises whose name contains ``text`` (case-insensitive), best matches first."""
+    def search(self, text: str, flt: RiskFilter = RiskFilter(), *,
+               limit: int = 20) -> pd.DataFrame:
+        """Enterprises whose name contains ``text`` (case-insensitive), best matches first,
+        among those of ``flt`` (a user's jurisdiction: its cities or counties)."""
         text = (text or "").strip()
         if not text:
             return pd.DataFrame(columns=["enterprise_id", "name", "county", "lon", "lat"])
+        where, params = flt.where()
         return self.store.df(
             "SELECT e.enterprise_id, e.name, c.name AS county, e.lon, e.lat, e.risk_level "
-            "FROM enterprises e LEFT JOIN counties c USING (county_code) "
-            "WHERE contains(lower(e.name), lower(?)) "
+            "FROM enterprises e LEFT JOIN counties c ON c.county_code = e.county_code "
+            f"WHERE contains(lower(e.name), lower(?)) AND {where} "
             "ORDER BY (CASE WHEN starts_with(lower(e.name), lower(?)) THEN 0 ELSE 1 END), "
-            "length(e.name), e.enterprise_id LIMIT ?", [text, text, int(limit)])
+            "length(e.name), e.enterprise_id LIMIT ?", [text, *params, text, int(limit)])
 
     def readings_count(self) -> int:
         """Readings stored so far (the live counter starts from it)."""
         return int(self.store.scalar("SELECT count(*) FROM readings") or 0)
 
-    def boundaries(self, level: str = "county") -> pd.DataFrame:
-        """Outlines (GeoJSON text) of the counties or cities."""
+    def boundaries(self, level: str = "county", prefix: str = "") -> pd.DataFrame:
+        """Outlines (GeoJSON text) of the counties or cities (whose code starts with
+        ``prefix``: a jurisdiction's)."""
         return self.store.df(
             "SELECT code, name, parent_code, geojson FROM boundaries WHERE level = ? "
-            "ORDER BY code", [level])
+            "AND starts_with(code, ?) ORDER BY code", [level, prefix or ""])
 
     # ------------------------------------------------------------------ enterprise card
     def enterprise(self, enterprise_id, lang: str = "zh") -> dict | None:

@@ -274,9 +274,10 @@ class MonitoringMap(View):
                           ].reset_index(drop=True)
         for key in ("quake", "hotspot"):
             df = d[key]
-            inside = (shapely.contains_xy(self.area, df["lon"].to_numpy(float),
-                                          df["lat"].to_numpy(float)) if len(df) else [])
-            out[key] = df[inside].reset_index(drop=True)
+            if len(df):
+                df = df[shapely.contains_xy(self.area, df["lon"].to_numpy(float),
+                                            df["lat"].to_numpy(float))]
+            out[key] = df.reset_index(drop=True)
         xs, ys, values = d["surface"]
         gx, gy = np.meshgrid(xs, ys)
         out["surface"] = (xs, ys, np.where(shapely.contains_xy(self.area, gx, gy), values,

@@ -117,10 +117,13 @@ class DispatchDesk(View):
             dispatch_id = int(self.list.value.iloc[sel[0]].dispatch_id)
         action = getattr(self.source, step)
         row = self.source.dispatches().set_index("dispatch_id").loc[dispatch_id]
+        # the shipping warehouse's jurisdiction approves and ships; the receiving one signs
+        receiving = step == "receive" and not pd.isna(row.to_warehouse_id)
+        where = int(row.to_warehouse_id if receiving else row.from_warehouse_id)
         done = self.notice.run(
             lambda: self.guard.act(
                 f"dispatch.{step}", lambda who: action(dispatch_id, actor=who) or True,
-                county=self._county_of(int(row.from_warehouse_id)),
+                county=self._county_of(where),
                 target=f"dispatch:{dispatch_id}", requested_by=row.requester,
                 shipped_by=row.shipped_by if isinstance(row.shipped_by, str) else None),
             lambda _r: self.t(f"inventory.dispatch.{step}.done", id=dispatch_id))

@@ -18,7 +18,7 @@ from sources.command import CommandSource
 from sources.hub import Hub
 from sources.inventory.experts import ExpertSource
 from sources.inventory.materials import MaterialSource
-from sources.risk.risk import RiskFilter, RiskSource
+from sources.risk.risk import RiskSource
 from sources.warnings.monitoring import MonitoringSource
 from sources.warnings.warnings import WarningSource
 from views.command_desk import CommandDesk

@@ -128,9 +128,10 @@ class EnterpriseCard(View):
             return (f'<div class="card"><p class="message">'
                     f'{escape(self.t("risk.unknown_enterprise", id=str(eid)))}</p></div>')
         if not self.guard.sees(e.get("county_code")):  # set directly, not through show()
-            return (f'<div class="card"><p class="message refused">'
-                    f'{escape(self.t("access.denied.jurisdiction", target=str(e.get("county_code")), jurisdiction=self.guard.jurisdiction))}'
-                    '</p></div>')
+            text = self.t("access.denied.jurisdiction", target=str(e.get("county_code")),
+                          jurisdiction=self.guard.jurisdiction)
+            return f'<div class="card"><p class="message refused">{escape(text)}</p></div>'
+
         parts = [f'<div class="card" data-enterprise="{eid}"><h3>{escape(str(e["name"]))}</h3>',
                  self._identity(e), self._points(src.enterprise_points(eid)),
                  self._hazards(src.hazards(eid)), self._installations(eid),

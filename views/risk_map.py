@@ -343,15 +343,7 @@ class RiskPointMap(View):
     def _scoped_filter(self, flt: RiskFilter | None = None) -> RiskFilter:
         """The filter (or ``flt``), narrowed to the user's jurisdiction (the province: as
         it is): what every frame, glyph, search and export of this map uses."""
-        scope = self.guard.scope()
-        flt = self.filter if flt is None else flt
-        if scope is None:
-            return flt
-        if len(scope) == 4:  # a city
-            return dataclasses.replace(flt, cities=(scope + "00",),
-                                       counties=tuple(c for c in flt.counties
-                                                      if c.startswith(scope)))
-        return dataclasses.replace(flt, cities=(), counties=(scope,))
+        return (self.filter if flt is None else flt).within(self.guard.scope())
 
     # ------------------------------------------------------------------ live readings
     def _set_live(self) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import ClassVar
 
 import numpy as np
@@ -39,6 +39,16 @@ class RiskFilter:
     industries: tuple[str, ...] = ()
     sizes: tuple[str, ...] = ()
     grades: tuple[str, ...] = GRADES
+
+    def within(self, scope: str | None) -> RiskFilter:
+        """This filter narrowed to a jurisdiction's county-code prefix (``3713``: a city,
+        ``371302``: a county; None: the province, as it is)."""
+        if scope is None:
+            return self
+        if len(scope) == 4:  # a city: its counties among those chosen, else all of them
+            return replace(self, cities=(scope + "00",),
+                           counties=tuple(c for c in self.counties if c.startswith(scope)))
+        return replace(self, cities=(), counties=(scope,))
 
     @property
     def filters_enterprises(self) -> bool:

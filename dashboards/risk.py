@@ -37,8 +37,8 @@ class RiskDashboard(Dashboard):
                              "selected_enterprise")
 
         wanted = Args().text("enterprise") or None
-        if wanted is not None and not (card.show(wanted) and risk_map.jump_to(wanted)):
-            card.show(wanted)  # keeps the 'no such enterprise' message
+        if wanted is not None and card.show(wanted):  # else: unknown or outside, said
+            risk_map.jump_to(wanted)
 
         card_box = pn.Column(
             HTML(f"<b>{self.t('risk.card.title')}</b>", margin=(6, 4, 0, 4)),

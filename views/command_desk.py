@@ -6,6 +6,8 @@ This is what ``/command`` shows; in a notebook, ``CommandDesk(source=CommandSour
 """
 from __future__ import annotations
 
+import html
+
 import panel as pn
 import param
 
@@ -18,6 +20,7 @@ from .command_support import DecisionSupportPanel
 from .command_tasks import TaskBoard
 from .command_timeline import IncidentTimeline, ReplayPlayer
 from .command_workspace import IncidentList, IncidentWorkspace
+from .panes import HTML
 
 #: tab order (the intake is the first tab: an officer taking a call starts there)
 TABS = ("intake", "workspace", "support", "tasks", "reports", "timeline", "replay")
@@ -38,6 +41,11 @@ class CommandDesk(View):
     def __init__(self, **params):
         super().__init__(**params)
         src, lang = self.source, self.lang
+        self.refusal_pane = HTML("", sizing_mode="stretch_width",
+                                 css_classes=["cmd-desk-refusal"],
+                                 stylesheets=[".refused{color:#b00020;font-weight:600;}"])
+        with param.discard_events(self):  # nothing to select yet
+            self.incident_id = self._allowed(self.incident_id)
         self.intake = IncidentIntake(source=src, lang=lang, guard=self.guard,
                                      alarm_id=self.alarm_id, drills=self.drills)
         self.list = IncidentList(source=src, lang=lang, guard=self.guard, incident_id=self.incident_id)
@@ -71,12 +79,37 @@ class CommandDesk(View):
         self.incident_id = event.new
         self.tabs.active = 1  # the workspace of the new incident
 
+    def _allowed(self, incident_id: str) -> str:
+        """``incident_id`` when the user may see it; else '' and the refusal shown and
+        recorded (an incident of another county opened by its URL shows nothing)."""
+        if not incident_id or self.guard.scope() is None:
+            return incident_id
+        inc = self.source.version(incident_id)
+        if inc is None:
+            inc = next((r for r in self.source.wall_incidents().to_dict("records")
+                        if r["incident_id"] == incident_id), None)
+        county = None if inc is None else inc.get("county_code")
+        if inc is not None and self.guard.sees(county):
+            self.refusal_pane.object = ""
+            return incident_id
+        exc = self.guard.refuse_view("incident", county=county,
+                                     target=f"incident:{incident_id}")
+        self.refusal_pane.object = f'<p class="refused">{html.escape(self.refusal(exc))}</p>'
+        return ""
+
     @param.depends("incident_id", watch=True)
     def _select(self, incident_id: str | None = None) -> None:
+        if incident_id is None and self.incident_id:
+            allowed = self._allowed(self.incident_id)
+            if allowed != self.incident_id:
+                self.incident_id = allowed  # watched again, with ''
+                return
         incident_id = self.incident_id if incident_id is None else incident_id
         self.list.incident_id = incident_id
         for view in self.views.values():
             view.incident_id = incident_id
 
     def __panel__(self):
-        return pn.Row(pn.Column(self.list, width=520), self.tabs, sizing_mode="stretch_width")
+        return pn.Column(self.refusal_pane,
+                         pn.Row(pn.Column(self.list, width=520), self.tabs,
+                                sizing_mode="stretch_width"), sizing_mode="stretch_width")

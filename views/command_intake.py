@@ -53,6 +53,7 @@ class IncidentIntake(View):
         self.enterprise = pn.widgets.Select(label=t("command.enterprise"), options={"": ""},
                                             width=240, css_classes=["cmd-intake-enterprise"])
         counties = src.counties().assign(label=lambda d: d.city + " " + d.name)
+        counties = counties.loc[[self.guard.sees(c) for c in counties.county_code]]
         self.county = pn.widgets.Select(label=t("command.county"),
                                         options=options(counties, "county_code", "label",
                                                         blank=""),
@@ -90,6 +91,7 @@ class IncidentIntake(View):
                                              css_classes=["cmd-intake-open"])
         self.notice = CommandNotice(t, "cmd-intake-notice")
         feed = src.feed_incidents()
+        feed = feed.loc[[self.guard.sees(c) for c in feed.county_code]]  # the jurisdiction's
         self.feed_pick = pn.widgets.Select(
             label=t("command.intake.feed"),
             options=options(feed, "incident_id", "title", blank=""), width=300,
@@ -146,6 +148,10 @@ class IncidentIntake(View):
         pre = self.notice.run(lambda: self.source.alarm_intake(alarm_id),
                               lambda _r: self.t("command.intake.from_alarm", id=alarm_id))
         if pre is None:
+            return None
+        if not self.guard.sees(pre.get("alarm_county")):  # another county's alarm: nothing
+            self.notice.refuse(self.refusal(self.guard.refuse_view(
+                "alarm", county=pre.get("alarm_county"), target=f"alarm:{alarm_id}")))
             return None
         st = pre["subtype"]
         cat = next(c for c in CATEGORIES if st in subtypes_of(c))

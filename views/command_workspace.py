@@ -53,6 +53,10 @@ class IncidentList(CommandView):
         self.mark_read()
         t, now = self.t, self.source.now()
         df = self.source.wall_incidents(now)
+        scope = self.guard.scope()
+        if scope is not None:  # a county officer commands the county's incidents
+            df = df[df.county_code.fillna("").astype(str).str.startswith(scope)
+                    ].reset_index(drop=True)
         self.frame = df
         shown = pd.DataFrame({
             "grade": [grade_badge(g, t) for g in df.grade],

@@ -44,7 +44,11 @@ class CountyRiskIndex(View):
 
     def __init__(self, **params):
         super().__init__(**params)
+        if self.level not in self._levels():
+            with param.discard_events(self):
+                self.level = "county"
         self._patches = ColumnDataSource(data=self._patch_data(), name="index-patches")
+        self._context = ColumnDataSource(data=self._context_data(), name="index-context")
         fig = figure(x_range=DataRange1d(range_padding=0.02),
                      y_range=DataRange1d(range_padding=0.02), match_aspect=True,
                      aspect_scale=ASPECT, sizing_mode="stretch_both", min_height=420,
@@ -53,6 +57,9 @@ class CountyRiskIndex(View):
                      name="county-index")
         fig.xgrid.visible = fig.ygrid.visible = False
         fig.axis.major_label_text_font_size = "10px"
+        # the areas outside the user's jurisdiction: grey outlines, no values
+        fig.patches("xs", "ys", source=self._context, fill_color="#e5e7eb", fill_alpha=0.6,
+                    line_color="#9ca3af", line_width=0.5, name="index-context")
         r = fig.patches("xs", "ys", source=self._patches, fill_color="color", fill_alpha=0.9,
                         line_color="#374151", line_width=0.6,
                         selection_line_color="#0f2747", selection_line_width=2.5,
@@ -65,9 +72,10 @@ class CountyRiskIndex(View):
             (self.t("risk.index.alarms"), "@alarms{0.0}"),
         ]), TapTool(renderers=[r]))
         self._patches.selected.on_change("indices", self._on_select)
+        fig.x_range.renderers = fig.y_range.renderers = [r]  # the jurisdiction fills the map
         self.figure = fig
         self._level = pn.widgets.RadioButtonGroup(
-            options={self.t("risk.index.county"): "county", self.t("risk.index.city"): "city"},
+            options={self.t(f"risk.index.{lv}"): lv for lv in self._levels()},
             value=self.level, color="light")
         self._level.link(self, value="level")
         self._ranked = HTML(f"<p class='help'>{self.t('risk.index.pick')}</p>",
@@ -75,16 +83,37 @@ class CountyRiskIndex(View):
                             css_classes=["ranked-enterprises"])
 
     # ------------------------------------------------------------------ data
+    def _levels(self) -> list[str]:
+        """Levels the user may colour: a county user has no whole city to compare."""
+        scope = self.guard.scope()
+        return ["county"] if scope is not None and len(scope) > 4 else ["county", "city"]
+
+    def _mine(self, code) -> bool:
+        """Whether an area (county or city) lies inside the user's jurisdiction."""
+        scope = self.guard.scope()
+        return scope is None or str(code).startswith(scope)
+
+    def _context_data(self) -> dict:
+        xs, ys = [], []
+        if self.guard.scope() is not None:
+            for row in self.source.boundaries(self.level).itertuples():
+                if not self._mine(row.code):
+                    for ring in rings(row.geojson):
+                        xs.append([p[0] for p in ring])
+                        ys.append([p[1] for p in ring])
+        return {"xs": xs, "ys": ys}
+
     def _patch_data(self) -> dict:
         idx = self.source.county_index(self.level).set_index("code")
-        # colour by quintile of the index: five equal groups, from first to inspect to last
+        # colour by quintile of the index over the province (the index is relative to it):
+        # five equal groups, from first to inspect to last
         pct = idx["index"].rank(method="min", pct=True)
         idx["klass"] = np.minimum((pct * len(PALETTE) - 1e-9).astype(int), len(PALETTE) - 1)
         shapes = self.source.boundaries(self.level)
         data = {k: [] for k in ("xs", "ys", "code", "name", "index", "density", "overdue",
                                 "alarms", "color")}
         for row in shapes.itertuples():
-            if row.code not in idx.index:
+            if row.code not in idx.index or not self._mine(row.code):
                 continue
             comp = idx.loc[row.code]
             for ring in rings(row.geojson):  # outer rings: patches do not fill holes
@@ -100,11 +129,12 @@ class CountyRiskIndex(View):
     @param.depends("level", watch=True)
     def _reload(self) -> None:
         self.selected = None
-        data = self._patch_data()
+        data, context = self._patch_data(), self._context_data()
 
         def apply():
             self._patches.selected.indices = []
             self._patches.data = data
+            self._context.data = context
 
         # the level widget calls back outside the document lock; Bokeh models change with it
         doc = pn.state.curdoc
@@ -125,6 +155,10 @@ class CountyRiskIndex(View):
         """The clicked area's enterprises, ranked (names escaped)."""
         if self.selected is None:
             return f"<p class='help'>{self.t('risk.index.pick')}</p>"
+        if not self._mine(self.selected):  # not offered on the map: a forged selection
+            exc = self.guard.refuse_view("risk", county=str(self.selected),
+                                         target=f"risk.index:{self.selected}")
+            return f"<p class='help refused'>{escape(self.refusal(exc))}</p>"
         df = self.source.ranked_enterprises(self.selected, level=self.level, limit=self.top)
         codes = self._patches.data["code"]
         name = (self._patches.data["name"][codes.index(self.selected)]

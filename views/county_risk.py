@@ -10,7 +10,7 @@ from bokeh.models import ColumnDataSource, HoverTool
 from sources.warnings.monitoring import HAZARDS, LEVEL_COLORS, MonitoringSource
 
 from .base import View
-from .monitoring_map import county_data, map_figure
+from .monitoring_map import county_data, jurisdiction_area, map_figure
 from .panes import Markdown
 
 CHOICES = (*HAZARDS, "fire", "worst")
@@ -40,7 +40,8 @@ class CountyRisk(View):
                                            css_classes=["cr-table"])
         geo = self.source.geo
         self._counties = ColumnDataSource(county_data(geo, extra={"level": {}}))
-        fig = map_figure(geo, self.frame_width, name="county-risk-map")
+        fig = map_figure(geo, self.frame_width, name="county-risk-map",
+                         area=jurisdiction_area(geo, self.guard))
         fig.patches("xs", "ys", source=self._counties, fill_color="color",
                     line_color="#ffffff", line_width=0.8)
         fig.add_tools(HoverTool(tooltips=[(self.t("warnings.county"), "@name"),
@@ -56,6 +57,9 @@ class CountyRisk(View):
         """Recompute the levels from the latest observations and update the table."""
         df = self.source.county_risk()
         df = df.rename(columns={"fire_level": "fire"})
+        scope = self.guard.scope()
+        if scope is not None:  # the jurisdiction's counties; the others stay grey outlines
+            df = df[df["county_code"].astype(str).str.startswith(scope)].reset_index(drop=True)
         self.frame = df
         level = lambda v: self.t(f"warnings.level.{v}")  # noqa: E731
         table = pd.DataFrame({

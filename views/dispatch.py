@@ -39,6 +39,7 @@ class DispatchDesk(View):
         kinds = src.kinds()
         kinds["label"] = kinds["name"] + " (" + kinds["unit"] + ")"
         wh = src.warehouses()[["warehouse_id", "name"]]
+        mine = [w for w, c in self._warehouse_counties().items() if self.guard.sees(c)]
         self.kind = pn.widgets.Select(label=t("inventory.kind"),
                                       options=options(kinds, "kind_id", "label"),
                                       css_classes=["inv-dispatch-kind"], width=200)
@@ -51,6 +52,8 @@ class DispatchDesk(View):
                                        options=options(wh, "warehouse_id", "name",
                                                        blank=t("inventory.dispatch.place")),
                                        css_classes=["inv-dispatch-to"], width=200)
+        if self.guard.scope() is not None and mine:  # to the officer's own warehouse
+            self.to_wh.value = mine[0]
         self.destination = pn.widgets.TextInput(label=t("inventory.dispatch.destination"),
                                                 placeholder=t("inventory.dispatch.dest.hint"),
                                                 css_classes=["inv-dispatch-dest"], width=200)
@@ -97,7 +100,7 @@ class DispatchDesk(View):
                     from_warehouse_id=self.from_wh.value,
                     to_warehouse_id=self.to_wh.value or None,
                     destination=self.destination.value, requester=who),
-                county=self._county_of(self.from_wh.value), target="dispatch:new",
+                county=self._request_county(), target="dispatch:new",
                 details={"kind_id": self.kind.value, "quantity": self.quantity.value,
                          "from": self.from_wh.value}),
             lambda d: self.t("inventory.dispatch.requested", id=d))
@@ -114,15 +117,29 @@ class DispatchDesk(View):
             dispatch_id = int(self.list.value.iloc[sel[0]].dispatch_id)
         action = getattr(self.source, step)
         row = self.source.dispatches().set_index("dispatch_id").loc[dispatch_id]
+        # the shipping warehouse's jurisdiction approves and ships; the receiving one signs
+        receiving = step == "receive" and not pd.isna(row.to_warehouse_id)
+        where = int(row.to_warehouse_id if receiving else row.from_warehouse_id)
         done = self.notice.run(
             lambda: self.guard.act(
                 f"dispatch.{step}", lambda who: action(dispatch_id, actor=who) or True,
-                county=self._county_of(int(row.from_warehouse_id)),
+                county=self._county_of(where),
                 target=f"dispatch:{dispatch_id}", requested_by=row.requester,
                 shipped_by=row.shipped_by if isinstance(row.shipped_by, str) else None),
             lambda _r: self.t(f"inventory.dispatch.{step}.done", id=dispatch_id))
         self.refresh(select=dispatch_id)
         return done is not None
+
+    def _request_county(self) -> str:
+        """Where a request is for: the destination warehouse's county, else the requester's
+        own area (a place typed in). Mutual aid: a county may ask any warehouse of the
+        province; the warehouse's own jurisdiction approves and ships (see :meth:`act`)."""
+        county = self._county_of(self.to_wh.value) if self.to_wh.value else None
+        return county or self.guard.jurisdiction
+
+    def _warehouse_counties(self) -> dict[int, str]:
+        reg = self.source.warehouse_registry()
+        return {int(w): str(c) for w, c in zip(reg.warehouse_id, reg.county_code, strict=True)}
 
     def _county_of(self, warehouse_id) -> str | None:
         """The county of a warehouse: an officer acts on the warehouses of his jurisdiction."""
@@ -145,6 +162,18 @@ class DispatchDesk(View):
         if keep is None and self.list.selection and len(self.list.value):
             keep = int(self.list.value.iloc[self.list.selection[0]].dispatch_id)
         d = self.source.dispatches()
+        m = self.source.movements()
+        if self.guard.scope() is not None:
+            # the dispatches that concern the jurisdiction: from or to its warehouses, or
+            # requested by the officer; and the movements of its warehouses and of those
+            where = self._warehouse_counties()
+            def ours(w) -> bool:
+                return not pd.isna(w) and self.guard.sees(where.get(int(w)))
+            d = d.loc[[ours(f) or ours(t) or r == self.guard.name for f, t, r in
+                   zip(d.from_warehouse_id, d.to_warehouse_id, d.requester, strict=True)]]
+            d = d.reset_index(drop=True)
+            m = m.loc[[ours(w) or (not pd.isna(x) and int(x) in set(d.dispatch_id))
+                   for w, x in zip(m.warehouse_id, m.dispatch_id, strict=True)]]
         d["status"] = status_badges(d["status"], self.t)
         d["requested_at"] = d["requested_at"].dt.strftime("%m-%d %H:%M:%S")
         self.list.value = d[["dispatch_id", "status", "kind", "quantity", "unit",
@@ -154,7 +183,7 @@ class DispatchDesk(View):
             rows = d.index[d.dispatch_id == keep].tolist()
             self.list.selection = rows[:1]
         self._show_held()
-        m = self.source.movements()
+        m = m.copy()
         m["moved_at"] = m["moved_at"].dt.strftime("%m-%d %H:%M:%S")
         m["reason"] = translate(m["reason"], self.t, "inventory.reason.")
         self.moves.value = m[["entry_id", "moved_at", "warehouse", "kind", "delta", "unit",

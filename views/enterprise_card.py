@@ -85,6 +85,9 @@ class EnterpriseCard(View):
                          doc="Hours of sensor history drawn in the sparklines.")
     unknown = param.String(default=None, allow_None=True,
                            doc="An enterprise id that was asked for but does not exist.")
+    refused = param.String(default=None, allow_None=True,
+                           doc="Why the enterprise asked for is not shown (outside the "
+                               "user's jurisdiction).")
 
     def __init__(self, **params):
         super().__init__(**params)
@@ -96,12 +99,17 @@ class EnterpriseCard(View):
         """Show ``enterprise_id`` (any text from a URL); False and a message when unknown."""
         ent = self.source.enterprise(enterprise_id)
         if ent is None:
-            self.param.update(enterprise_id=None, unknown=str(enterprise_id))
+            self.param.update(enterprise_id=None, unknown=str(enterprise_id), refused=None)
             return False
-        self.param.update(unknown=None, enterprise_id=int(ent["enterprise_id"]))
+        if not self.guard.sees(ent.get("county_code")):
+            exc = self.guard.refuse_view("enterprise", county=ent.get("county_code"),
+                                         target=f"enterprise:{ent['enterprise_id']}")
+            self.param.update(enterprise_id=None, unknown=None, refused=self.refusal(exc))
+            return False
+        self.param.update(unknown=None, refused=None, enterprise_id=int(ent["enterprise_id"]))
         return True
 
-    @param.depends("enterprise_id", "unknown", "lang", watch=True)
+    @param.depends("enterprise_id", "unknown", "refused", "lang", watch=True)
     def _update(self) -> None:
         self._pane.object = self.html()
 
@@ -110,6 +118,8 @@ class EnterpriseCard(View):
         if self.unknown is not None:
             return (f'<div class="card"><p class="message">'
                     f'{escape(self.t("risk.unknown_enterprise", id=self.unknown))}</p></div>')
+        if self.refused is not None:
+            return f'<div class="card"><p class="message refused">{escape(self.refused)}</p></div>'
         if self.enterprise_id is None:
             return f'<div class="card"><p class="muted">{self.t("risk.card.empty")}</p></div>'
         src, eid = self.source, self.enterprise_id
@@ -117,6 +127,11 @@ class EnterpriseCard(View):
         if e is None:
             return (f'<div class="card"><p class="message">'
                     f'{escape(self.t("risk.unknown_enterprise", id=str(eid)))}</p></div>')
+        if not self.guard.sees(e.get("county_code")):  # set directly, not through show()
+            text = self.t("access.denied.jurisdiction", target=str(e.get("county_code")),
+                          jurisdiction=self.guard.jurisdiction)
+            return f'<div class="card"><p class="message refused">{escape(text)}</p></div>'
+
         parts = [f'<div class="card" data-enterprise="{eid}"><h3>{escape(str(e["name"]))}</h3>',
                  self._identity(e), self._points(src.enterprise_points(eid)),
                  self._hazards(src.hazards(eid)), self._installations(eid),

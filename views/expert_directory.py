@@ -62,6 +62,14 @@ def type_options(t, blank: bool = True) -> dict:
     return out
 
 
+def home_county(guard) -> str:
+    """The county a county officer's inventory filters start on ('' for a city or the
+    province: all). Experts and materials are provincial — mutual aid — so the filters
+    start there and the officer may widen them."""
+    scope = guard.scope()
+    return guard.jurisdiction if scope is not None and len(scope) == 6 else ""
+
+
 def county_options(store, t) -> dict:
     return options(county_table(store).assign(label=lambda d: d.city + " " + d.name),
                    "county_code", "label", blank=t("inventory.all"))
@@ -87,8 +95,9 @@ class ExpertDirectory(View):
                                            css_classes=["inv-search-tags"], width=260)
         self.type = pn.widgets.Select(label=t("inventory.type"), options=type_options(t),
                                       css_classes=["inv-search-type"], width=140)
+        home = home_county(self.guard)
         self.county = pn.widgets.Select(label=t("inventory.county"),
-                                        options=county_options(src.store, t),
+                                        options=county_options(src.store, t), value=home,
                                         css_classes=["inv-search-county"], width=180)
         self.available = pn.widgets.Select(
             label=t("inventory.available"),
@@ -111,7 +120,8 @@ class ExpertDirectory(View):
         self.need_tags = pn.widgets.MultiChoice(label=t("inventory.need.tags"), options=tag_opts,
                                                 css_classes=["inv-rec-tags"], width=260)
         self.need_county = pn.widgets.Select(label=t("inventory.need.county"),
-                                             options=county_options(src.store, t), width=180)
+                                             options=county_options(src.store, t), value=home,
+                                             width=180)
         self.need_enterprise = EnterprisePicker(src, t, "inv-rec")
         self.rec_button = pn.widgets.Button(label=t("inventory.recommend"), color="primary",
                                             css_classes=["inv-rec-go"], align="end")

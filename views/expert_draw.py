@@ -12,7 +12,7 @@ from sources.inventory.common import to_csv_bytes
 from sources.inventory.experts import ExpertSource
 
 from .base import View
-from .expert_directory import EnterprisePicker, county_options, type_options
+from .expert_directory import EnterprisePicker, county_options, home_county, type_options
 from .inventory_common import Notice, listify, rule, table, translate
 from .panes import Markdown
 from .styles import ACTION_CSS
@@ -43,7 +43,8 @@ class ExpertDraw(View):
         self.type = pn.widgets.Select(label=t("inventory.type"), options=type_options(t),
                                       css_classes=["inv-draw-type"], width=130)
         self.county = pn.widgets.Select(label=t("inventory.county"),
-                                        options=county_options(src.store, t), width=170)
+                                        options=county_options(src.store, t),
+                                        value=home_county(self.guard), width=170)
         self.enterprise = EnterprisePicker(src, t, "inv-draw")
         self.days = pn.widgets.IntInput(label=t("inventory.draw.days"), value=30, start=0,
                                         css_classes=["inv-draw-days"], width=110)

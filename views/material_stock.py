@@ -13,7 +13,7 @@ from bokeh.plotting import figure
 from sources.inventory.materials import MaterialSource
 
 from .base import View
-from .expert_directory import county_options
+from .expert_directory import county_options, home_county
 from .inventory_common import Notice, options, rule, table, translate
 from .panes import Markdown
 
@@ -79,6 +79,7 @@ class MaterialStock(View):
                                               css_classes=["inv-supply-qty"], width=110)
         self.need_county = pn.widgets.Select(label=t("inventory.need.county"),
                                              options=county_options(src.store, t),
+                                             value=home_county(self.guard),
                                              css_classes=["inv-supply-county"], width=180)
         self.need_lon = pn.widgets.FloatInput(label=t("inventory.lon"), value=None, width=100)
         self.need_lat = pn.widgets.FloatInput(label=t("inventory.lat"), value=None, width=100)

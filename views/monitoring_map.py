@@ -14,9 +14,11 @@ import numpy as np
 import pandas as pd
 import panel as pn
 import param
+import shapely
 from bokeh.models import ColumnDataSource, HoverTool, Range1d, Span
 from bokeh.plotting import figure
 
+from sources.access.guard import Guard
 from sources.geo import CountyGeometry, rings_xy
 from sources.warnings.cap import CHINA_TZ
 from sources.warnings.monitoring import LEVEL_COLORS, RAIN_CLASSES, RAIN_COLORS, MonitoringSource
@@ -25,6 +27,7 @@ from sources.warnings.warnings import WarningSource
 from .base import View
 from .mapfit import fit_ranges
 from .panes import HTML, Markdown
+from .warning_log import concerning
 
 LAYERS = ("surface", "rain", "water", "landslide", "quake", "hotspot", "fire", "warnings")
 WATER_COLORS = {"no_data": "#c3c9d2", "normal": "#4b6a88", "over_flood_limit": "#ff7f0e", "over_warning": "#ff7f0e",
@@ -32,14 +35,31 @@ WATER_COLORS = {"no_data": "#c3c9d2", "normal": "#4b6a88", "over_flood_limit": "
 LAT_STRETCH = 1.24  # a degree of latitude is ≈ 1.24 degrees of longitude at 36 °N
 
 
+def jurisdiction_area(geo: CountyGeometry, guard: Guard):
+    """The user's jurisdiction as one prepared shape (None: the province, everything)."""
+    scope = guard.scope()
+    if scope is None:
+        return None
+    cache = geo.__dict__.setdefault("_jurisdictions", {})
+    if scope not in cache:
+        area = shapely.union_all([geo.shapes[c] for c in geo.codes
+                                  if c.startswith(scope) and c in geo.shapes])
+        shapely.prepare(area)
+        cache[scope] = area
+    return cache[scope]
+
+
 def map_figure(geo: CountyGeometry, width: int | None = None, *,
-               tools: str = "pan,wheel_zoom,reset", name: str = "map") -> figure:
-    """An axis-less figure over the province with the right aspect.
+               tools: str = "pan,wheel_zoom,reset", name: str = "map",
+               area=None) -> figure:
+    """An axis-less figure over the province (or ``area``: a jurisdiction) with the right
+    aspect.
 
     With a ``width`` the figure has that width and the province's height; without, it fills
     the space its layout gives it and the province fills the figure (:func:`fit_ranges`).
     """
-    x0, y0, x1, y1 = geo.province.bounds
+    x0, y0, x1, y1 = (area if area is not None and not area.is_empty
+                      else geo.province).bounds
     pad = 0.02 * max(x1 - x0, y1 - y0)
     if width is None:
         fig = figure(sizing_mode="stretch_both", min_width=320, min_height=240, tools=tools,
@@ -122,8 +142,9 @@ class MonitoringMap(View):
     # ------------------------------------------------------------------ figure
     def _build_figure(self) -> None:
         geo = self.source.geo
+        self.area = jurisdiction_area(geo, self.guard)
         fig = map_figure(geo, self.frame_width, tools="pan,wheel_zoom,reset,tap",
-                         name="monitoring-map")
+                         name="monitoring-map", area=self.area)
         self.figure = fig
         self.sources = {k: ColumnDataSource(v) for k, v in {
             "counties": county_data(geo, extra={"fire_index": {}, "fire_level": {}}),
@@ -208,7 +229,7 @@ class MonitoringMap(View):
     @param.depends("window", "hours_back", watch=True)
     def reload(self) -> None:
         """Recompute every layer for the window and replay time; update the sources."""
-        d = self.data = self.source.layers(self.window, self.hours_back)
+        d = self.data = self._scoped(self.source.layers(self.window, self.hours_back))
         at = d["at"]
         s = self.sources
         fire = d["fire"].set_index("county_code")
@@ -238,6 +259,30 @@ class MonitoringMap(View):
                                  ls=int((d["landslide"]["level"] != "none").sum()),
                                  q=len(d["quake"]), h=len(d["hotspot"]))))
         self._show_layers()
+
+    def _scoped(self, d: dict) -> dict:
+        """The layers inside the user's jurisdiction: stations, gauges, landslide points and
+        fire danger by county, quakes and hotspots by place, the rain surface masked. The
+        shared frames (cached for every page) are not changed."""
+        scope = self.guard.scope()
+        if scope is None:
+            return d
+        out = dict(d)
+        for key in ("rain", "water", "landslide", "fire"):
+            df = d[key]
+            out[key] = df[df["county_code"].fillna("").astype(str).str.startswith(scope)
+                          ].reset_index(drop=True)
+        for key in ("quake", "hotspot"):
+            df = d[key]
+            if len(df):
+                df = df[shapely.contains_xy(self.area, df["lon"].to_numpy(float),
+                                            df["lat"].to_numpy(float))]
+            out[key] = df.reset_index(drop=True)
+        xs, ys, values = d["surface"]
+        gx, gy = np.meshgrid(xs, ys)
+        out["surface"] = (xs, ys, np.where(shapely.contains_xy(self.area, gx, gy), values,
+                                           np.nan))
+        return out
 
     def _surface_image(self, xs, ys, values) -> dict:
         """Rainfall classes as an RGBA image (transparent where dry or outside)."""
@@ -272,7 +317,7 @@ class MonitoringMap(View):
         """Redraw the active warning areas (called on each ``warning`` message)."""
         if self.warnings is None:
             return
-        rows = self.warnings.active(geometry=False).to_dict("records")
+        rows = concerning(self.warnings.active(geometry=False), self.guard).to_dict("records")
         xy = [rings_xy(self.warnings.rings(w)) for w in rows]
         self.sources["warnings"].data = {
             "xs": [x for x, _ in xy], "ys": [y for _, y in xy], "warning_id": [w["warning_id"] for w in rows],

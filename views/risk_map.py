@@ -66,10 +66,13 @@ class RiskPointMap(View):
         super().__init__(**params)
         if self.layer is None:
             self.layer = self.source.load_layer()
+        # a county or city user sees their jurisdiction only: the filter starts there, and
+        # every frame, glyph, hover, tap, search and export is narrowed to it again
+        self.filter = self._scoped_filter()
         self._build_figure()
         self._build_panes()
         if self.bounds is None:
-            self.bounds = self.source.extent()
+            self.bounds = self._home
         self._render()
         # widgets change the filter outside the document lock: Bokeh models are changed on
         # the next tick (with the lock), see _coalesce
@@ -105,6 +108,24 @@ class RiskPointMap(View):
                     ys.append([p[1] for p in ring])
             outlines.append(fig.multi_line(xs=xs, ys=ys, line_color=colour, line_width=width,
                                            line_alpha=0.9, name=f"outline-{level}"))
+        self._home = self.source.extent()
+        scope = self.guard.scope()
+        if scope is not None:
+            # the rest of the province stays as grey outlines (context, no data); the map
+            # opens on the jurisdiction, and "reset" comes back to it
+            xs, ys = [], []
+            for gj in self.source.boundaries("county", scope)["geojson"]:
+                for ring in rings(gj, holes=False):
+                    xs.append([p[0] for p in ring])
+                    ys.append([p[1] for p in ring])
+            if xs:
+                mine = fig.multi_line(xs=xs, ys=ys, line_color="#0f2747", line_width=2.4,
+                                      name="outline-jurisdiction")
+                outlines = [mine]
+                x0, x1 = min(min(x) for x in xs), max(max(x) for x in xs)
+                y0, y1 = min(min(y) for y in ys), max(max(y) for y in ys)
+                px, py = 0.03 * (x1 - x0), 0.03 * (y1 - y0)
+                self._home = (x0 - px, x1 + px, y0 - py, y1 + py)
         fig.x_range.renderers = fig.y_range.renderers = outlines
         self._points = ColumnDataSource(data=dict(
             lon=[], lat=[], color=[], grade=[], kind=[], enterprise=[], enterprise_id=[]))
@@ -158,7 +179,7 @@ class RiskPointMap(View):
             self.bounds = tuple(float(b) for b in bounds)
         b = self.bounds
         w, h = self._frame_px = self._pixel_size()
-        flt = self.filter
+        flt = self._scoped_filter()
         mask = self.layer.mask(flt)
         fr = self.layer.points.frame(b, w, h, grades=flt.grades, ent_mask=mask,
                                      mask_key=repr(flt) if mask is not None else None,
@@ -249,8 +270,9 @@ class RiskPointMap(View):
 
     def _on_tap(self, event) -> None:
         rx, ry = self._radius(7)
-        eid = self.layer.points.nearest(event.x, event.y, rx, ry, grades=self.filter.grades,
-                                        ent_mask=self.layer.mask(self.filter))
+        flt = self._scoped_filter()
+        eid = self.layer.points.nearest(event.x, event.y, rx, ry, grades=flt.grades,
+                                        ent_mask=self.layer.mask(flt))
         if eid is not None:
             self.selected_enterprise = eid
 
@@ -261,9 +283,9 @@ class RiskPointMap(View):
     def _hover_at(self, xy) -> None:
         x, y = xy
         rx, ry = self._radius(5)
-        c = self.layer.points.counts_in((x - rx, x + rx, y - ry, y + ry),
-                                        grades=self.filter.grades,
-                                        ent_mask=self.layer.mask(self.filter))
+        flt = self._scoped_filter()
+        c = self.layer.points.counts_in((x - rx, x + rx, y - ry, y + ry), grades=flt.grades,
+                                        ent_mask=self.layer.mask(flt))
         if sum(c.values()) == 0:
             self._hover.object = self.t("risk.hover.none")
             return
@@ -284,6 +306,12 @@ class RiskPointMap(View):
         ent = self.source.enterprise(enterprise_id)
         if ent is None:
             self.message = self.t("risk.unknown_enterprise", id=str(enterprise_id))
+            self._status.object = f'<span class="no-points">{html.escape(self.message)}</span>'
+            return False
+        if not self.guard.sees(ent.get("county_code")):
+            self.message = self.refusal(self.guard.refuse_view(
+                "enterprise", county=ent.get("county_code"),
+                target=f"enterprise:{ent['enterprise_id']}"))
             self._status.object = f'<span class="no-points">{html.escape(self.message)}</span>'
             return False
         dx, dy = 0.012, 0.008
@@ -312,17 +340,10 @@ class RiskPointMap(View):
                                    "cities": list(flt.cities)})
         return to_csv_bytes(df) if fmt == "csv" else to_excel_bytes(df, sheet=what)
 
-    def _scoped_filter(self) -> RiskFilter:
-        """The filter, narrowed to the user's jurisdiction (the province: as it is)."""
-        scope = self.guard.scope()
-        flt = self.filter
-        if scope is None:
-            return flt
-        if len(scope) == 4:  # a city
-            return dataclasses.replace(flt, cities=(scope + "00",),
-                                       counties=tuple(c for c in flt.counties
-                                                      if c.startswith(scope)))
-        return dataclasses.replace(flt, cities=(), counties=(scope,))
+    def _scoped_filter(self, flt: RiskFilter | None = None) -> RiskFilter:
+        """The filter (or ``flt``), narrowed to the user's jurisdiction (the province: as
+        it is): what every frame, glyph, search and export of this map uses."""
+        return (self.filter if flt is None else flt).within(self.guard.scope())
 
     # ------------------------------------------------------------------ live readings
     def _set_live(self) -> None:
@@ -351,6 +372,9 @@ class RiskPointMap(View):
             return self._controls
         src = self.source
         cities = src.cities()
+        scope = self.guard.scope()
+        if scope is not None:  # the user's own city only
+            cities = cities.loc[[scope.startswith(c[:4]) for c in cities["city_code"]]]
         self._w_city = pn.widgets.MultiChoice(
             label=self.t("risk.filter.city"), options=dict(zip(cities["name"], cities["city_code"],
                                                           strict=True)), sizing_mode="stretch_width")
@@ -372,7 +396,9 @@ class RiskPointMap(View):
                                            color="primary", width=70)
         self._w_results = pn.widgets.Select(options={}, visible=False, size=6,
                                             sizing_mode="stretch_width")
-        self._search_msg = HTML("", margin=(0, 4))
+        self._search_msg = HTML("", margin=(0, 4), css_classes=["risk-search-msg"])
+        self._filter_msg = HTML("", margin=(0, 4), css_classes=["risk-filter-msg"],
+                                stylesheets=[".refused{color:#b00020;font-weight:600;}"])
         self._w_search.on_click(lambda e: self.search(self._w_query.value_input
                                                       or self._w_query.value))
         self._w_query.param.watch(lambda e: self.search(e.new), "value")  # Enter or blur
@@ -392,29 +418,58 @@ class RiskPointMap(View):
             pn.Row(self._w_query, self._w_search, sizing_mode="stretch_width"),
             self._search_msg, self._w_results,
             HTML(f"<b>{self.t('risk.filters')}</b>", margin=(8, 4, 0, 4)),
-            self._w_city, self._w_county, self._w_industry, self._w_size,
+            self._w_city, self._w_county, self._w_industry, self._w_size, self._filter_msg,
             HTML(f"<b>{self.t('risk.export')}</b>", margin=(8, 4, 0, 4)),
             *downloads, width=280, margin=(0, 4), css_classes=["risk-controls"])
         return self._controls
 
     def _set_county_options(self) -> None:
         counties = self.source.counties(tuple(self._w_city.value))
+        scope = self.guard.scope()
+        if scope is not None:
+            counties = counties[counties["county_code"].str.startswith(scope)]
         opts = dict(zip(counties["name"] + "（" + counties["city"] + "）",
                         counties["county_code"], strict=True))
         self._w_county.options = opts
         self._w_county.value = [v for v in self._w_county.value if v in opts.values()]
 
     def _on_filter(self, event) -> None:
+        if getattr(self, "_muted", False):
+            return
+        if event.obj in (self._w_city, self._w_county):
+            scope = self.guard.scope() or ""
+            # a city is allowed when it holds the jurisdiction, a county when inside it
+            outside = [] if not scope else [c for c in event.new if not (
+                scope.startswith(str(c)[:4]) if event.obj is self._w_city
+                else self.guard.sees(c))]
+            if outside:  # not offered: a forged value; the user cannot widen the map
+                self._refuse_filter(event.obj, outside)  # the rest of the choice stands
+            else:
+                self._filter_msg.object = ""
         if event.obj is self._w_city:
             self._set_county_options()
         self.filter = dataclasses.replace(
             self.filter, cities=tuple(self._w_city.value), counties=tuple(self._w_county.value),
             industries=tuple(self._w_industry.value), sizes=tuple(self._w_size.value))
 
+    def _refuse_filter(self, widget, outside: list[str]) -> None:
+        exc = self.guard.refuse_view("risk", county=str(outside[0]),
+                                     target=f"risk.filter:{outside[0]}")
+        self._filter_msg.object = f'<span class="refused">{html.escape(self.refusal(exc))}</span>'
+        self._muted = True
+        try:
+            widget.value = [v for v in widget.value if v not in outside]
+        finally:
+            self._muted = False
+
+    def _area_filter(self) -> RiskFilter:
+        """The user's jurisdiction alone (no industry, size or grade filter)."""
+        return self._scoped_filter(RiskFilter())
+
     def search(self, text: str) -> int:
         """Search enterprises by name; one match jumps to it, several fill the result list."""
         self.controls()
-        df = self.source.search(text)
+        df = self.source.search(text, self._area_filter())
         if not (text or "").strip():
             self._w_results.visible = False
             self._search_msg.object = ""

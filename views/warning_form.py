@@ -19,7 +19,7 @@ from sources.warnings.cap import CHINA_TZ
 from sources.warnings.warnings import EVENTS, LEVELS, WarningInputError, WarningSource
 
 from .base import Refused, View
-from .monitoring_map import county_data, map_figure
+from .monitoring_map import county_data, jurisdiction_area, map_figure
 from .panes import HTML, Alert, Markdown
 from .styles import ACTION_CSS
 from .warning_log import event_label
@@ -45,7 +45,9 @@ class WarningForm(View):
     def __init__(self, **params):
         super().__init__(**params)
         geo = self.source.geo
-        self._options = {f"{geo.names[c]} ({c})": c for c in geo.codes}
+        # a county or city officer issues for their own counties only: the picker offers
+        # those, a tap elsewhere is refused, and the publish itself is checked again
+        self._options = {f"{geo.names[c]} ({c})": c for c in geo.codes if self.guard.sees(c)}
         w = pn.widgets
         self._event = w.Select(name=self.t("warnings.event"), value=EVENTS[0],
                                options={event_label(e, self.lang): e for e in EVENTS},
@@ -111,7 +113,8 @@ class WarningForm(View):
     # ------------------------------------------------------------------ map
     def _build_map(self):
         geo = self.source.geo
-        fig = map_figure(geo, tools="pan,wheel_zoom,reset", name="warning-form-map")
+        fig = map_figure(geo, tools="pan,wheel_zoom,reset", name="warning-form-map",
+                         area=jurisdiction_area(geo, self.guard))
         self._county_source = ColumnDataSource(county_data(geo))
         counties = fig.patches("xs", "ys", source=self._county_source, fill_color="color",
                                line_color="#8493a8", line_width=0.6,
@@ -147,6 +150,13 @@ class WarningForm(View):
         if not index:
             return
         codes = [self.source.geo.codes[i] for i in index]
+        outside = [c for c in codes if not self.guard.sees(c)]
+        if outside:  # shown as context on the map, not the officer's to warn
+            self._show_text(self.refusal(self.guard.refuse_view(
+                "warning", county=outside[0], target=f"warning.area:{outside[0]}")), "danger")
+            codes = [c for c in codes if c not in outside]
+            if not codes:
+                return
         current = list(self._counties.value)
         if len(codes) == 1:
             code = codes[0]
@@ -327,6 +337,9 @@ class WarningForm(View):
 
     def _refresh_updatable(self):
         df = self.source.active(geometry=False)
+        if self.guard.scope() is not None:  # only what the officer may update or cancel
+            df = df.loc[[bool(len(a)) and all(self.guard.sees(c) for c in a)
+                     if a is not None else False for a in df["area_codes"]]]
         options = {self.t("warnings.update_of.none"): ""}
         for w in df.itertuples():
             options[f"{w.warning_id} · {w.headline}"] = w.warning_id

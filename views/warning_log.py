@@ -9,6 +9,8 @@ import pandas as pd
 import panel as pn
 import param
 
+from sources.access.guard import Guard
+from sources.access.jurisdiction import overlaps
 from sources.levels import COLORS
 from sources.warnings.cap import CHINA_TZ
 from sources.warnings.cap_feed import alert_path, counties_path
@@ -39,6 +41,16 @@ def event_label(event: str, lang: str) -> str:
     return t(key, lang) if event in EVENTS else str(event)
 
 
+def concerning(df: pd.DataFrame, guard: Guard) -> pd.DataFrame:
+    """The warnings (rows with ``area_codes``) whose area meets the user's jurisdiction:
+    a county officer sees the warnings of the county, of its city and of the province."""
+    if guard.scope() is None or not len(df):
+        return df
+    keep = [overlaps(guard.jurisdiction, list(a) if a is not None else [])
+            for a in df["area_codes"]]
+    return df.loc[keep]
+
+
 def fmt_time(value) -> str:
     if value is None or pd.isna(value):
         return ""
@@ -66,7 +78,7 @@ class ActiveWarnings(View):
 
     def refresh(self) -> None:
         """Reload the active warnings from the store and redraw the list."""
-        self.frame = self.source.active(geometry=False)
+        self.frame = concerning(self.source.active(geometry=False), self.guard)
         names = self.source.geo.names
         items = []
         for w in self.frame.itertuples():
@@ -142,7 +154,7 @@ class WarningLog(View):
     @param.depends("origin", "event", "level", "text", watch=True)
     def refresh(self) -> None:
         """Re-run the log query with the filters and update the table in place."""
-        df = self.source.log(**self._filters())
+        df = concerning(self.source.log(**self._filters()), self.guard)
         view = pd.DataFrame({
             self.t("warnings.col.created"): [fmt_time(v) for v in df["created_at"]],
             self.t("warnings.col.id"): df["warning_id"],
@@ -163,7 +175,13 @@ class WarningLog(View):
         self._count.object = self.t("warnings.log.count", n=len(df))
 
     def _csv(self):
-        return io.BytesIO(self.source.log_csv(**self._filters()).encode("utf-8-sig"))
+        # the jurisdiction's warnings only, as the table shows them; recorded as an export
+        scope = self.guard.scope()
+        text = self.source.log_csv(**self._filters(),
+                                   scope=None if scope is None else self.guard.jurisdiction)
+        self.guard.record("export", target="warnings:log.csv",
+                          details={"rows": max(0, len(text.splitlines()) - 1)})
+        return io.BytesIO(text.encode("utf-8-sig"))
 
     def __panel__(self):
         return pn.Column(

@@ -94,6 +94,24 @@ class Guard:
         pre = prefix(p.jurisdiction)
         return None if len(pre) <= 2 else pre
 
+    def sees(self, code) -> bool:
+        """Whether the area ``code`` (a county, or a city) lies in what this user sees."""
+        scope = self.scope()
+        return scope is None or (code is not None and str(code).startswith(scope))
+
+    def refuse_view(self, what: str, *, county: str | None = None,
+                    target: str | None = None) -> Refused:
+        """Record that the user asked to see ``target`` (in ``county``) outside the
+        jurisdiction — by a URL or a forged widget value; nothing of it was shown — and
+        return the :class:`Refused` whose message the page shows. Recorded as action
+        ``<what>.view``, outcome ``denied``."""
+        decision = Decision(False, "access.denied.jurisdiction",
+                            {"jurisdiction": self.jurisdiction,
+                             "target": county or target or ""})
+        self.record(f"{what}.view", outcome="denied", target=target,
+                    target_jurisdiction=county, reason=decision.reason_key)
+        return Refused(decision)
+
     # ------------------------------------------------------------------ may / act
     def may(self, action: str, **target) -> Decision:
         """Whether the user may take ``action`` (no record: for enabling buttons)."""

@@ -54,6 +54,13 @@ def contains(scope: str, code: str) -> bool:
         return False
 
 
+def overlaps(scope: str, codes) -> bool:
+    """Whether an area named by ``codes`` (counties, cities or the province) meets the
+    jurisdiction ``scope``: one of its codes lies inside ``scope``, or contains it (a
+    province-wide warning concerns every county)."""
+    return any(contains(scope, str(c)) or contains(str(c), scope) for c in (codes or ()))
+
+
 @dataclass(frozen=True)
 class Jurisdiction:
     """One user's area of responsibility."""

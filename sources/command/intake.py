@@ -103,8 +103,9 @@ class Intake:
     def alarm_intake(self, alarm_id: int, *, readings_minutes: int = 60) -> dict:
         """What an alarm brings to the intake form: place, enterprise, installation, readings.
 
-        Returns a dict of open_incident arguments (``subtype`` guessed from the sensor) and
-        ``readings``: the installation's sensors with their last values and the alarm's peak.
+        Returns a dict of open_incident arguments (``subtype`` guessed from the sensor),
+        ``readings``: the installation's sensors with their last values and the alarm's peak,
+        and ``alarm_county``: the alarm's county (whose officers may see it).
         """
         a = self.store.df(
             "SELECT a.*, s.kind AS sensor_kind, s.unit, i.name AS installation, "
@@ -137,13 +138,18 @@ class Intake:
                 "title": f"{r['enterprise'] or ''}{r['installation'] or r['sensor_id']}",
                 "place": r["address"] or "", "occurred_at": r["raised_at"],
                 "description": "\n".join([desc, *lines]), "readings": readings,
+<<<<<<< HEAD
                 "drill_id": r.get("drill_id")}
+=======
+                "alarm_county": r["county_code"]}
+>>>>>>> scope
 
     def open_from_alarm(self, alarm_id: int, *, user: str | None,
                         now: datetime | None = None, **overrides) -> dict:
         """Open an incident from an alarm (the /alarms "open incident" button)."""
         prefill = self.alarm_intake(alarm_id)
         prefill.pop("readings")
+        prefill.pop("alarm_county")
         prefill.update(overrides)
         return self.open_incident(user=user, now=now, **prefill)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import ClassVar
 
 import numpy as np
@@ -39,6 +39,16 @@ class RiskFilter:
     industries: tuple[str, ...] = ()
     sizes: tuple[str, ...] = ()
     grades: tuple[str, ...] = GRADES
+
+    def within(self, scope: str | None) -> RiskFilter:
+        """This filter narrowed to a jurisdiction's county-code prefix (``3713``: a city,
+        ``371302``: a county; None: the province, as it is)."""
+        if scope is None:
+            return self
+        if len(scope) == 4:  # a city: its counties among those chosen, else all of them
+            return replace(self, cities=(scope + "00",),
+                           counties=tuple(c for c in self.counties if c.startswith(scope)))
+        return replace(self, cities=(), counties=(scope,))
 
     @property
     def filters_enterprises(self) -> bool:
@@ -196,27 +206,31 @@ class RiskSource(Source):
             "ORDER BY p.point_id LIMIT ?",
             [x0, x1, y0, y1, list(flt.grades), *params, int(limit)])
 
-    def search(self, text: str, *, limit: int = 20) -> pd.DataFrame:
-        """Enterprises whose name contains ``text`` (case-insensitive), best matches first."""
+    def search(self, text: str, flt: RiskFilter = RiskFilter(), *,
+               limit: int = 20) -> pd.DataFrame:
+        """Enterprises whose name contains ``text`` (case-insensitive), best matches first,
+        among those of ``flt`` (a user's jurisdiction: its cities or counties)."""
         text = (text or "").strip()
         if not text:
             return pd.DataFrame(columns=["enterprise_id", "name", "county", "lon", "lat"])
+        where, params = flt.where()
         return self.store.df(
             "SELECT e.enterprise_id, e.name, c.name AS county, e.lon, e.lat, e.risk_level "
-            "FROM enterprises e LEFT JOIN counties c USING (county_code) "
-            "WHERE contains(lower(e.name), lower(?)) "
+            "FROM enterprises e LEFT JOIN counties c ON c.county_code = e.county_code "
+            f"WHERE contains(lower(e.name), lower(?)) AND {where} "
             "ORDER BY (CASE WHEN starts_with(lower(e.name), lower(?)) THEN 0 ELSE 1 END), "
-            "length(e.name), e.enterprise_id LIMIT ?", [text, text, int(limit)])
+            "length(e.name), e.enterprise_id LIMIT ?", [text, *params, text, int(limit)])
 
     def readings_count(self) -> int:
         """Readings stored so far (the live counter starts from it)."""
         return int(self.store.scalar("SELECT count(*) FROM readings") or 0)
 
-    def boundaries(self, level: str = "county") -> pd.DataFrame:
-        """Outlines (GeoJSON text) of the counties or cities."""
+    def boundaries(self, level: str = "county", prefix: str = "") -> pd.DataFrame:
+        """Outlines (GeoJSON text) of the counties or cities (whose code starts with
+        ``prefix``: a jurisdiction's)."""
         return self.store.df(
             "SELECT code, name, parent_code, geojson FROM boundaries WHERE level = ? "
-            "ORDER BY code", [level])
+            "AND starts_with(code, ?) ORDER BY code", [level, prefix or ""])
 
     # ------------------------------------------------------------------ enterprise card
     def enterprise(self, enterprise_id, lang: str = "zh") -> dict | None:

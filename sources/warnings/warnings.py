@@ -25,6 +25,7 @@ import param
 import pyarrow as pa
 import shapely
 
+from sources.access.jurisdiction import overlaps
 from sources.base import Source, query
 from sources.drills import marked
 from sources.geo import CountyGeometry, clip_to, polygonal, shape_rings
@@ -345,9 +346,13 @@ class WarningSource(Source):
             "area_codes, effective, expires, source, sender, created_at FROM warnings "
             f"WHERE {' AND '.join(where)} ORDER BY created_at DESC, version DESC LIMIT ?", params)
 
-    def log_csv(self, **filters) -> str:
-        """The filtered log as CSV text (UTF-8; times in China time; counties joined by ';')."""
+    def log_csv(self, *, scope: str | None = None, **filters) -> str:
+        """The filtered log as CSV text (UTF-8; times in China time; counties joined by ';');
+        with ``scope`` (a jurisdiction code) only the warnings whose area meets it."""
         df = self.log(**filters)
+        if scope is not None and len(df):
+            df = df.loc[[overlaps(scope, list(a) if a is not None else [])
+                     for a in df["area_codes"]]]
         out = io.StringIO()
         writer = csv.writer(out)
         writer.writerow(list(df.columns))

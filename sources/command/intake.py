@@ -138,11 +138,7 @@ class Intake:
                 "title": f"{r['enterprise'] or ''}{r['installation'] or r['sensor_id']}",
                 "place": r["address"] or "", "occurred_at": r["raised_at"],
                 "description": "\n".join([desc, *lines]), "readings": readings,
-<<<<<<< HEAD
-                "drill_id": r.get("drill_id")}
-=======
-                "alarm_county": r["county_code"]}
->>>>>>> scope
+                "drill_id": r.get("drill_id"), "alarm_county": r["county_code"]}
 
     def open_from_alarm(self, alarm_id: int, *, user: str | None,
                         now: datetime | None = None, **overrides) -> dict:

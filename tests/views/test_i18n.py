@@ -46,3 +46,11 @@ def test_lookup_and_format():
     assert t("risk.red", "en") == "Major risk"
     assert t("live.readings_count", "en", n=3) == "3 readings received"
     assert t("no.such.key", "en") == "no.such.key"
+
+
+def test_a_key_in_two_apps_tables_stops_the_import():
+    from views.i18n import _merged
+    from views.labels import board, common
+
+    with pytest.raises(ValueError, match="risk.red"):
+        _merged(common.LABELS, board.LABELS, {"risk.red": ("红", "Red")})

@@ -1,0 +1,288 @@
+"""The risk layer partitioned over Dask workers: the same counts as one PointLayer, pixel for
+pixel, on a real LocalCluster of two worker processes on loopback; a lost worker; close()."""
+from __future__ import annotations
+
+import os
+import signal
+import time
+from functools import partial
+
+import numpy as np
+import psutil
+import pytest
+
+from sources.risk.partitioned import (
+    MAX_PIXELS,
+    PartitionedLayerError,
+    PartitionedPointLayer,
+    load_partitioned_layer,
+)
+from sources.risk.pointlayer import GRADES, PointLayer
+from tests.conftest import wait_until
+from tests.sources.test_risk_pointlayer import reference_counts
+
+pytestmark = pytest.mark.slow
+distributed = pytest.importorskip("distributed", reason="pip install -e '.[scale]'")
+
+EXTENT = (114.8, 122.7, 34.4, 38.4)
+TILES = (4, 4)
+CHUNKS = 4
+PER_CHUNK = 50_000  # 200k points
+
+
+# ---------------------------------------------------------------------- chunks (run on workers)
+def clustered_chunk(i: int, n: int = PER_CHUNK):
+    """Chunk ``i`` of clustered points: the same 30 towns in every chunk, its own points."""
+    towns = np.random.default_rng(3)
+    centres = np.column_stack([towns.uniform(115.5, 122, 30), towns.uniform(35, 38, 30)])
+    rng = np.random.default_rng([3, i])
+    k = rng.integers(0, 30, n)
+    x = (centres[k, 0] + rng.normal(0, 0.15, n)).clip(114.81, 122.69).astype(np.float32)
+    y = (centres[k, 1] + rng.normal(0, 0.1, n)).clip(34.41, 38.39).astype(np.float32)
+    cat = rng.choice(4, n, p=[0.05, 0.15, 0.3, 0.5]).astype(np.uint8)
+    ent = rng.integers(0, 500, n).astype(np.int32)
+    return x, y, cat, ent
+
+
+def slow_when(marker: str, i: int):
+    """A chunk that takes 4 s to load while ``marker`` exists (a rebuild after a loss)."""
+    if os.path.exists(marker):
+        time.sleep(4)
+    return clustered_chunk(i)
+
+
+def fixed_chunk(x, y, cat, ent=None):
+    ent = np.zeros(len(x), np.int32) if ent is None else ent
+    return (np.asarray(x, np.float32), np.asarray(y, np.float32), np.asarray(cat), ent)
+
+
+def failing_chunk():
+    raise OSError("no such file: /data/risk/shandong-07.parquet")
+
+
+def concatenated(chunks):
+    return [np.concatenate(c) for c in zip(*(c() for c in chunks), strict=True)]
+
+
+# ---------------------------------------------------------------------- fixtures
+@pytest.fixture(scope="module")
+def client():
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  host="127.0.0.1", dashboard_address=None,
+                                  scheduler_kwargs={"dashboard_address": "127.0.0.1:0"}) \
+            as cluster, \
+            distributed.Client(cluster) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def chunks():
+    return [partial(clustered_chunk, i) for i in range(CHUNKS)]
+
+
+@pytest.fixture(scope="module")
+def single(chunks):
+    return PointLayer.from_arrays(*concatenated(chunks), extent=EXTENT, grid=128,
+                                  enterprise_ids=np.arange(500) * 10 + 7)
+
+
+@pytest.fixture(scope="module")
+def layer(client, chunks):
+    lay = PartitionedPointLayer.build(chunks, extent=EXTENT, tiles=TILES, grid=64,
+                                      enterprise_ids=np.arange(500) * 10 + 7, client=client,
+                                      frame_timeout=60)
+    yield lay
+    lay.close()
+
+
+# ---------------------------------------------------------------------- equal counts
+VIEWS = {
+    "full": (EXTENT, 320, 180),
+    "zoomed": ((116.0, 118.5, 35.2, 37.0), 257, 199),
+    "one tile": ((117.0, 117.05, 36.0, 36.03), 64, 48),  # inside tile (1, 1)
+    "wider than the data": ((110.0, 125.0, 30.0, 40.0), 100, 80),
+    "beside the data": ((100.0, 101.0, 20.0, 21.0), 30, 20),
+}
+
+
+@pytest.mark.parametrize("name", VIEWS)
+def test_counts_equal_one_layer(layer, single, chunks, name):
+    bounds, w, h = VIEWS[name]
+    counts, totals = layer.aggregate(bounds, w, h)
+    expected, expected_totals = single.aggregate(bounds, w, h)
+    assert counts.dtype == np.uint16 and counts.shape == (h, w, 4)
+    np.testing.assert_array_equal(counts, expected)
+    assert totals == expected_totals
+    touched = layer.last_frame["partitions"]
+    if name == "one tile":
+        assert touched == 1 and layer.partitions_in(bounds) == [
+            i for i, m in enumerate(layer.meta) if m["tile"] == 1 * TILES[0] + 1]
+    elif name == "beside the data":
+        assert touched == 0 and sum(totals.values()) == 0
+    elif name == "full":
+        assert touched == len(layer.meta) and sum(totals.values()) == len(layer) == 200_000
+        x, y, cat, _ = concatenated(chunks)  # and numpy's own count, nobody's kernel
+        np.testing.assert_array_equal(counts, reference_counts(x, y, cat, bounds, w, h))
+
+
+def test_filters_hidden_grades_frames_counts_and_clicks(layer, single):
+    bounds = (116.0, 118.5, 35.2, 37.0)
+    keep = np.zeros(400_000 * 4, np.uint8)  # 1.6 MB: sent once to the workers, by its key
+    keep[:500:3] = 1
+    grades = ("red", "yellow")
+    counts, totals = layer.aggregate(bounds, 200, 150, grades=grades, ent_mask=keep,
+                                     mask_key="every third")
+    np.testing.assert_array_equal(
+        counts, single.aggregate(bounds, 200, 150, grades=grades, ent_mask=keep)[0])
+    assert totals == single.aggregate(bounds, 200, 150, grades=grades, ent_mask=keep)[1]
+    assert counts[..., GRADES.index("orange")].sum() == 0 < totals["orange"]
+    for palette_index in (True, False):
+        got = layer.frame(EXTENT, 300, 200, palette_index=palette_index)
+        want = single.frame(EXTENT, 300, 200, palette_index=palette_index)
+        np.testing.assert_array_equal(got.image, want.image)
+        assert (got.counts, got.max_count) == (want.counts, want.max_count) and got.total
+    assert layer.counts_in(bounds, grades=grades) == single.counts_in(bounds, grades=grades)
+    assert layer.counts_in(bounds, ent_mask=keep) == single.counts_in(bounds, ent_mask=keep)
+    x, y, *_ = concatenated([partial(clustered_chunk, 0, 40)])
+    for px, py in zip(x, y, strict=True):  # on a point, near one, in between
+        for r in (0.002, 0.02):
+            assert layer.nearest(px + 0.001, py, r, r) == single.nearest(px + 0.001, py, r, r)
+    assert layer.nearest(100.0, 20.0, 0.1, 0.1) is None
+    assert layer.nearest(x[0], y[0], 0.01, 0.01, ent_mask=np.zeros(500, np.uint8)) is None
+
+
+def test_saturation_across_tiles(client):
+    """Two tiles each hold 40,000 points of one pixel: the sum saturates at 65,535 as one
+    layer's kernel does; 70,000 in one tile saturate there already."""
+    edge = EXTENT[0] + (EXTENT[1] - EXTENT[0]) / 2  # the border between tiles 0 and 1
+    xs = np.r_[np.full(40_000, edge - 1e-4), np.full(40_000, edge + 1e-4),
+               np.full(70_000, 120.0), np.full(5, 116.0)]
+    ys = np.full(xs.size, 35.0)
+    cat = np.zeros(xs.size, np.uint8)
+    chunks = [partial(fixed_chunk, xs[:60_000], ys[:60_000], cat[:60_000]),
+              partial(fixed_chunk, xs[60_000:], ys[60_000:], cat[60_000:])]
+    with PartitionedPointLayer.build(chunks, extent=EXTENT, tiles=(2, 1), grid=16,
+                                     client=client) as lay:
+        assert len(lay.meta) == 2
+        one = PointLayer.from_arrays(xs, ys, cat, extent=EXTENT, grid=16)
+        for w, h in ((4, 4), (64, 32), (1, 1)):
+            got, totals = lay.aggregate(EXTENT, w, h)
+            np.testing.assert_array_equal(got, one.aggregate(EXTENT, w, h)[0])
+            assert totals["red"] == xs.size
+        assert got[0, 0, 0] == 65_535
+
+
+def test_parquet_files_from_a_store(client, tiny_db_template, tmp_path):
+    """The console's path: the store's points exported to Parquet, read by the workers."""
+    from sources.risk.risk import RiskFilter, RiskSource
+    from sources.store.store import Store
+
+    source = RiskSource(store=Store(tiny_db_template, read_only=True))
+    try:
+        local = source.load_layer()
+        part = load_partitioned_layer(source, tmp_path / "points", client=client,
+                                      tiles=(3, 2), grid=32)
+        try:
+            assert len(list((tmp_path / "points").glob("*.parquet"))) >= 1
+            assert len(part.points) == len(local.points) == source.store.scalar(
+                "SELECT count(*) FROM risk_points")
+            flt = RiskFilter(cities=(local.enterprises["city_code"].dropna().iloc[0],))
+            b = source.extent()
+            for f in (RiskFilter(), flt):
+                mask = local.mask(f)
+                got = part.points.frame(b, 240, 160, ent_mask=mask, mask_key=repr(f),
+                                        palette_index=True)
+                want = local.points.frame(b, 240, 160, ent_mask=mask, palette_index=True)
+                np.testing.assert_array_equal(got.image, want.image)
+                assert got.counts == want.counts == source.counts(b, f)  # and SQL's count
+            e = source.store.df("SELECT enterprise_id, lon, lat FROM risk_points LIMIT 5")
+            for r in e.itertuples():
+                assert part.points.nearest(r.lon, r.lat, 1e-4, 1e-4) == local.points.nearest(
+                    r.lon, r.lat, 1e-4, 1e-4) == r.enterprise_id
+        finally:
+            part.points.close()
+    finally:
+        source.store.close()
+
+
+# ---------------------------------------------------------------------- bad input
+@pytest.mark.parametrize("chunk,message", [
+    (failing_chunk, "chunk 0 .* could not be loaded: OSError: no such file"),
+    (partial(fixed_chunk, [117.0, 118.0], [36.0], [0, 1]), "different lengths"),
+    (partial(fixed_chunk, [117.0], [36.0], [7]), "grade indices 0..3"),
+    (partial(fixed_chunk, [117.0, np.nan], [36.0, 36.0], [0, 1]), "1 points with non-finite"),
+    (partial(fixed_chunk, [117.0], [36.0], [0.5]), "must be integers"),
+    (partial(fixed_chunk, [117.0], [36.0], [0], np.array([-1], np.int32)), "negative"),
+])
+def test_bad_chunks_fail_the_build_clearly(client, chunk, message):
+    with pytest.raises(PartitionedLayerError, match=message):
+        PartitionedPointLayer.build([chunk], extent=EXTENT, client=client, timeout=60)
+    assert client.status == "running"
+
+
+def test_bad_arguments(layer, client):
+    for kwargs, message in (({"extent": (1, 1, 0, 1)}, "extent"),
+                            ({"extent": EXTENT, "tiles": (0, 3)}, "tiles"),
+                            ({"extent": EXTENT, "grid": 0}, "grid")):
+        with pytest.raises(ValueError, match=message):
+            PartitionedPointLayer.build([partial(clustered_chunk, 0)], client=client, **kwargs)
+    with pytest.raises(ValueError, match="callables"):
+        PartitionedPointLayer.build(["points.parquet"], extent=EXTENT, client=client)
+    with pytest.raises(ValueError, match="empty view"):
+        layer.aggregate((117.0, 116.0, 35.0, 36.0), 10, 10)
+    with pytest.raises(ValueError, match="empty view"):
+        layer.counts_in((117.0, 117.0, 35.0, 36.0))
+    with pytest.raises(ValueError, match="pixels is over"):
+        layer.frame(EXTENT, 10_000, MAX_PIXELS // 10_000 + 1)
+
+
+# ---------------------------------------------------------------------- failures
+def test_lost_worker_fails_the_frame_within_its_timeout(client, chunks, single, tmp_path):
+    """A worker killed: the frame fails within frame_timeout with a message, the client
+    lives on; once Dask has rebuilt the lost tiles the counts are exact again."""
+    marker = tmp_path / "slow"
+    lay = PartitionedPointLayer.build([partial(slow_when, str(marker), i) for i in range(CHUNKS)],
+                                      extent=EXTENT, tiles=TILES, grid=64, client=client,
+                                      frame_timeout=2.0)
+    try:
+        lay.aggregate(EXTENT, 64, 64)
+        held = {m["worker"] for m in lay.meta}
+        assert len(held) == 2  # tiles on both workers
+        marker.touch()  # from now on a chunk takes 4 s to load: the rebuild outlasts a frame
+        pids = client.run(os.getpid)
+        victim = sorted(held)[0]
+        os.kill(pids[victim], signal.SIGKILL)
+        wait_until(lambda: victim not in client.scheduler_info(n_workers=-1)["workers"], 20)
+        t = time.monotonic()
+        with pytest.raises(PartitionedLayerError, match="no answer from the workers within 2 s"
+                           ".* partitions not in memory"):
+            lay.frame(EXTENT, 320, 180)
+        assert time.monotonic() - t < 6
+        assert client.status == "running"
+        marker.unlink()
+        lay.frame_timeout = 60
+        counts, totals = lay.aggregate(EXTENT, 320, 180)
+        np.testing.assert_array_equal(counts, single.aggregate(EXTENT, 320, 180)[0])
+        assert sum(totals.values()) == 200_000
+    finally:
+        lay.close()
+
+
+def test_close_leaves_no_process(chunks):
+    """A layer that started its own cluster stops every process of it on close()."""
+    before = {c.pid for c in psutil.Process().children(recursive=True)}
+    lay = PartitionedPointLayer.build(chunks[:1], extent=EXTENT, tiles=(2, 2), grid=16,
+                                      n_workers=2, frame_timeout=60)
+    workers = set(lay.client.run(os.getpid).values())
+    started = {c.pid for c in psutil.Process().children(recursive=True)} - before
+    assert len(workers) == 2 and workers <= started  # worker processes, children of ours
+    assert lay.counts_in(EXTENT)["blue"] > 0
+    lay.close()
+
+    def gone():
+        return all(not psutil.pid_exists(p) or psutil.Process(p).status() == "zombie"
+                   for p in started)
+
+    wait_until(gone, 20, message=f"processes left after close(): {started}")
+    with pytest.raises(PartitionedLayerError, match="closed"):
+        lay.aggregate(EXTENT, 10, 10)

@@ -140,13 +140,23 @@ def _describe(layer: TileLayer) -> dict:
 
 
 def _aggregate_group(view, grades, mask, threads, windows, *layers):
-    """The counts of several tiles, each cut to the pixel window its points can reach."""
+    """The counts of several tiles, each cut to the pixel window its points can reach and
+    sent as the smaller of: the window's counts, or its non-empty pixels (index, counts)."""
     bounds, w, h = view
     crops = []
     for layer, (r0, r1, c0, c1) in zip(layers, windows, strict=True):
         counts, totals = layer.aggregate(bounds, w, h, grades=grades, ent_mask=mask,
                                          threads=threads)
-        crops.append((r0, c0, counts[r0:r1, c0:c1].copy(), totals))
+        crop = np.ascontiguousarray(counts[r0:r1, c0:c1])
+        if crop.size == 0:
+            crops.append((r0, c0, 0, None, None, totals))
+            continue
+        words = crop.view(np.uint64).reshape(-1)  # a pixel's four uint16 counts: one word
+        nz = np.flatnonzero(words)
+        if nz.size * 12 < words.size * 8:  # 4 + 8 bytes a non-empty pixel vs 8 a pixel
+            crops.append((r0, c0, c1 - c0, nz.astype(np.int32), words[nz], totals))
+        else:
+            crops.append((r0, c0, c1 - c0, None, crop, totals))
     return _worker_address(), crops
 
 
@@ -186,6 +196,17 @@ def _add_saturating(out, crop, r0, c0):
             for k in range(4):
                 v = np.uint32(out[r0 + r, c0 + c, k]) + np.uint32(crop[r, c, k])
                 out[r0 + r, c0 + c, k] = v if v < COUNT_MAX else COUNT_MAX
+
+
+@nb.njit(cache=True, nogil=True)
+def _add_sparse(out, idx, vals, r0, c0, width):
+    """Add non-empty pixels (flat index in a window ``width`` wide at r0, c0), saturating."""
+    for j in range(idx.shape[0]):
+        r = r0 + idx[j] // width
+        c = c0 + idx[j] % width
+        for k in range(4):
+            v = np.uint32(out[r, c, k]) + np.uint32(vals[j, k])
+            out[r, c, k] = v if v < COUNT_MAX else COUNT_MAX
 
 
 def _meets(bbox, x0, x1, y0, y1, *, closed: bool = False) -> bool:
@@ -248,7 +269,8 @@ class PartitionedPointLayer:
     frame_timeout : float
         Seconds a frame, count or click may wait for the workers before it fails.
     last_frame : dict
-        What the last :meth:`aggregate` touched: partitions, bytes received.
+        What the last :meth:`aggregate` touched: partitions, workers, bytes received, and
+        how many windows came as non-empty pixels (``sparse``) or whole (``dense``).
     """
 
     def __init__(self, *, client, layers, meta: list[dict], extent, tiles, grid: int,
@@ -537,18 +559,26 @@ class PartitionedPointLayer:
         windows = {p: _window(self.meta[p]["bbox"], view[0], width, height) for p in parts}
         out = np.zeros((height, width, 4), COUNT_DTYPE)
         totals = np.zeros(4, np.int64)
-        received = 0
+        received, sparse, dense = 0, 0, 0
         if parts:
             groups = self._ask(_aggregate_group, parts, windows, view, tuple(grades),
                                self._mask(ent_mask, mask_key),
                                threads or self.partition_threads, what="risk frame")
             for crops in groups:
-                for r0, c0, crop, t in crops:
-                    received += crop.nbytes
-                    _add_saturating(out, crop, r0, c0)
+                for r0, c0, width, idx, vals, t in crops:
                     totals += [t[g] for g in GRADES]
-        self.last_frame = {"partitions": len(parts), "bytes": received,
-                           "workers": len({self._where.get(p) for p in parts})}
+                    if vals is None:
+                        continue
+                    received += vals.nbytes + (0 if idx is None else idx.nbytes)
+                    if idx is None:
+                        dense += 1
+                        _add_saturating(out, vals, r0, c0)
+                    else:
+                        sparse += 1
+                        _add_sparse(out, idx, vals.view(np.uint16).reshape(-1, 4), r0, c0,
+                                    width)
+        self.last_frame = {"partitions": len(parts), "bytes": received, "sparse": sparse,
+                           "dense": dense, "workers": len({self._where.get(p) for p in parts})}
         return out, {g: int(totals[i]) for i, g in enumerate(GRADES)}
 
     def shade(self, counts, *, spread=None, threads=None):

@@ -100,6 +100,9 @@ VIEWS = {
     "full": (EXTENT, 320, 180),
     "zoomed": ((116.0, 118.5, 35.2, 37.0), 257, 199),
     "one tile": ((117.0, 117.05, 36.0, 36.03), 64, 48),  # inside tile (1, 1)
+    # thin slivers of tiles (1, 0), (1, 1) and (2, 0) beside the corner of (2, 1): each
+    # tile whose points reach into the view must be asked
+    "across tile edges": ((118.75 - 0.02, 119.25, 36.4 - 0.015, 36.9), 211, 157),
     "wider than the data": ((110.0, 125.0, 30.0, 40.0), 100, 80),
     "beside the data": ((100.0, 101.0, 20.0, 21.0), 30, 20),
 }
@@ -119,10 +122,34 @@ def test_counts_equal_one_layer(layer, single, chunks, name):
             i for i, m in enumerate(layer.meta) if m["tile"] == 1 * TILES[0] + 1]
     elif name == "beside the data":
         assert touched == 0 and sum(totals.values()) == 0
+    elif name == "across tile edges":
+        x, y, _, _ = concatenated(chunks)
+        sliver = (x >= bounds[0]) & (x < 118.75) & (y >= bounds[2]) & (y < bounds[3])
+        assert touched == 4 and sliver.sum() > 100  # points in the left tiles' slivers
     elif name == "full":
         assert touched == len(layer.meta) and sum(totals.values()) == len(layer) == 200_000
         x, y, cat, _ = concatenated(chunks)  # and numpy's own count, nobody's kernel
         np.testing.assert_array_equal(counts, reference_counts(x, y, cat, bounds, w, h))
+
+
+def town(k: int = 0) -> tuple[float, float, float, float]:
+    """A small view on the centre of town ``k`` (as clustered_chunk places it)."""
+    towns = np.random.default_rng(3)
+    cx, cy = towns.uniform(115.5, 122, 30)[k], towns.uniform(35, 38, 30)[k]
+    return (cx - 0.05, cx + 0.05, cy - 0.03, cy + 0.03)
+
+
+@pytest.mark.parametrize("bounds,size,kind", [(town(), (8, 8), "dense"),
+                                              (EXTENT, (1920, 1080), "sparse")])
+def test_windows_sent_whole_or_as_non_empty_pixels(layer, single, bounds, size, kind):
+    """Pixels mostly full: windows travel whole; mostly empty: only non-empty pixels
+    (index and counts), fewer bytes than the frame's counts."""
+    counts, _ = layer.aggregate(bounds, *size)
+    np.testing.assert_array_equal(counts, single.aggregate(bounds, *size)[0])
+    f = layer.last_frame
+    assert f[kind] > 0 and f[kind] >= f["dense" if kind == "sparse" else "sparse"]
+    if kind == "sparse":
+        assert f["bytes"] < counts.nbytes / 2
 
 
 def test_filters_hidden_grades_frames_counts_and_clicks(layer, single):

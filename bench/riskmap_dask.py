@@ -1,15 +1,16 @@
 """Benchmark of the risk layer partitioned over Dask workers (a benchmark, not a test).
 
     .venv/bin/python bench/riskmap_dask.py [--sizes 1e7 1e8] [--runs 5] [--workers 2]
-                                           [--tiles 8 8] [--baseline-max 1e8] [--no-stock]
+                                           [--partition-points 1e6] [--baseline-max 1e8]
+                                           [--no-stock]
 
 Synthetic clustered points over a national extent (6,000 towns, Pareto-sized; 2 % red,
 8 % orange, 30 % yellow, 60 % blue), generated in chunks of 5M ON the workers. For each N,
 in one run, on one ``LocalCluster`` of single-threaded worker processes:
 
-1. ours, partitioned: :class:`PartitionedPointLayer` (build time, worker memory per tile and
+1. ours, partitioned: :class:`PartitionedPointLayer` (build time, memory per partition and
    per worker, client RSS), frames (aggregate + shade, 1920×1080) of the whole country, a
-   province and a city, medians of ``--runs``;
+   province and a city, medians of ``--runs``, and the bytes each frame brought back;
 2. stock datashader on a ``dask.dataframe`` of the same points, persisted on the same
    workers (``Canvas.points`` + ``count_cat`` + ``shade``): the reference nobody here wrote;
 3. the baseline: one in-process :class:`PointLayer` of the same points (up to
@@ -144,8 +145,9 @@ def partitioned(client, n: int, args) -> tuple[dict, dict]:
     chunks = [partial(chunk_points, i, k) for i, k in enumerate(chunk_sizes(n))]
     rss0, wrss0 = rss_mb(), worker_rss_mb(client)
     t = time.perf_counter()
-    layer = PartitionedPointLayer.build(chunks, extent=NATIONAL, tiles=tuple(args.tiles),
-                                        grid=args.grid, client=client, frame_timeout=600)
+    layer = PartitionedPointLayer.build(chunks, extent=NATIONAL,
+                                        partition_points=int(args.partition_points),
+                                        client=client, frame_timeout=600)
     build = time.perf_counter() - t
     out = {"build_s": round(build, 2), "partitions": len(layer.meta)}
     sizes = np.array([m["nbytes"] for m in layer.meta]) / 2**20
@@ -153,17 +155,16 @@ def partitioned(client, n: int, args) -> tuple[dict, dict]:
                part_mb_median=round(float(np.median(sizes)), 1),
                part_mb_max=round(float(sizes.max()), 1),
                layer_mb=round(layer.nbytes / 2**20, 1))
-    saved = {}
     for name, b in views().items():
         out[f"{name}_ms"] = round(median_ms(frame_fn(layer, b), args.runs), 1)
         out[f"{name}_partitions"] = layer.last_frame["partitions"]
         out[f"{name}_mb_moved"] = round(layer.last_frame["bytes"] / 2**20, 2)
-        saved[name] = layer.aggregate(b, W, H)
     wrss = worker_rss_mb(client)
     out["worker_rss_mb"] = [round(v) for v in wrss.values()]
     out["worker_rss_delta_mb"] = [round(wrss[k] - wrss0.get(k, 0)) for k in wrss]
     out["client_rss_mb"] = round(rss_mb())
     out["client_rss_delta_mb"] = round(rss_mb() - rss0)
+    saved = {name: layer.aggregate(b, W, H) for name, b in views().items()}  # to compare
     layer.close()
     return out, saved
 
@@ -235,8 +236,8 @@ def main(argv=None) -> None:
     p.add_argument("--sizes", nargs="+", type=float, default=[1e7, 1e8])
     p.add_argument("--runs", type=int, default=5)
     p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--tiles", nargs=2, type=int, default=[8, 8])
-    p.add_argument("--grid", type=int, default=256)
+    p.add_argument("--partition-points", type=float, default=1e6,
+                   help="most points a partition holds (quadtree leaves)")
     p.add_argument("--baseline-max", type=float, default=1e8,
                    help="largest N for the in-process baseline (it holds every point)")
     p.add_argument("--no-stock", action="store_true", help="skip stock datashader on dask")
@@ -246,9 +247,10 @@ def main(argv=None) -> None:
 
     sizes = [int(s) for s in args.sizes]
     print(f"# {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start; "
-          f"{args.workers} worker processes × 1 thread; tiles {args.tiles[0]}×{args.tiles[1]}, "
-          f"grid {args.grid}/tile; frames {W}x{H}; views {views()}")
-    result: dict = {"workers": args.workers, "tiles": args.tiles, "runs": args.runs}
+          f"{args.workers} worker processes × 1 thread; partitions of at most "
+          f"{int(args.partition_points):,} points; frames {W}x{H}; views {views()}")
+    result: dict = {"workers": args.workers, "partition_points": int(args.partition_points),
+                    "runs": args.runs}
     with distributed.LocalCluster(n_workers=args.workers, threads_per_worker=1,
                                   host="127.0.0.1", dashboard_address=None,
                                   scheduler_kwargs={"dashboard_address": "127.0.0.1:0"}) \

@@ -3,20 +3,23 @@
 A :class:`PartitionedPointLayer` answers the risk map as a :class:`PointLayer` does
 (``frame``, ``aggregate``, ``counts_in``, ``nearest``, ``extent``, ``len``), but its points
 live in the memory of Dask ``distributed`` worker processes, one :class:`PointLayer` per
-spatial tile of the extent. Building it:
+spatial partition: the leaves of a quadtree over a fine grid of the extent, each holding at
+most ``partition_points`` points. Building it:
 
-    chunks (callables run ON the workers: a Parquet file, a generator...) -> split each
-    chunk by tile (on its worker) -> one PointLayer per tile, built on the worker that holds
-    it (pieces move worker to worker)
+    chunks (callables run ON the workers: a Parquet file, a generator...) -> points per fine
+    cell (summed on the workers) -> quadtree leaves (here: a small table) -> each chunk cut
+    by leaf on its worker -> one PointLayer per leaf, built on the worker that will hold it
+    (pieces move worker to worker)
 
-so the client never holds the points. One frame: the tiles whose points meet the view run
-the same numba ``aggregate`` (one task per worker, for its tiles), each sends the pixel
-window its points can reach (uint16 counts), the client adds the windows with the kernels'
-saturation (65535) and shades with the layer's own kernels. Counts equal a single
-:class:`PointLayer`'s over the same points, pixel for pixel (a saturating sum of saturated
-parts is the saturation of the sum). A lost worker's tiles are rebuilt by Dask from their
-chunks; until then a frame fails after ``frame_timeout`` seconds with
-:class:`PartitionedLayerError`, never hangs. Nothing here imports Panel.
+so the client never holds the points. One frame: the partitions whose points meet the view
+run the same numba ``aggregate`` (one task per worker, for its partitions); each sends the
+pixel window its points can reach (uint16 counts, whole or only its non-empty pixels); the
+client adds them with the kernel's saturation (65535) and shades with the layer's own
+kernels. Counts equal a single :class:`PointLayer`'s over the same points, pixel for pixel
+(a saturating sum of saturated parts is the saturation of the sum). A lost worker's
+partitions are rebuilt by Dask from their chunks; until then a frame fails after
+``frame_timeout`` seconds with :class:`PartitionedLayerError`, never hangs. Nothing here
+imports Panel.
 """
 from __future__ import annotations
 
@@ -41,7 +44,7 @@ log = logging.getLogger(__name__)
 Arrays = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 #: A picklable callable without arguments, run on a worker, returning :data:`Arrays`.
 Chunk = Callable[[], Arrays]
-#: A frame larger than this (pixels) is refused: every tile's worker allocates one.
+#: A frame larger than this (pixels) is refused: each partition's worker allocates one.
 MAX_PIXELS = 40_000_000
 TASK_PREFIX = "risk-layer"
 
@@ -60,16 +63,8 @@ def _worker_address() -> str | None:
         return None
 
 
-def _tile_keys(x, y, extent, tiles) -> np.ndarray:
-    x0, x1, y0, y1 = extent
-    nx, ny = tiles
-    tx = np.clip(np.floor((x.astype(np.float64) - x0) * (nx / (x1 - x0))), 0, nx - 1)
-    ty = np.clip(np.floor((y.astype(np.float64) - y0) * (ny / (y1 - y0))), 0, ny - 1)
-    return (ty.astype(np.int32) * nx + tx.astype(np.int32)).astype(np.int32)
-
-
-def _split_chunk(chunk: Chunk, index: int, extent, tiles) -> dict[int, Arrays]:
-    """Load one chunk and cut it by tile (stable: a tile keeps the chunk's order)."""
+def _load_chunk(chunk: Chunk, index: int, extent, fine: int) -> tuple:
+    """Load and check one chunk; with each point's cell of the fine grid (F × F)."""
     try:
         x, y, cat, ent = chunk()
     except Exception as exc:
@@ -95,9 +90,29 @@ def _split_chunk(chunk: Chunk, index: int, extent, tiles) -> dict[int, Arrays]:
     bad = n - int(np.count_nonzero(np.isfinite(x) & np.isfinite(y)))
     if bad:
         raise PartitionedLayerError(f"chunk {index}: {bad} points with non-finite coordinates")
-    cat = cat.astype(np.uint8)
-    ent = ent.astype(np.int32)
-    order, offsets = _counting_sort(_tile_keys(x, y, extent, tiles), tiles[0] * tiles[1])
+    x0, x1, y0, y1 = extent  # points outside the extent belong to its edge cells
+    cx = np.clip(np.floor((x.astype(np.float64) - x0) * (fine / (x1 - x0))), 0, fine - 1)
+    cy = np.clip(np.floor((y.astype(np.float64) - y0) * (fine / (y1 - y0))), 0, fine - 1)
+    cells = cy.astype(np.int32) * fine + cx.astype(np.int32)
+    return x, y, cat.astype(np.uint8), ent.astype(np.int32), cells
+
+
+def _cell_counts(loaded: tuple, fine: int) -> np.ndarray:
+    return np.bincount(loaded[4], minlength=fine * fine).astype(np.int64)
+
+
+def _sum(*arrays: np.ndarray) -> np.ndarray:
+    return np.sum(arrays, axis=0)
+
+
+def _identity(value):
+    return value
+
+
+def _cut(loaded: tuple, leaf_of_cell: np.ndarray, nleaves: int) -> dict[int, Arrays]:
+    """One chunk's points by partition (stable: a partition keeps the chunk's order)."""
+    x, y, cat, ent, cells = loaded
+    order, offsets = _counting_sort(leaf_of_cell[cells], nleaves)
     out = {}
     for t in np.flatnonzero(np.diff(offsets)):
         sl = order[offsets[t]:offsets[t + 1]]
@@ -105,32 +120,55 @@ def _split_chunk(chunk: Chunk, index: int, extent, tiles) -> dict[int, Arrays]:
     return out
 
 
-def _tile_sizes(pieces: dict[int, Arrays]) -> dict[int, int]:
+def _sizes(pieces: dict[int, Arrays]) -> dict[int, int]:
     return {t: int(p[0].shape[0]) for t, p in pieces.items()}
 
 
-def _piece(pieces: dict[int, Arrays], tile: int) -> Arrays:
-    return pieces[tile]
+def _piece(pieces: dict[int, Arrays], leaf: int) -> Arrays:
+    return pieces[leaf]
 
 
-class TileLayer(PointLayer):
-    """One tile's :class:`PointLayer`, picklable (its arrays only), so Dask can move it
-    from worker to worker (a rebuilt tile read where the frame's task runs)."""
+def quadtree(counts: np.ndarray, cap: int) -> list[tuple[int, int, int, int]]:
+    """Leaves (cx0, cx1, cy0, cy1) of fine cells, each with at most ``cap`` points unless
+    it is one cell; a square of counts (F × F, F a power of two), empty leaves left out."""
+    fine = counts.shape[0]
+    sat = np.zeros((fine + 1, fine + 1), np.int64)  # summed-area table: any rectangle's sum
+    sat[1:, 1:] = counts.cumsum(0).cumsum(1)
+    leaves, todo = [], [(0, fine, 0, fine)]
+    while todo:
+        cx0, cx1, cy0, cy1 = r = todo.pop()
+        n = sat[cy1, cx1] - sat[cy0, cx1] - sat[cy1, cx0] + sat[cy0, cx0]
+        if n == 0:
+            continue
+        if n <= cap or (cx1 - cx0 == 1 and cy1 - cy0 == 1):
+            leaves.append(r)
+            continue
+        mx, my = (cx0 + cx1) // 2, (cy0 + cy1) // 2
+        todo += [(a, b, c, d) for a, b in ((cx0, mx), (mx, cx1)) if b > a
+                 for c, d in ((cy0, my), (my, cy1)) if d > c]
+    return sorted(leaves, key=lambda r: (r[2], r[0]))
+
+
+class PartitionLayer(PointLayer):
+    """One partition's :class:`PointLayer`, picklable (its arrays only), so Dask can move
+    it from worker to worker (a rebuilt partition read where the frame's task runs)."""
 
     def __reduce__(self):
-        return (TileLayer, (self.x, self.y, self.cat, self.ent, self.offsets, self.grid,
+        return (PartitionLayer, (self.x, self.y, self.cat, self.ent, self.offsets, self.grid,
                             self.extent, self.enterprise_ids, self.cache_size))
 
 
-def _build_tile(bounds, grid: int, *pieces: Arrays) -> TileLayer:
-    """One tile's layer from its pieces, in chunk order (so a cell keeps the input order)."""
+def _build_partition(bounds, grid: int, *pieces: Arrays) -> PartitionLayer:
+    """One partition's layer from its pieces, in chunk order (a cell keeps the input order);
+    its index about 8 points a cell, at most ``grid`` cells a side."""
     cols = [np.concatenate([p[i] for p in pieces]) for i in range(4)]
-    # ``ent`` indexes the client's enterprise table: no copy of it per tile
-    return TileLayer.from_arrays(*cols, extent=bounds, grid=grid,
+    side = 2 ** round(math.log2(max(1.0, math.sqrt(cols[0].shape[0] / 8))))
+    # ``ent`` indexes the client's enterprise table: no copy of it per partition
+    return PartitionLayer.from_arrays(*cols, extent=bounds, grid=int(min(max(side, 8), grid)),
                                  enterprise_ids=np.zeros(0, np.int64))
 
 
-def _describe(layer: TileLayer) -> dict:
+def _describe(layer: PartitionLayer) -> dict:
     # load the kernels now (a cold compile takes seconds): not in the first frame's time
     layer.aggregate(layer.extent, 8, 8, threads=1)
     n = len(layer)
@@ -140,7 +178,7 @@ def _describe(layer: TileLayer) -> dict:
 
 
 def _aggregate_group(view, grades, mask, threads, windows, *layers):
-    """The counts of several tiles, each cut to the pixel window its points can reach and
+    """The counts of several partitions, each cut to the pixel window its points can reach and
     sent as the smaller of: the window's counts, or its non-empty pixels (index, counts)."""
     bounds, w, h = view
     crops = []
@@ -220,7 +258,7 @@ def _meets(bbox, x0, x1, y0, y1, *, closed: bool = False) -> bool:
 
 
 def _window(bbox, bounds, w: int, h: int) -> tuple[int, int, int, int]:
-    """Pixel rows and columns a tile's points can reach in a view (one pixel to spare).
+    """Pixel rows and columns a partition's points can reach in a view (one pixel to spare).
 
     The kernel's pixel is ``int((v - v0) * (size / (v1 - v0)))``, non-decreasing in v: the
     bbox's corners bound it.
@@ -243,7 +281,7 @@ def _connect(client, scheduler, n_workers, memory_limit):
         return client, None, False
     if scheduler:
         return Client(scheduler, timeout="20s"), None, True
-    # one single-threaded worker process per core: the kernels run one thread per tile
+    # one single-threaded worker process per core: the kernels run one thread a partition
     cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
                            host="127.0.0.1", dashboard_address=None,
                            # no dashboard; its HTTP server on a free port, not 8787
@@ -254,7 +292,7 @@ def _connect(client, scheduler, n_workers, memory_limit):
 
 # ---------------------------------------------------------------------- the layer
 class PartitionedPointLayer:
-    """The risk points in the memory of Dask workers, one :class:`PointLayer` per tile.
+    """The risk points in the memory of Dask workers, one :class:`PointLayer` a partition.
 
     Build it with :meth:`build`; use it where a :class:`PointLayer` is used
     (``RiskLayer(points=...)``); :meth:`close` it at the end. Thread-safe: several pages may
@@ -263,9 +301,10 @@ class PartitionedPointLayer:
     Attributes
     ----------
     extent : (x0, x1, y0, y1)
-        The tiled extent (points outside it belong to the edge tiles).
-    tiles : (nx, ny)
-        Tiles across and up the extent; empty tiles hold no partition.
+        The partitioned extent (points outside it belong to its edge cells).
+    meta : list of dict
+        Per partition: ``n`` points, ``bbox`` of its points, ``bounds`` of its quadtree
+        leaf, ``nbytes`` on its worker, ``worker`` that built it.
     frame_timeout : float
         Seconds a frame, count or click may wait for the workers before it fails.
     last_frame : dict
@@ -273,16 +312,13 @@ class PartitionedPointLayer:
         how many windows came as non-empty pixels (``sparse``) or whole (``dense``).
     """
 
-    def __init__(self, *, client, layers, meta: list[dict], extent, tiles, grid: int,
-                 enterprise_ids=None, cluster=None, own_client: bool = False,
-                 frame_timeout: float = 10.0, partition_threads: int = 1,
-                 cache_size: int = 8):
+    def __init__(self, *, client, layers, meta: list[dict], extent, enterprise_ids=None,
+                 cluster=None, own_client: bool = False, frame_timeout: float = 10.0,
+                 partition_threads: int = 1, cache_size: int = 8):
         self._client, self._cluster, self._own_client = client, cluster, own_client
         self._layers = list(layers)  # futures: the client's reference keeps them on workers
         self.meta = meta
         self.extent = tuple(map(float, extent))
-        self.tiles = tuple(tiles)
-        self.grid = int(grid)
         self.enterprise_ids = (None if enterprise_ids is None
                                else np.asarray(enterprise_ids, np.int64))
         self.frame_timeout = float(frame_timeout)
@@ -291,7 +327,7 @@ class PartitionedPointLayer:
         self.last_frame: dict = {}
         self._n = sum(m["n"] for m in meta)
         self._where = {i: m["worker"] for i, m in enumerate(meta)}
-        self._stale = False  # after a failure: ask the scheduler where the tiles are now
+        self._stale = False  # after a failure: ask the scheduler where the partitions are
         self._lock = threading.Lock()
         self._cache: OrderedDict = OrderedDict()
         self._masks: OrderedDict = OrderedDict()
@@ -302,11 +338,13 @@ class PartitionedPointLayer:
 
     # ------------------------------------------------------------------ building
     @classmethod
-    def build(cls, chunks: Sequence[Chunk], *, extent, tiles: tuple[int, int] = (8, 8),
-              grid: int = 256, enterprise_ids=None, client=None, scheduler: str | None = None,
-              n_workers: int = 2, memory_limit: str | float = "auto", timeout: float = 3600.0,
+    def build(cls, chunks: Sequence[Chunk], *, extent, partition_points: int = 1_000_000,
+              fine: int = 512, grid: int = 256, enterprise_ids=None, client=None,
+              scheduler: str | None = None, n_workers: int = 2,
+              memory_limit: str | float = "auto", timeout: float = 3600.0,
               frame_timeout: float = 10.0) -> PartitionedPointLayer:
-        """Load ``chunks`` on the workers, cut them by tile, build one layer per tile there.
+        """Load ``chunks`` on the workers, cut them into quadtree partitions, build one
+        layer per partition there.
 
         Parameters
         ----------
@@ -314,11 +352,15 @@ class PartitionedPointLayer:
             Each, called on a worker without arguments, returns ``(x, y, cat, ent)`` for some
             points (e.g. ``parquet_chunks(paths)``); picklable, importable by the workers.
         extent : (x0, x1, y0, y1)
-            The tiled extent.
-        tiles : (nx, ny)
-            Tiles across and up; a zoomed view touches only the tiles it meets.
+            The partitioned extent (points outside it join its edge cells).
+        partition_points : int
+            A partition holds at most this many points, unless they share one fine cell:
+            quadtree leaves of the fine grid (a dense city gets small partitions, an empty
+            region none), so a zoomed view touches only the few partitions it meets.
+        fine : int
+            Cells per side of the grid the quadtree splits (a power of two).
         grid : int
-            Cells per side of each tile's spatial index.
+            At most this many cells per side of each partition's spatial index.
         enterprise_ids : array of int64, optional
             Enterprise id of each ``ent`` index (for :meth:`nearest`); None: the index.
         client, scheduler, n_workers, memory_limit
@@ -331,32 +373,34 @@ class PartitionedPointLayer:
         x0, x1, y0, y1 = map(float, extent)
         if not (math.isfinite(x0 + x1 + y0 + y1) and x1 > x0 and y1 > y0):
             raise ValueError(f"extent must be (x0, x1, y0, y1) with x1 > x0, y1 > y0: {extent}")
-        nx, ny = (int(t) for t in tiles)
-        if not (1 <= nx <= 256 and 1 <= ny <= 256):
-            raise ValueError(f"tiles must be 1..256 each way: {tiles}")
+        if int(fine) not in {2 ** k for k in range(13)}:
+            raise ValueError(f"fine must be a power of two, 1..4096: {fine}")
         if not 1 <= int(grid) <= 4096:
             raise ValueError(f"grid must be 1..4096 cells per side: {grid}")
+        if int(partition_points) < 1:
+            raise ValueError(f"partition_points must be positive: {partition_points}")
         chunks = list(chunks)
         if not chunks or not all(callable(c) for c in chunks):
             raise ValueError("chunks: a non-empty sequence of callables returning "
                              "(x, y, cat, ent)")
         client, cluster, own = _connect(client, scheduler, n_workers, memory_limit)
         tag = f"{TASK_PREFIX}-{uuid.uuid4().hex[:8]}"
-        extent, tiles = (x0, x1, y0, y1), (nx, ny)
+        extent = (x0, x1, y0, y1)
         try:
-            layers, meta = cls._build(client, chunks, extent, tiles, int(grid), tag, timeout)
+            layers, meta = cls._build(client, chunks, extent, int(fine), int(partition_points),
+                                      int(grid), tag, timeout)
         except BaseException:
             if own:
                 client.close()
             if cluster is not None:
                 cluster.close()
             raise
-        return cls(client=client, layers=layers, meta=meta, extent=extent, tiles=tiles,
-                   grid=grid, enterprise_ids=enterprise_ids, cluster=cluster, own_client=own,
+        return cls(client=client, layers=layers, meta=meta, extent=extent,
+                   enterprise_ids=enterprise_ids, cluster=cluster, own_client=own,
                    frame_timeout=frame_timeout)
 
     @staticmethod
-    def _build(client, chunks, extent, tiles, grid, tag, timeout):
+    def _build(client, chunks, extent, fine, cap, grid, tag, timeout):
         from distributed import wait
 
         def settle(futs, what):
@@ -372,38 +416,48 @@ class PartitionedPointLayer:
                 raise PartitionedLayerError(f"{what} failed: {type(exc).__name__}: {exc}") \
                     from exc
 
-        splits = [client.submit(_split_chunk, c, i, extent, tiles, key=f"{tag}-split-{i}")
+        loaded = [client.submit(_load_chunk, c, i, extent, fine, key=f"{tag}-load-{i}")
                   for i, c in enumerate(chunks)]
-        sizes = settle([client.submit(_tile_sizes, s, key=f"{tag}-sizes-{i}")
-                        for i, s in enumerate(splits)], "loading the chunks")
-        per_tile: dict[int, int] = {}
-        for s in sizes:
-            for t, n in s.items():
-                per_tile[t] = per_tile.get(t, 0) + n
+        counts = [client.submit(_cell_counts, f, fine, key=f"{tag}-cells-{i}")
+                  for i, f in enumerate(loaded)]
+        while len(counts) > 1:  # summed on the workers, 16 at a time: one array comes here
+            counts = [client.submit(_sum, *counts[i:i + 16], key=f"{tag}-sum-{len(counts)}-{i}")
+                      for i in range(0, len(counts), 16)]
+        total = settle(counts, "loading the chunks")[0].reshape(fine, fine)
+        leaves = quadtree(total, cap)
+        leaf_of_cell = np.zeros((fine, fine), np.int32)
+        for k, (cx0, cx1, cy0, cy1) in enumerate(leaves):
+            leaf_of_cell[cy0:cy1, cx0:cx1] = k
+        # a task, not scattered data: Dask can recompute it if a worker holding it is lost
+        lut = client.submit(_identity, leaf_of_cell.reshape(-1), key=f"{tag}-leaves")
+        cuts = [client.submit(_cut, f, lut, len(leaves), key=f"{tag}-cut-{i}")
+                for i, f in enumerate(loaded)]
+        sizes = settle([client.submit(_sizes, c, key=f"{tag}-sizes-{i}")
+                        for i, c in enumerate(cuts)], "cutting the chunks")
         workers = sorted(client.scheduler_info(n_workers=-1)["workers"])
         if not workers:
             raise PartitionedLayerError("the cluster has no workers")
         load = dict.fromkeys(workers, 0)
-        nx, ny = tiles
         x0, x1, y0, y1 = extent
-        layers, order = [], sorted(per_tile, key=lambda t: -per_tile[t])
-        for t in order:  # the largest tiles first, each to the least loaded worker
+        sx, sy = (x1 - x0) / fine, (y1 - y0) / fine
+        order = sorted(range(len(leaves)), key=lambda k: -int(sum(s.get(k, 0) for s in sizes)))
+        layers, bounds = [], []
+        for k in order:  # the largest partitions first, each to the least loaded worker
             w = min(load, key=load.get)
-            load[w] += per_tile[t]
-            tx, ty = t % nx, t // nx
-            bounds = (x0 + (x1 - x0) * tx / nx, x0 + (x1 - x0) * (tx + 1) / nx,
-                      y0 + (y1 - y0) * ty / ny, y0 + (y1 - y0) * (ty + 1) / ny)
-            pieces = [client.submit(_piece, splits[i], t, key=f"{tag}-piece-{i}-{t}")
-                      for i, s in enumerate(sizes) if t in s]
-            # a loose restriction: if that worker is lost, Dask rebuilds the tile elsewhere
-            layers.append(client.submit(_build_tile, bounds, grid, *pieces,
-                                        key=f"{tag}-tile-{t}", workers=[w],
+            load[w] += sum(s.get(k, 0) for s in sizes)
+            cx0, cx1, cy0, cy1 = leaves[k]
+            bounds.append((x0 + sx * cx0, x0 + sx * cx1, y0 + sy * cy0, y0 + sy * cy1))
+            pieces = [client.submit(_piece, cuts[i], k, key=f"{tag}-piece-{i}-{k}")
+                      for i, s in enumerate(sizes) if k in s]
+            # a loose restriction: if that worker is lost, Dask rebuilds it elsewhere
+            layers.append(client.submit(_build_partition, bounds[-1], grid, *pieces,
+                                        key=f"{tag}-part-{k}", workers=[w],
                                         allow_other_workers=True))
-        splits = pieces = None  # the raw chunks leave the workers once every tile is built
-        meta = settle([client.submit(_describe, f, key=f"{tag}-describe-{t}")
-                       for f, t in zip(layers, order, strict=True)], "building the tiles")
-        for m, t in zip(meta, order, strict=True):
-            m["tile"] = t
+        loaded = counts = cuts = pieces = None  # raw chunks leave the workers once built
+        meta = settle([client.submit(_describe, f, key=f"{tag}-describe-{k}")
+                       for f, k in zip(layers, order, strict=True)], "building the partitions")
+        for m, b in zip(meta, bounds, strict=True):
+            m["bounds"] = b
         return layers, meta
 
     # ------------------------------------------------------------------ about it
@@ -418,7 +472,7 @@ class PartitionedPointLayer:
 
     @property
     def nbytes(self) -> int:
-        """Memory held by the tiles' arrays, on the workers (the client holds none)."""
+        """Memory held by the partitions' arrays, on the workers (the client holds none)."""
         return sum(m["nbytes"] for m in self.meta)
 
     @property
@@ -432,7 +486,7 @@ class PartitionedPointLayer:
         return [i for i, m in enumerate(self.meta) if _meets(m["bbox"], vx0, vx1, vy0, vy1)]
 
     def close(self) -> None:
-        """Release the tiles on the workers; close the client and cluster if the layer
+        """Release the partitions on the workers; close the client and cluster if the layer
         started them."""
         layers, self._layers = self._layers, []
         with self._lock:
@@ -494,7 +548,7 @@ class PartitionedPointLayer:
             log.warning("risk layer: %s failed: %s", what, exc)
             raise PartitionedLayerError(f"{what} failed on the workers: "
                                         f"{type(exc).__name__}: {exc}") from exc
-        with self._lock:  # where each group ran, it now holds its tiles
+        with self._lock:  # where each group ran, it now holds its partitions
             for (worker, res) in zip(groups.values(), results, strict=True):
                 for p in worker:
                     self._where[p] = res[0]
@@ -502,7 +556,7 @@ class PartitionedPointLayer:
 
     def _failed(self, futs) -> None:
         """After a failed request: drop its tasks and scattered masks (a lost worker may
-        have held them), and find the tiles again before the next one."""
+        have held them), and find the partitions again before the next one."""
         self._stale = True
         with self._lock:
             self._masks.clear()
@@ -512,7 +566,7 @@ class PartitionedPointLayer:
             log.warning("risk layer: cancelling a failed request: %s", exc)
 
     def _locate(self) -> None:
-        """Ask the scheduler which worker holds each tile (a lost one is being rebuilt)."""
+        """Ask the scheduler which worker holds each partition (a lost one is rebuilt)."""
         keys = [f.key for f in self._layers]
         try:
             who = self._client.sync(self._client.scheduler.who_has, keys=keys,
@@ -535,8 +589,8 @@ class PartitionedPointLayer:
         at_build = len({m["worker"] for m in self.meta})
         msg = (f"{what}: no answer from the workers within {self.frame_timeout:g} s; "
                f"{len(lost)} of {len(parts)} partitions not in memory "
-               f"(tiles {[self.meta[p]['tile'] for p in lost][:12]}); workers now {workers}, "
-               f"{at_build} held tiles at build. Lost tiles are rebuilt from their chunks: "
+               f"(holding {sum(self.meta[p]['n'] for p in lost):,} points); workers now {workers}, "
+               f"{at_build} held partitions at build. Lost ones are rebuilt from their chunks: "
                "try again shortly.")
         log.warning("risk layer: %s", msg)
         return PartitionedLayerError(msg)
@@ -546,7 +600,7 @@ class PartitionedPointLayer:
                   reuse: bool = False, threads: int | None = None, mask_key=None):
         """Counts per pixel and grade, (height, width, 4) uint16, and per-grade totals:
         as :meth:`PointLayer.aggregate`, equal to it for the same points. ``threads``: the
-        kernel's threads per tile on the workers (default ``partition_threads``); ``reuse``
+        kernel's threads per partition on the workers (default ``partition_threads``); ``reuse``
         is accepted for compatibility (the client's counts are a new array per call)."""
         vx0, vx1, vy0, vy1 = map(float, bounds)
         width, height = int(width), int(height)
@@ -708,7 +762,7 @@ def load_partitioned_layer(source, directory, **build):
     """A :class:`~sources.risk.risk.RiskLayer` whose points live on Dask workers: the
     source's points exported to ``directory`` (:func:`export_points`), read there by the
     workers; enterprises (for filters) stay here. ``build``: :meth:`PartitionedPointLayer.build`
-    arguments (``scheduler=``, ``tiles=``...)."""
+    arguments (``scheduler=``, ``partition_points=``...)."""
     from sources.risk.risk import RiskLayer
 
     ents = source.store.df(_ENTERPRISES_SQL)

@@ -16,6 +16,7 @@ from sources.risk.partitioned import (
     PartitionedLayerError,
     PartitionedPointLayer,
     load_partitioned_layer,
+    quadtree,
 )
 from sources.risk.pointlayer import GRADES, PointLayer
 from tests.conftest import wait_until
@@ -25,7 +26,7 @@ pytestmark = pytest.mark.slow
 distributed = pytest.importorskip("distributed", reason="pip install -e '.[scale]'")
 
 EXTENT = (114.8, 122.7, 34.4, 38.4)
-TILES = (4, 4)
+PARTS = {"partition_points": 20_000, "fine": 64, "grid": 64}  # 200k points: 10-40 partitions
 CHUNKS = 4
 PER_CHUNK = 50_000  # 200k points
 
@@ -88,7 +89,7 @@ def single(chunks):
 
 @pytest.fixture(scope="module")
 def layer(client, chunks):
-    lay = PartitionedPointLayer.build(chunks, extent=EXTENT, tiles=TILES, grid=64,
+    lay = PartitionedPointLayer.build(chunks, extent=EXTENT, **PARTS,
                                       enterprise_ids=np.arange(500) * 10 + 7, client=client,
                                       frame_timeout=60)
     yield lay
@@ -99,10 +100,6 @@ def layer(client, chunks):
 VIEWS = {
     "full": (EXTENT, 320, 180),
     "zoomed": ((116.0, 118.5, 35.2, 37.0), 257, 199),
-    "one tile": ((117.0, 117.05, 36.0, 36.03), 64, 48),  # inside tile (1, 1)
-    # thin slivers of tiles (1, 0), (1, 1) and (2, 0) beside the corner of (2, 1): each
-    # tile whose points reach into the view must be asked
-    "across tile edges": ((118.75 - 0.02, 119.25, 36.4 - 0.015, 36.9), 211, 157),
     "wider than the data": ((110.0, 125.0, 30.0, 40.0), 100, 80),
     "beside the data": ((100.0, 101.0, 20.0, 21.0), 30, 20),
 }
@@ -117,19 +114,63 @@ def test_counts_equal_one_layer(layer, single, chunks, name):
     np.testing.assert_array_equal(counts, expected)
     assert totals == expected_totals
     touched = layer.last_frame["partitions"]
-    if name == "one tile":
-        assert touched == 1 and layer.partitions_in(bounds) == [
-            i for i, m in enumerate(layer.meta) if m["tile"] == 1 * TILES[0] + 1]
-    elif name == "beside the data":
+    if name == "beside the data":
         assert touched == 0 and sum(totals.values()) == 0
-    elif name == "across tile edges":
-        x, y, _, _ = concatenated(chunks)
-        sliver = (x >= bounds[0]) & (x < 118.75) & (y >= bounds[2]) & (y < bounds[3])
-        assert touched == 4 and sliver.sum() > 100  # points in the left tiles' slivers
     elif name == "full":
         assert touched == len(layer.meta) and sum(totals.values()) == len(layer) == 200_000
         x, y, cat, _ = concatenated(chunks)  # and numpy's own count, nobody's kernel
         np.testing.assert_array_equal(counts, reference_counts(x, y, cat, bounds, w, h))
+
+
+def points_of(meta: dict, chunks):
+    """The test points inside a partition's quadtree leaf."""
+    x, y, _, _ = concatenated(chunks)
+    x0, x1, y0, y1 = meta["bounds"]
+    inside = (x >= x0) & (x < x1) & (y >= y0) & (y < y1)
+    return x[inside], y[inside], meta["bounds"]
+
+
+def test_a_view_inside_one_partition_asks_only_it(layer, single, chunks):
+    p = max(range(len(layer.meta)), key=lambda i: layer.meta[i]["n"])
+    x, y, (x0, x1, y0, y1) = points_of(layer.meta[p], chunks)
+    assert len(x) == layer.meta[p]["n"] and len(layer.meta) >= 8
+    px, py = float(np.median(x)), float(np.median(y))
+    d = min(px - x0, x1 - px, py - y0, y1 - py) / 2
+    bounds = (px - d, px + d, py - d, py + d)
+    counts, totals = layer.aggregate(bounds, 97, 61)
+    np.testing.assert_array_equal(counts, single.aggregate(bounds, 97, 61)[0])
+    assert layer.partitions_in(bounds) == [p] and layer.last_frame["partitions"] == 1
+    assert sum(totals.values()) > 0
+
+
+def test_views_that_just_reach_a_partition_ask_it(layer, single, chunks):
+    """A view whose left (bottom) edge is just inside the partition's last point on the
+    right (top): that partition must be asked, whatever its neighbours."""
+    for p in sorted(range(len(layer.meta)), key=lambda i: -layer.meta[i]["n"])[:3]:
+        x, y, _ = points_of(layer.meta[p], chunks)
+        i, j = int(np.argmax(x)), int(np.argmax(y))
+        for bounds in ((float(x[i]) - 1e-4, float(x[i]) + 0.3, float(y[i]) - 0.01,
+                        float(y[i]) + 0.01),
+                       (float(x[j]) - 0.01, float(x[j]) + 0.01, float(y[j]) - 1e-4,
+                        float(y[j]) + 0.3)):
+            counts, totals = layer.aggregate(bounds, 64, 64)
+            np.testing.assert_array_equal(counts, single.aggregate(bounds, 64, 64)[0])
+            assert p in layer.partitions_in(bounds) and sum(totals.values()) >= 1
+
+
+def test_quadtree_leaves_hold_every_point_once_and_at_most_the_cap():
+    rng = np.random.default_rng(5)
+    counts = rng.poisson(rng.pareto(1.0, (32, 32)) * 3).astype(np.int64)
+    counts[7, 9] = 5_000  # one dense cell: a leaf of its own, over the cap
+    leaves = quadtree(counts, cap=400)
+    cover = np.zeros_like(counts)
+    for cx0, cx1, cy0, cy1 in leaves:
+        cover[cy0:cy1, cx0:cx1] += 1
+        n = counts[cy0:cy1, cx0:cx1].sum()
+        assert 0 < n and (n <= 400 or (cx1 - cx0, cy1 - cy0) == (1, 1))
+    assert (cover[counts > 0] == 1).all() and cover.max() == 1
+    assert (9, 10, 7, 8) in leaves
+    assert quadtree(np.zeros((4, 4), np.int64), 10) == []
 
 
 def town(k: int = 0) -> tuple[float, float, float, float]:
@@ -178,18 +219,19 @@ def test_filters_hidden_grades_frames_counts_and_clicks(layer, single):
     assert layer.nearest(x[0], y[0], 0.01, 0.01, ent_mask=np.zeros(500, np.uint8)) is None
 
 
-def test_saturation_across_tiles(client):
-    """Two tiles each hold 40,000 points of one pixel: the sum saturates at 65,535 as one
-    layer's kernel does; 70,000 in one tile saturate there already."""
-    edge = EXTENT[0] + (EXTENT[1] - EXTENT[0]) / 2  # the border between tiles 0 and 1
+def test_saturation_across_partitions(client):
+    """Two partitions each hold 40,000 points of one pixel: the sum saturates at 65,535 as
+    one layer's kernel does; 70,000 in one partition saturate there already."""
+    edge = EXTENT[0] + (EXTENT[1] - EXTENT[0]) / 2  # the border between the two
     xs = np.r_[np.full(40_000, edge - 1e-4), np.full(40_000, edge + 1e-4),
                np.full(70_000, 120.0), np.full(5, 116.0)]
     ys = np.full(xs.size, 35.0)
     cat = np.zeros(xs.size, np.uint8)
     chunks = [partial(fixed_chunk, xs[:60_000], ys[:60_000], cat[:60_000]),
               partial(fixed_chunk, xs[60_000:], ys[60_000:], cat[60_000:])]
-    with PartitionedPointLayer.build(chunks, extent=EXTENT, tiles=(2, 1), grid=16,
-                                     client=client) as lay:
+    # fine=2: four cells; the two lower ones each a partition
+    with PartitionedPointLayer.build(chunks, extent=EXTENT, partition_points=50_000, fine=2,
+                                     grid=16, client=client) as lay:
         assert len(lay.meta) == 2
         one = PointLayer.from_arrays(xs, ys, cat, extent=EXTENT, grid=16)
         for w, h in ((4, 4), (64, 32), (1, 1)):
@@ -208,7 +250,7 @@ def test_parquet_files_from_a_store(client, tiny_db_template, tmp_path):
     try:
         local = source.load_layer()
         part = load_partitioned_layer(source, tmp_path / "points", client=client,
-                                      tiles=(3, 2), grid=32)
+                                      partition_points=4_000, fine=16, grid=32)
         try:
             assert len(list((tmp_path / "points").glob("*.parquet"))) >= 1
             assert len(part.points) == len(local.points) == source.store.scalar(
@@ -249,7 +291,9 @@ def test_bad_chunks_fail_the_build_clearly(client, chunk, message):
 
 def test_bad_arguments(layer, client):
     for kwargs, message in (({"extent": (1, 1, 0, 1)}, "extent"),
-                            ({"extent": EXTENT, "tiles": (0, 3)}, "tiles"),
+                            ({"extent": (0, float("nan"), 0, 1)}, "extent"),
+                            ({"extent": EXTENT, "fine": 3}, "power of two"),
+                            ({"extent": EXTENT, "partition_points": 0}, "positive"),
                             ({"extent": EXTENT, "grid": 0}, "grid")):
         with pytest.raises(ValueError, match=message):
             PartitionedPointLayer.build([partial(clustered_chunk, 0)], client=client, **kwargs)
@@ -266,16 +310,15 @@ def test_bad_arguments(layer, client):
 # ---------------------------------------------------------------------- failures
 def test_lost_worker_fails_the_frame_within_its_timeout(client, chunks, single, tmp_path):
     """A worker killed: the frame fails within frame_timeout with a message, the client
-    lives on; once Dask has rebuilt the lost tiles the counts are exact again."""
+    lives on; once Dask has rebuilt the lost partitions the counts are exact again."""
     marker = tmp_path / "slow"
     lay = PartitionedPointLayer.build([partial(slow_when, str(marker), i) for i in range(CHUNKS)],
-                                      extent=EXTENT, tiles=TILES, grid=64, client=client,
-                                      frame_timeout=2.0)
+                                      extent=EXTENT, **PARTS, client=client, frame_timeout=2.0)
     try:
         lay.aggregate(EXTENT, 64, 64)
         held = {m["worker"] for m in lay.meta}
-        assert len(held) == 2  # tiles on both workers
-        marker.touch()  # from now on a chunk takes 4 s to load: the rebuild outlasts a frame
+        assert len(held) == 2  # partitions on both workers
+        marker.touch()  # a chunk now takes 4 s to load: the rebuild outlasts a frame
         pids = client.run(os.getpid)
         victim = sorted(held)[0]
         os.kill(pids[victim], signal.SIGKILL)
@@ -298,8 +341,8 @@ def test_lost_worker_fails_the_frame_within_its_timeout(client, chunks, single, 
 def test_close_leaves_no_process(chunks):
     """A layer that started its own cluster stops every process of it on close()."""
     before = {c.pid for c in psutil.Process().children(recursive=True)}
-    lay = PartitionedPointLayer.build(chunks[:1], extent=EXTENT, tiles=(2, 2), grid=16,
-                                      n_workers=2, frame_timeout=60)
+    lay = PartitionedPointLayer.build(chunks[:1], extent=EXTENT, partition_points=10_000,
+                                      fine=8, grid=16, n_workers=2, frame_timeout=60)
     workers = set(lay.client.run(os.getpid).values())
     started = {c.pid for c in psutil.Process().children(recursive=True)} - before
     assert len(workers) == 2 and workers <= started  # worker processes, children of ours

@@ -153,6 +153,11 @@ class PartitionLayer(PointLayer):
     """One partition's :class:`PointLayer`, picklable (its arrays only), so Dask can move
     it from worker to worker (a rebuilt partition read where the frame's task runs)."""
 
+    def __sizeof__(self) -> int:
+        # what Dask counts (dask.sizeof falls back to sys.getsizeof): without it a partition
+        # looks free to move, and the scheduler copies partitions between workers
+        return object.__sizeof__(self) + self.nbytes
+
     def __reduce__(self):
         return (PartitionLayer, (self.x, self.y, self.cat, self.ent, self.offsets, self.grid,
                             self.extent, self.enterprise_ids, self.cache_size))
@@ -275,7 +280,11 @@ def _window(bbox, bounds, w: int, h: int) -> tuple[int, int, int, int]:
 
 def _connect(client, scheduler, n_workers, memory_limit):
     """(client, cluster we started or None, whether we own the client)."""
-    from distributed import Client, LocalCluster
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError as exc:
+        raise ImportError("the partitioned risk layer needs Dask: pip install "
+                          "'emergency-console[scale]' (dask, distributed)") from exc
 
     if client is not None:
         return client, None, False
@@ -441,9 +450,10 @@ class PartitionedPointLayer:
         x0, x1, y0, y1 = extent
         sx, sy = (x1 - x0) / fine, (y1 - y0) / fine
         order = sorted(range(len(leaves)), key=lambda k: -int(sum(s.get(k, 0) for s in sizes)))
-        layers, bounds = [], []
+        layers, bounds, placed = [], [], []
         for k in order:  # the largest partitions first, each to the least loaded worker
             w = min(load, key=load.get)
+            placed.append(w)
             load[w] += sum(s.get(k, 0) for s in sizes)
             cx0, cx1, cy0, cy1 = leaves[k]
             bounds.append((x0 + sx * cx0, x0 + sx * cx1, y0 + sy * cy0, y0 + sy * cy1))
@@ -454,8 +464,10 @@ class PartitionedPointLayer:
                                         key=f"{tag}-part-{k}", workers=[w],
                                         allow_other_workers=True))
         loaded = counts = cuts = pieces = None  # raw chunks leave the workers once built
-        meta = settle([client.submit(_describe, f, key=f"{tag}-describe-{k}")
-                       for f, k in zip(layers, order, strict=True)], "building the partitions")
+        meta = settle([client.submit(_describe, f, key=f"{tag}-describe-{k}", workers=[w],
+                                     allow_other_workers=True)
+                       for f, k, w in zip(layers, order, placed, strict=True)],
+                      "building the partitions")
         for m, b in zip(meta, bounds, strict=True):
             m["bounds"] = b
         return layers, meta

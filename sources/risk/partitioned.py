@@ -124,8 +124,19 @@ def _sizes(pieces: dict[int, Arrays]) -> dict[int, int]:
     return {t: int(p[0].shape[0]) for t, p in pieces.items()}
 
 
-def _piece(pieces: dict[int, Arrays], leaf: int) -> Arrays:
-    return pieces[leaf]
+def _bundle(pieces: dict[int, Arrays], leaves: list[int]) -> dict[int, Arrays]:
+    """A chunk's pieces for one worker's partitions: moved to it once, read by each."""
+    return {k: pieces[k] for k in leaves if k in pieces}
+
+
+def _trim_memory() -> None:
+    """Hand the build's freed heap pages back to the OS (glibc keeps them otherwise)."""
+    import ctypes
+
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to do
+        pass
 
 
 def quadtree(counts: np.ndarray, cap: int) -> list[tuple[int, int, int, int]]:
@@ -163,9 +174,10 @@ class PartitionLayer(PointLayer):
                             self.extent, self.enterprise_ids, self.cache_size))
 
 
-def _build_partition(bounds, grid: int, *pieces: Arrays) -> PartitionLayer:
+def _build_partition(bounds, grid: int, leaf: int, *bundles: dict) -> PartitionLayer:
     """One partition's layer from its pieces, in chunk order (a cell keeps the input order);
     its index about 8 points a cell, at most ``grid`` cells a side."""
+    pieces = [b[leaf] for b in bundles if leaf in b]
     cols = [np.concatenate([p[i] for p in pieces]) for i in range(4)]
     side = 2 ** round(math.log2(max(1.0, math.sqrt(cols[0].shape[0] / 8))))
     # ``ent`` indexes the client's enterprise table: no copy of it per partition
@@ -450,26 +462,35 @@ class PartitionedPointLayer:
         x0, x1, y0, y1 = extent
         sx, sy = (x1 - x0) / fine, (y1 - y0) / fine
         order = sorted(range(len(leaves)), key=lambda k: -int(sum(s.get(k, 0) for s in sizes)))
-        layers, bounds, placed = [], [], []
+        placed = []
         for k in order:  # the largest partitions first, each to the least loaded worker
-            w = min(load, key=load.get)
-            placed.append(w)
-            load[w] += sum(s.get(k, 0) for s in sizes)
+            placed.append(min(load, key=load.get))
+            load[placed[-1]] += sum(s.get(k, 0) for s in sizes)
+        # one bundle per chunk and worker (not per partition): few tasks, one move each
+        bundles = {}
+        for w in workers:
+            mine = [k for k, pw in zip(order, placed, strict=True) if pw == w]
+            bundles[w] = [client.submit(_bundle, cuts[i], mine, key=f"{tag}-bundle-{i}-{w}")
+                          for i, s in enumerate(sizes) if any(k in s for k in mine)]
+        layers, bounds = [], []
+        for k, w in zip(order, placed, strict=True):
             cx0, cx1, cy0, cy1 = leaves[k]
             bounds.append((x0 + sx * cx0, x0 + sx * cx1, y0 + sy * cy0, y0 + sy * cy1))
-            pieces = [client.submit(_piece, cuts[i], k, key=f"{tag}-piece-{i}-{k}")
-                      for i, s in enumerate(sizes) if k in s]
             # a loose restriction: if that worker is lost, Dask rebuilds it elsewhere
-            layers.append(client.submit(_build_partition, bounds[-1], grid, *pieces,
+            layers.append(client.submit(_build_partition, bounds[-1], grid, k, *bundles[w],
                                         key=f"{tag}-part-{k}", workers=[w],
                                         allow_other_workers=True))
-        loaded = counts = cuts = pieces = None  # raw chunks leave the workers once built
+        loaded = counts = cuts = bundles = None  # raw chunks leave the workers once built
         meta = settle([client.submit(_describe, f, key=f"{tag}-describe-{k}", workers=[w],
                                      allow_other_workers=True)
                        for f, k, w in zip(layers, order, placed, strict=True)],
                       "building the partitions")
         for m, b in zip(meta, bounds, strict=True):
             m["bounds"] = b
+        try:
+            client.run(_trim_memory)
+        except Exception as exc:  # best effort: a worker gone now is the frames' business
+            log.warning("risk layer: trimming the workers' memory: %s", exc)
         return layers, meta
 
     # ------------------------------------------------------------------ about it

@@ -26,6 +26,7 @@ from __future__ import annotations
 import logging
 import math
 import threading
+import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -546,7 +547,12 @@ class PartitionedPointLayer:
         with self._lock:
             fut = self._masks.get(mask_key)
             if fut is None:
-                fut = self._masks[mask_key] = self._client.scatter(mask, broadcast=True)
+                try:
+                    fut = self._client.scatter(mask, broadcast=True, timeout=self.frame_timeout)
+                except Exception as exc:
+                    raise PartitionedLayerError(f"sending the filter to the workers: {exc}") \
+                        from exc
+                self._masks[mask_key] = fut
                 while len(self._masks) > 4:
                     self._masks.popitem(last=False)
         return fut
@@ -554,8 +560,6 @@ class PartitionedPointLayer:
     def _ask(self, fn, parts: list[int], per_part, *args, what: str) -> list:
         """Run ``fn(*args, per-part values, *layers)`` once per worker holding ``parts``;
         the results, or :class:`PartitionedLayerError` after ``frame_timeout`` seconds."""
-        from distributed import wait
-
         if not self._layers:
             raise PartitionedLayerError("the partitioned layer is closed")
         if self._stale:
@@ -570,9 +574,9 @@ class PartitionedPointLayer:
             futs.append(self._client.submit(
                 fn, *args, *extra, *(self._layers[p] for p in ps), pure=False,
                 key=f"{TASK_PREFIX}-{fn.__name__.strip('_')}-{uuid.uuid4().hex}", **where))
-        try:
-            wait(futs, timeout=self.frame_timeout)
-            results = self._client.gather(futs)
+        deadline = time.monotonic() + self.frame_timeout
+        try:  # each result bounded: a worker lost after its task ended must not hang us
+            results = [f.result(timeout=max(0.05, deadline - time.monotonic())) for f in futs]
         except TimeoutError:
             self._failed(futs)
             raise self._stalled(what, parts) from None
@@ -582,8 +586,8 @@ class PartitionedPointLayer:
             raise PartitionedLayerError(f"{what} failed on the workers: "
                                         f"{type(exc).__name__}: {exc}") from exc
         with self._lock:  # where each group ran, it now holds its partitions
-            for (worker, res) in zip(groups.values(), results, strict=True):
-                for p in worker:
+            for ps, res in zip(groups.values(), results, strict=True):
+                for p in ps:
                     self._where[p] = res[0]
         return [r[1] for r in results]
 

@@ -241,8 +241,9 @@ def test_saturation_across_partitions(client):
         assert got[0, 0, 0] == 65_535
 
 
-def test_parquet_files_from_a_store(client, tiny_db_template, tmp_path):
-    """The console's path: the store's points exported to Parquet, read by the workers."""
+def test_a_store_through_parquet_to_the_risk_map(client, tiny_db_template, tmp_path):
+    """The console's path: the store's points exported to Parquet, read by the workers; the
+    risk map page renders from that layer as from the in-process one."""
     from sources.risk.risk import RiskFilter, RiskSource
     from sources.store.store import Store
 
@@ -268,10 +269,38 @@ def test_parquet_files_from_a_store(client, tiny_db_template, tmp_path):
             for r in e.itertuples():
                 assert part.points.nearest(r.lon, r.lat, 1e-4, 1e-4) == local.points.nearest(
                     r.lon, r.lat, 1e-4, 1e-4) == r.enterprise_id
+            the_risk_map_is_the_same(source, local, part, e.iloc[0])
         finally:
             part.points.close()
     finally:
         source.store.close()
+
+
+def the_risk_map_is_the_same(source, local, part, point):
+    """The /risk page on either layer: same image, legend, hover and click (here, not in
+    tests/views: it is this layer's contract with the page that is tested)."""
+    from types import SimpleNamespace
+
+    from sources.risk.risk import RiskFilter
+    from views.risk_map import RiskPointMap
+
+    maps = [RiskPointMap(source=source, layer=lay, frame_size=(400, 300))
+            for lay in (local, part)]
+    city = local.enterprises["city_code"].dropna().iloc[0]
+    for step in (lambda m: None, lambda m: m._render((116.8, 117.4, 36.4, 36.9)),
+                 lambda m: setattr(m, "filter", RiskFilter(cities=(city,), grades=("red",)))):
+        for m in maps:
+            step(m)
+        a, b = (m._image.data["image"][0] for m in maps)
+        np.testing.assert_array_equal(a, b)
+        assert maps[0].counts == maps[1].counts and maps[0].message == maps[1].message
+    for m in maps:
+        m.filter = RiskFilter()
+        m._show((point.lon - 0.01, point.lon + 0.01, point.lat - 0.01, point.lat + 0.01))
+        m._hover_at((point.lon, point.lat))
+        m._on_tap(SimpleNamespace(x=point.lon, y=point.lat))
+    assert maps[0]._hover.object == maps[1]._hover.object != maps[0].t("risk.hover.none")
+    assert maps[0].selected_enterprise == maps[1].selected_enterprise == point.enterprise_id
 
 
 # ---------------------------------------------------------------------- bad input

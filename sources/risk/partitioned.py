@@ -1,0 +1,815 @@
+"""Risk points beyond one machine's memory: the point layer split over Dask workers.
+
+A :class:`PartitionedPointLayer` answers the risk map as a :class:`PointLayer` does
+(``frame``, ``aggregate``, ``counts_in``, ``nearest``, ``extent``, ``len``), but its points
+live in the memory of Dask ``distributed`` worker processes, one :class:`PointLayer` per
+spatial partition: the leaves of a quadtree over a fine grid of the extent, each holding at
+most ``partition_points`` points. Building it:
+
+    chunks (callables run ON the workers: a Parquet file, a generator...) -> points per fine
+    cell (summed on the workers) -> quadtree leaves (here: a small table) -> each chunk cut
+    by leaf on its worker -> one PointLayer per leaf, built on the worker that will hold it
+    (pieces move worker to worker)
+
+so the client never holds the points. One frame: the partitions whose points meet the view
+run the same numba ``aggregate`` (one task per worker, for its partitions); each sends the
+pixel window its points can reach (uint16 counts, whole or only its non-empty pixels); the
+client adds them with the kernel's saturation (65535) and shades with the layer's own
+kernels. Counts equal a single :class:`PointLayer`'s over the same points, pixel for pixel
+(a saturating sum of saturated parts is the saturation of the sum). A lost worker's
+partitions are rebuilt by Dask from their chunks; until then a frame fails after
+``frame_timeout`` seconds with :class:`PartitionedLayerError`, never hangs. Nothing here
+imports Panel.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from functools import partial
+from pathlib import Path
+
+import numba as nb
+import numpy as np
+
+from sources.risk.pointkernels import COUNT_DTYPE, COUNT_MAX, _counting_sort, _nearest
+from sources.risk.pointlayer import GRADES, Frame, PointLayer
+
+log = logging.getLogger(__name__)
+
+#: x, y (float32), grade index 0..3 (uint8), enterprise index (int32) of some points.
+Arrays = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+#: A picklable callable without arguments, run on a worker, returning :data:`Arrays`.
+Chunk = Callable[[], Arrays]
+#: A frame larger than this (pixels) is refused: each partition's worker allocates one.
+MAX_PIXELS = 40_000_000
+TASK_PREFIX = "risk-layer"
+
+
+class PartitionedLayerError(RuntimeError):
+    """The cluster could not answer: a chunk failed to load, a worker was lost, a timeout."""
+
+
+# ---------------------------------------------------------------------- on the workers
+def _worker_address() -> str | None:
+    from distributed import get_worker
+
+    try:
+        return get_worker().address
+    except ValueError:  # run outside a worker (a test calling the function directly)
+        return None
+
+
+def _load_chunk(chunk: Chunk, index: int, extent, fine: int) -> tuple:
+    """Load and check one chunk; with each point's cell of the fine grid (F × F)."""
+    try:
+        x, y, cat, ent = chunk()
+    except Exception as exc:
+        raise PartitionedLayerError(f"chunk {index} ({chunk!r}) could not be loaded: "
+                                    f"{type(exc).__name__}: {exc}") from exc
+    x = np.ascontiguousarray(x, np.float32)
+    y = np.ascontiguousarray(y, np.float32)
+    cat = np.asarray(cat)
+    ent = np.asarray(ent)
+    n = x.shape[0]
+    if not (np.issubdtype(cat.dtype, np.integer) and np.issubdtype(ent.dtype, np.integer)):
+        raise PartitionedLayerError(f"chunk {index}: cat and ent must be integers "
+                                    f"(got {cat.dtype}, {ent.dtype}; nulls?)")
+    if not (y.shape[0] == cat.shape[0] == ent.shape[0] == n):
+        raise PartitionedLayerError(
+            f"chunk {index}: x, y, cat and ent have different lengths "
+            f"({n}, {y.shape[0]}, {cat.shape[0]}, {ent.shape[0]})")
+    if n and (cat.min() < 0 or cat.max() > 3):
+        raise PartitionedLayerError(f"chunk {index}: cat holds grade indices 0..3 "
+                                    f"(red, orange, yellow, blue), found {cat.max()}")
+    if n and ent.min() < 0:
+        raise PartitionedLayerError(f"chunk {index}: negative enterprise index")
+    bad = n - int(np.count_nonzero(np.isfinite(x) & np.isfinite(y)))
+    if bad:
+        raise PartitionedLayerError(f"chunk {index}: {bad} points with non-finite coordinates")
+    x0, x1, y0, y1 = extent  # points outside the extent belong to its edge cells
+    cx = np.clip(np.floor((x.astype(np.float64) - x0) * (fine / (x1 - x0))), 0, fine - 1)
+    cy = np.clip(np.floor((y.astype(np.float64) - y0) * (fine / (y1 - y0))), 0, fine - 1)
+    cells = cy.astype(np.int32) * fine + cx.astype(np.int32)
+    return x, y, cat.astype(np.uint8), ent.astype(np.int32), cells
+
+
+def _cell_counts(loaded: tuple, fine: int) -> np.ndarray:
+    return np.bincount(loaded[4], minlength=fine * fine).astype(np.int64)
+
+
+def _sum(*arrays: np.ndarray) -> np.ndarray:
+    return np.sum(arrays, axis=0)
+
+
+def _identity(value):
+    return value
+
+
+def _cut(loaded: tuple, leaf_of_cell: np.ndarray, nleaves: int) -> dict[int, Arrays]:
+    """One chunk's points by partition (stable: a partition keeps the chunk's order)."""
+    x, y, cat, ent, cells = loaded
+    order, offsets = _counting_sort(leaf_of_cell[cells], nleaves)
+    out = {}
+    for t in np.flatnonzero(np.diff(offsets)):
+        sl = order[offsets[t]:offsets[t + 1]]
+        out[int(t)] = (x[sl], y[sl], cat[sl], ent[sl])
+    return out
+
+
+def _sizes(pieces: dict[int, Arrays]) -> dict[int, int]:
+    return {t: int(p[0].shape[0]) for t, p in pieces.items()}
+
+
+def _bundle(pieces: dict[int, Arrays], leaves: list[int]) -> dict[int, Arrays]:
+    """A chunk's pieces for one worker's partitions: moved to it once, read by each."""
+    return {k: pieces[k] for k in leaves if k in pieces}
+
+
+def _trim_memory() -> None:
+    """Hand the build's freed heap pages back to the OS (glibc keeps them otherwise)."""
+    import ctypes
+
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to do
+        pass
+
+
+def quadtree(counts: np.ndarray, cap: int) -> list[tuple[int, int, int, int]]:
+    """Leaves (cx0, cx1, cy0, cy1) of fine cells, each with at most ``cap`` points unless
+    it is one cell; a square of counts (F × F, F a power of two), empty leaves left out."""
+    fine = counts.shape[0]
+    sat = np.zeros((fine + 1, fine + 1), np.int64)  # summed-area table: any rectangle's sum
+    sat[1:, 1:] = counts.cumsum(0).cumsum(1)
+    leaves, todo = [], [(0, fine, 0, fine)]
+    while todo:
+        cx0, cx1, cy0, cy1 = r = todo.pop()
+        n = sat[cy1, cx1] - sat[cy0, cx1] - sat[cy1, cx0] + sat[cy0, cx0]
+        if n == 0:
+            continue
+        if n <= cap or (cx1 - cx0 == 1 and cy1 - cy0 == 1):
+            leaves.append(r)
+            continue
+        mx, my = (cx0 + cx1) // 2, (cy0 + cy1) // 2
+        todo += [(a, b, c, d) for a, b in ((cx0, mx), (mx, cx1)) if b > a
+                 for c, d in ((cy0, my), (my, cy1)) if d > c]
+    return sorted(leaves, key=lambda r: (r[2], r[0]))
+
+
+class PartitionLayer(PointLayer):
+    """One partition's :class:`PointLayer`, picklable (its arrays only), so Dask can move
+    it from worker to worker (a rebuilt partition read where the frame's task runs)."""
+
+    def __sizeof__(self) -> int:
+        # what Dask counts (dask.sizeof falls back to sys.getsizeof): without it a partition
+        # looks free to move, and the scheduler copies partitions between workers
+        return object.__sizeof__(self) + self.nbytes
+
+    def __reduce__(self):
+        return (PartitionLayer, (self.x, self.y, self.cat, self.ent, self.offsets, self.grid,
+                            self.extent, self.enterprise_ids, self.cache_size))
+
+
+def _build_partition(bounds, grid: int, leaf: int, *bundles: dict) -> PartitionLayer:
+    """One partition's layer from its pieces, in chunk order (a cell keeps the input order);
+    its index about 8 points a cell, at most ``grid`` cells a side."""
+    pieces = [b[leaf] for b in bundles if leaf in b]
+    cols = [np.concatenate([p[i] for p in pieces]) for i in range(4)]
+    side = 2 ** round(math.log2(max(1.0, math.sqrt(cols[0].shape[0] / 8))))
+    # ``ent`` indexes the client's enterprise table: no copy of it per partition
+    return PartitionLayer.from_arrays(*cols, extent=bounds, grid=int(min(max(side, 8), grid)),
+                                 enterprise_ids=np.zeros(0, np.int64))
+
+
+def _describe(layer: PartitionLayer) -> dict:
+    # load the kernels now (a cold compile takes seconds): not in the first frame's time
+    layer.aggregate(layer.extent, 8, 8, threads=1)
+    n = len(layer)
+    bbox = ((float(layer.x.min()), float(layer.x.max()), float(layer.y.min()),
+             float(layer.y.max())) if n else None)
+    return {"n": n, "bbox": bbox, "nbytes": layer.nbytes, "worker": _worker_address()}
+
+
+def _aggregate_group(view, grades, mask, threads, windows, *layers):
+    """The counts of several partitions, each cut to the pixel window its points can reach and
+    sent as the smaller of: the window's counts, or its non-empty pixels (index, counts)."""
+    bounds, w, h = view
+    crops = []
+    for layer, (r0, r1, c0, c1) in zip(layers, windows, strict=True):
+        counts, totals = layer.aggregate(bounds, w, h, grades=grades, ent_mask=mask,
+                                         threads=threads)
+        crop = np.ascontiguousarray(counts[r0:r1, c0:c1])
+        if crop.size == 0:
+            crops.append((r0, c0, 0, None, None, totals))
+            continue
+        words = crop.view(np.uint64).reshape(-1)  # a pixel's four uint16 counts: one word
+        nz = np.flatnonzero(words)
+        if nz.size * 12 < words.size * 8:  # 4 + 8 bytes a non-empty pixel vs 8 a pixel
+            crops.append((r0, c0, c1 - c0, nz.astype(np.int32), words[nz], totals))
+        else:
+            crops.append((r0, c0, c1 - c0, None, crop, totals))
+    return _worker_address(), crops
+
+
+def _totals_group(bounds, mask, *layers):
+    totals = np.zeros(4, np.int64)
+    for layer in layers:
+        _, t = layer.aggregate(bounds, 1, 1, grades=(), ent_mask=mask, threads=1)
+        totals += [t[g] for g in GRADES]
+    return _worker_address(), totals
+
+
+def _nearest_group(x, y, rx, ry, grades, mask, *layers):
+    """(squared normalised distance, enterprise index) of the nearest visible point."""
+    cat_mask = np.array([g in grades for g in GRADES], np.uint8)
+    use_ent = mask is not None
+    m = mask if use_ent else np.zeros(1, np.uint8)
+    best = None
+    for layer in layers:
+        if not len(layer):
+            continue
+        i = _nearest(layer.x, layer.y, layer.cat, layer.ent, layer.offsets, layer.grid,
+                     layer.extent[0], layer.extent[2], layer._gsx, layer._gsy,
+                     float(x), float(y), float(rx), float(ry), cat_mask, m, use_ent)
+        if i >= 0:  # the kernel's arithmetic: float32 coordinate, float64 query
+            d = ((np.float64(layer.x[i]) - x) / rx) ** 2 + ((np.float64(layer.y[i]) - y) / ry) ** 2
+            if best is None or d <= best[0]:
+                best = (float(d), int(layer.ent[i]))
+    return _worker_address(), best
+
+
+# ---------------------------------------------------------------------- on the client
+@nb.njit(cache=True, nogil=True)
+def _add_saturating(out, crop, r0, c0):
+    """out[r0:, c0:] += crop, saturating at COUNT_MAX as the aggregation kernel does."""
+    for r in range(crop.shape[0]):
+        for c in range(crop.shape[1]):
+            for k in range(4):
+                v = np.uint32(out[r0 + r, c0 + c, k]) + np.uint32(crop[r, c, k])
+                out[r0 + r, c0 + c, k] = v if v < COUNT_MAX else COUNT_MAX
+
+
+@nb.njit(cache=True, nogil=True)
+def _add_sparse(out, idx, vals, r0, c0, width):
+    """Add non-empty pixels (flat index in a window ``width`` wide at r0, c0), saturating."""
+    for j in range(idx.shape[0]):
+        r = r0 + idx[j] // width
+        c = c0 + idx[j] % width
+        for k in range(4):
+            v = np.uint32(out[r, c, k]) + np.uint32(vals[j, k])
+            out[r, c, k] = v if v < COUNT_MAX else COUNT_MAX
+
+
+def _meets(bbox, x0, x1, y0, y1, *, closed: bool = False) -> bool:
+    """Whether points inside ``bbox`` can fall in [x0, x1) × [y0, y1) (closed: [x0, x1])."""
+    if bbox is None:
+        return False
+    bx0, bx1, by0, by1 = bbox
+    if closed:
+        return bx0 <= x1 and bx1 >= x0 and by0 <= y1 and by1 >= y0
+    return bx0 < x1 and bx1 >= x0 and by0 < y1 and by1 >= y0
+
+
+def _window(bbox, bounds, w: int, h: int) -> tuple[int, int, int, int]:
+    """Pixel rows and columns a partition's points can reach in a view (one pixel to spare).
+
+    The kernel's pixel is ``int((v - v0) * (size / (v1 - v0)))``, non-decreasing in v: the
+    bbox's corners bound it.
+    """
+    vx0, vx1, vy0, vy1 = bounds
+    bx0, bx1, by0, by1 = bbox
+    sx, sy = w / (vx1 - vx0), h / (vy1 - vy0)
+    c0 = max(int((max(bx0, vx0) - vx0) * sx) - 1, 0)
+    c1 = min(int((min(bx1, vx1) - vx0) * sx) + 2, w)
+    r0 = max(int((max(by0, vy0) - vy0) * sy) - 1, 0)
+    r1 = min(int((min(by1, vy1) - vy0) * sy) + 2, h)
+    return r0, max(r1, r0), c0, max(c1, c0)
+
+
+def _connect(client, scheduler, n_workers, memory_limit):
+    """(client, cluster we started or None, whether we own the client)."""
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError as exc:
+        raise ImportError("the partitioned risk layer needs Dask: pip install "
+                          "'emergency-console[scale]' (dask, distributed)") from exc
+
+    if client is not None:
+        return client, None, False
+    if scheduler:
+        return Client(scheduler, timeout="20s"), None, True
+    # one single-threaded worker process per core: the kernels run one thread a partition
+    cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
+                           host="127.0.0.1", dashboard_address=None,
+                           # no dashboard; its HTTP server on a free port, not 8787
+                           scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
+                           memory_limit=memory_limit)
+    return Client(cluster), cluster, True
+
+
+# ---------------------------------------------------------------------- the layer
+class PartitionedPointLayer:
+    """The risk points in the memory of Dask workers, one :class:`PointLayer` a partition.
+
+    Build it with :meth:`build`; use it where a :class:`PointLayer` is used
+    (``RiskLayer(points=...)``); :meth:`close` it at the end. Thread-safe: several pages may
+    ask for frames at once (each frame is its own set of tasks).
+
+    Attributes
+    ----------
+    extent : (x0, x1, y0, y1)
+        The partitioned extent (points outside it belong to its edge cells).
+    meta : list of dict
+        Per partition: ``n`` points, ``bbox`` of its points, ``bounds`` of its quadtree
+        leaf, ``nbytes`` on its worker, ``worker`` that built it.
+    frame_timeout : float
+        Seconds a frame, count or click may wait for the workers before it fails.
+    last_frame : dict
+        What the last :meth:`aggregate` touched: partitions, workers, bytes received, and
+        how many windows came as non-empty pixels (``sparse``) or whole (``dense``).
+    """
+
+    def __init__(self, *, client, layers, meta: list[dict], extent, enterprise_ids=None,
+                 cluster=None, own_client: bool = False, frame_timeout: float = 10.0,
+                 partition_threads: int = 1, cache_size: int = 8):
+        self._client, self._cluster, self._own_client = client, cluster, own_client
+        self._layers = list(layers)  # futures: the client's reference keeps them on workers
+        self.meta = meta
+        self.extent = tuple(map(float, extent))
+        self.enterprise_ids = (None if enterprise_ids is None
+                               else np.asarray(enterprise_ids, np.int64))
+        self.frame_timeout = float(frame_timeout)
+        self.partition_threads = partition_threads
+        self.cache_size = cache_size
+        self.last_frame: dict = {}
+        self._n = sum(m["n"] for m in meta)
+        self._where = {i: m["worker"] for i, m in enumerate(meta)}
+        self._stale = False  # after a failure: ask the scheduler where the partitions are
+        self._lock = threading.Lock()
+        self._cache: OrderedDict = OrderedDict()
+        self._masks: OrderedDict = OrderedDict()
+        # the shading kernels of PointLayer, on the client: an empty layer lends them
+        z = np.zeros(0, np.float32)
+        self._shader = PointLayer.from_arrays(z, z, z.astype(np.uint8), extent=self.extent,
+                                              grid=1, enterprise_ids=np.zeros(0, np.int64))
+
+    # ------------------------------------------------------------------ building
+    @classmethod
+    def build(cls, chunks: Sequence[Chunk], *, extent, partition_points: int = 1_000_000,
+              fine: int = 512, grid: int = 256, enterprise_ids=None, client=None,
+              scheduler: str | None = None, n_workers: int = 2,
+              memory_limit: str | float = "auto", timeout: float = 3600.0,
+              frame_timeout: float = 10.0) -> PartitionedPointLayer:
+        """Load ``chunks`` on the workers, cut them into quadtree partitions, build one
+        layer per partition there.
+
+        Parameters
+        ----------
+        chunks : sequence of callables
+            Each, called on a worker without arguments, returns ``(x, y, cat, ent)`` for some
+            points (e.g. ``parquet_chunks(paths)``); picklable, importable by the workers.
+        extent : (x0, x1, y0, y1)
+            The partitioned extent (points outside it join its edge cells).
+        partition_points : int
+            A partition holds at most this many points, unless they share one fine cell:
+            quadtree leaves of the fine grid (a dense city gets small partitions, an empty
+            region none), so a zoomed view touches only the few partitions it meets.
+        fine : int
+            Cells per side of the grid the quadtree splits (a power of two).
+        grid : int
+            At most this many cells per side of each partition's spatial index.
+        enterprise_ids : array of int64, optional
+            Enterprise id of each ``ent`` index (for :meth:`nearest`); None: the index.
+        client, scheduler, n_workers, memory_limit
+            A ``distributed.Client`` to use (left open by :meth:`close`), or the address of
+            a scheduler (``tcp://host:8786``), or neither: a ``LocalCluster`` of
+            ``n_workers`` single-threaded worker processes on loopback, owned by the layer.
+        timeout : float
+            Seconds the whole build may take.
+        """
+        x0, x1, y0, y1 = map(float, extent)
+        if not (math.isfinite(x0 + x1 + y0 + y1) and x1 > x0 and y1 > y0):
+            raise ValueError(f"extent must be (x0, x1, y0, y1) with x1 > x0, y1 > y0: {extent}")
+        if int(fine) not in {2 ** k for k in range(13)}:
+            raise ValueError(f"fine must be a power of two, 1..4096: {fine}")
+        if not 1 <= int(grid) <= 4096:
+            raise ValueError(f"grid must be 1..4096 cells per side: {grid}")
+        if int(partition_points) < 1:
+            raise ValueError(f"partition_points must be positive: {partition_points}")
+        chunks = list(chunks)
+        if not chunks or not all(callable(c) for c in chunks):
+            raise ValueError("chunks: a non-empty sequence of callables returning "
+                             "(x, y, cat, ent)")
+        client, cluster, own = _connect(client, scheduler, n_workers, memory_limit)
+        tag = f"{TASK_PREFIX}-{uuid.uuid4().hex[:8]}"
+        extent = (x0, x1, y0, y1)
+        try:
+            layers, meta = cls._build(client, chunks, extent, int(fine), int(partition_points),
+                                      int(grid), tag, timeout)
+        except BaseException:
+            if own:
+                client.close()
+            if cluster is not None:
+                cluster.close()
+            raise
+        return cls(client=client, layers=layers, meta=meta, extent=extent,
+                   enterprise_ids=enterprise_ids, cluster=cluster, own_client=own,
+                   frame_timeout=frame_timeout)
+
+    @staticmethod
+    def _build(client, chunks, extent, fine, cap, grid, tag, timeout):
+        from distributed import wait
+
+        def settle(futs, what):
+            try:
+                wait(futs, timeout=timeout)
+                return client.gather(futs)
+            except TimeoutError:
+                client.cancel(futs)
+                raise PartitionedLayerError(f"{what}: not done within {timeout:g} s") from None
+            except PartitionedLayerError:
+                raise
+            except Exception as exc:
+                raise PartitionedLayerError(f"{what} failed: {type(exc).__name__}: {exc}") \
+                    from exc
+
+        loaded = [client.submit(_load_chunk, c, i, extent, fine, key=f"{tag}-load-{i}")
+                  for i, c in enumerate(chunks)]
+        counts = [client.submit(_cell_counts, f, fine, key=f"{tag}-cells-{i}")
+                  for i, f in enumerate(loaded)]
+        while len(counts) > 1:  # summed on the workers, 16 at a time: one array comes here
+            counts = [client.submit(_sum, *counts[i:i + 16], key=f"{tag}-sum-{len(counts)}-{i}")
+                      for i in range(0, len(counts), 16)]
+        total = settle(counts, "loading the chunks")[0].reshape(fine, fine)
+        leaves = quadtree(total, cap)
+        leaf_of_cell = np.zeros((fine, fine), np.int32)
+        for k, (cx0, cx1, cy0, cy1) in enumerate(leaves):
+            leaf_of_cell[cy0:cy1, cx0:cx1] = k
+        # a task, not scattered data: Dask can recompute it if a worker holding it is lost
+        lut = client.submit(_identity, leaf_of_cell.reshape(-1), key=f"{tag}-leaves")
+        cuts = [client.submit(_cut, f, lut, len(leaves), key=f"{tag}-cut-{i}")
+                for i, f in enumerate(loaded)]
+        sizes = settle([client.submit(_sizes, c, key=f"{tag}-sizes-{i}")
+                        for i, c in enumerate(cuts)], "cutting the chunks")
+        workers = sorted(client.scheduler_info(n_workers=-1)["workers"])
+        if not workers:
+            raise PartitionedLayerError("the cluster has no workers")
+        load = dict.fromkeys(workers, 0)
+        x0, x1, y0, y1 = extent
+        sx, sy = (x1 - x0) / fine, (y1 - y0) / fine
+        order = sorted(range(len(leaves)), key=lambda k: -int(sum(s.get(k, 0) for s in sizes)))
+        placed = []
+        for k in order:  # the largest partitions first, each to the least loaded worker
+            placed.append(min(load, key=load.get))
+            load[placed[-1]] += sum(s.get(k, 0) for s in sizes)
+        # one bundle per chunk and worker (not per partition): few tasks, one move each
+        bundles = {}
+        for w in workers:
+            mine = [k for k, pw in zip(order, placed, strict=True) if pw == w]
+            bundles[w] = [client.submit(_bundle, cuts[i], mine, key=f"{tag}-bundle-{i}-{w}")
+                          for i, s in enumerate(sizes) if any(k in s for k in mine)]
+        layers, bounds = [], []
+        for k, w in zip(order, placed, strict=True):
+            cx0, cx1, cy0, cy1 = leaves[k]
+            bounds.append((x0 + sx * cx0, x0 + sx * cx1, y0 + sy * cy0, y0 + sy * cy1))
+            # a loose restriction: if that worker is lost, Dask rebuilds it elsewhere
+            layers.append(client.submit(_build_partition, bounds[-1], grid, k, *bundles[w],
+                                        key=f"{tag}-part-{k}", workers=[w],
+                                        allow_other_workers=True))
+        loaded = counts = cuts = bundles = None  # raw chunks leave the workers once built
+        meta = settle([client.submit(_describe, f, key=f"{tag}-describe-{k}", workers=[w],
+                                     allow_other_workers=True)
+                       for f, k, w in zip(layers, order, placed, strict=True)],
+                      "building the partitions")
+        for m, b in zip(meta, bounds, strict=True):
+            m["bounds"] = b
+        try:
+            client.run(_trim_memory)
+        except Exception as exc:  # best effort: a worker gone now is the frames' business
+            log.warning("risk layer: trimming the workers' memory: %s", exc)
+        return layers, meta
+
+    # ------------------------------------------------------------------ about it
+    def __len__(self) -> int:
+        return self._n
+
+    def __enter__(self) -> PartitionedPointLayer:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @property
+    def nbytes(self) -> int:
+        """Memory held by the partitions' arrays, on the workers (the client holds none)."""
+        return sum(m["nbytes"] for m in self.meta)
+
+    @property
+    def client(self):
+        """The ``distributed.Client`` the layer talks through."""
+        return self._client
+
+    def partitions_in(self, bounds) -> list[int]:
+        """The partitions whose points can fall inside ``bounds`` (x0, x1, y0, y1)."""
+        vx0, vx1, vy0, vy1 = map(float, bounds)
+        return [i for i, m in enumerate(self.meta) if _meets(m["bbox"], vx0, vx1, vy0, vy1)]
+
+    def close(self) -> None:
+        """Release the partitions on the workers; close the client and cluster if the layer
+        started them."""
+        layers, self._layers = self._layers, []
+        with self._lock:
+            self._cache.clear()
+            self._masks.clear()
+        try:
+            if layers and self._client.status == "running":
+                self._client.cancel(layers)
+        finally:
+            if self._own_client:
+                self._client.close()
+            if self._cluster is not None:
+                self._cluster.close()
+                self._cluster = None
+
+    # ------------------------------------------------------------------ asking the workers
+    def _mask(self, ent_mask, mask_key):
+        """The enterprise mask as the workers get it: sent once per named filter."""
+        if ent_mask is None:
+            return None
+        mask = np.ascontiguousarray(ent_mask, np.uint8)
+        if mask_key is None or mask.nbytes < 1 << 20:
+            return mask  # small: travels inside the tasks
+        with self._lock:
+            fut = self._masks.get(mask_key)
+            if fut is None:
+                try:
+                    fut = self._client.scatter(mask, broadcast=True, timeout=self.frame_timeout)
+                except Exception as exc:
+                    raise PartitionedLayerError(f"sending the filter to the workers: {exc}") \
+                        from exc
+                self._masks[mask_key] = fut
+                while len(self._masks) > 4:
+                    self._masks.popitem(last=False)
+        return fut
+
+    def _ask(self, fn, parts: list[int], per_part, *args, what: str) -> list:
+        """Run ``fn(*args, per-part values, *layers)`` once per worker holding ``parts``;
+        the results, or :class:`PartitionedLayerError` after ``frame_timeout`` seconds."""
+        if not self._layers:
+            raise PartitionedLayerError("the partitioned layer is closed")
+        if self._stale:
+            self._locate()
+        groups: dict[str | None, list[int]] = {}
+        for p in parts:
+            groups.setdefault(self._where.get(p), []).append(p)
+        futs = []
+        for worker, ps in groups.items():
+            extra = ([per_part[p] for p in ps],) if per_part is not None else ()
+            where = {} if worker is None else {"workers": [worker], "allow_other_workers": True}
+            futs.append(self._client.submit(
+                fn, *args, *extra, *(self._layers[p] for p in ps), pure=False,
+                key=f"{TASK_PREFIX}-{fn.__name__.strip('_')}-{uuid.uuid4().hex}", **where))
+        deadline = time.monotonic() + self.frame_timeout
+        try:  # each result bounded: a worker lost after its task ended must not hang us
+            results = [f.result(timeout=max(0.05, deadline - time.monotonic())) for f in futs]
+        except TimeoutError:
+            self._failed(futs)
+            raise self._stalled(what, parts) from None
+        except Exception as exc:
+            self._failed(futs)
+            log.warning("risk layer: %s failed: %s", what, exc)
+            raise PartitionedLayerError(f"{what} failed on the workers: "
+                                        f"{type(exc).__name__}: {exc}") from exc
+        with self._lock:  # where each group ran, it now holds its partitions
+            for ps, res in zip(groups.values(), results, strict=True):
+                for p in ps:
+                    self._where[p] = res[0]
+        return [r[1] for r in results]
+
+    def _failed(self, futs) -> None:
+        """After a failed request: drop its tasks and scattered masks (a lost worker may
+        have held them), and find the partitions again before the next one."""
+        self._stale = True
+        with self._lock:
+            self._masks.clear()
+        try:
+            self._client.cancel(futs)
+        except Exception as exc:  # the scheduler is gone too: the next request says so
+            log.warning("risk layer: cancelling a failed request: %s", exc)
+
+    def _locate(self) -> None:
+        """Ask the scheduler which worker holds each partition (a lost one is rebuilt)."""
+        keys = [f.key for f in self._layers]
+        try:
+            who = self._client.sync(self._client.scheduler.who_has, keys=keys,
+                                    callback_timeout=self.frame_timeout)
+        except Exception as exc:
+            raise PartitionedLayerError(f"the scheduler did not answer: {exc}") from exc
+        with self._lock:
+            for p, k in enumerate(keys):
+                holders = who.get(k) or []
+                if self._where.get(p) not in holders:
+                    self._where[p] = holders[0] if holders else None
+            self._stale = False
+
+    def _stalled(self, what: str, parts: list[int]) -> PartitionedLayerError:
+        lost = [p for p in parts if self._layers[p].status != "finished"]
+        try:
+            workers = len(self._client.scheduler_info(n_workers=-1)["workers"])
+        except Exception:  # the scheduler itself is gone: say so
+            workers = "unknown (scheduler unreachable)"
+        at_build = len({m["worker"] for m in self.meta})
+        msg = (f"{what}: no answer from the workers within {self.frame_timeout:g} s; "
+               f"{len(lost)} of {len(parts)} partitions not in memory "
+               f"(holding {sum(self.meta[p]['n'] for p in lost):,} points); workers now {workers}, "
+               f"{at_build} held partitions at build. Lost ones are rebuilt from their chunks: "
+               "try again shortly.")
+        log.warning("risk layer: %s", msg)
+        return PartitionedLayerError(msg)
+
+    # ------------------------------------------------------------------ rendering
+    def aggregate(self, bounds, width: int, height: int, *, grades=GRADES, ent_mask=None,
+                  reuse: bool = False, threads: int | None = None, mask_key=None):
+        """Counts per pixel and grade, (height, width, 4) uint16, and per-grade totals:
+        as :meth:`PointLayer.aggregate`, equal to it for the same points. ``threads``: the
+        kernel's threads per partition on the workers (default ``partition_threads``); ``reuse``
+        is accepted for compatibility (the client's counts are a new array per call)."""
+        vx0, vx1, vy0, vy1 = map(float, bounds)
+        width, height = int(width), int(height)
+        if not (vx1 > vx0 and vy1 > vy0 and width > 0 and height > 0):
+            raise ValueError(f"empty view: bounds={bounds}, size={width}x{height}")
+        if width * height > MAX_PIXELS:
+            raise ValueError(f"frame of {width}x{height} pixels is over {MAX_PIXELS:,}")
+        view = ((vx0, vx1, vy0, vy1), width, height)
+        parts = self.partitions_in(view[0])
+        windows = {p: _window(self.meta[p]["bbox"], view[0], width, height) for p in parts}
+        out = np.zeros((height, width, 4), COUNT_DTYPE)
+        totals = np.zeros(4, np.int64)
+        received, sparse, dense = 0, 0, 0
+        if parts:
+            groups = self._ask(_aggregate_group, parts, windows, view, tuple(grades),
+                               self._mask(ent_mask, mask_key),
+                               threads or self.partition_threads, what="risk frame")
+            for crops in groups:
+                for r0, c0, width, idx, vals, t in crops:
+                    totals += [t[g] for g in GRADES]
+                    if vals is None:
+                        continue
+                    received += vals.nbytes + (0 if idx is None else idx.nbytes)
+                    if idx is None:
+                        dense += 1
+                        _add_saturating(out, vals, r0, c0)
+                    else:
+                        sparse += 1
+                        _add_sparse(out, idx, vals.view(np.uint16).reshape(-1, 4), r0, c0,
+                                    width)
+        self.last_frame = {"partitions": len(parts), "bytes": received, "sparse": sparse,
+                           "dense": dense, "workers": len({self._where.get(p) for p in parts})}
+        return out, {g: int(totals[i]) for i, g in enumerate(GRADES)}
+
+    def shade(self, counts, *, spread=None, threads=None):
+        """Packed RGBA image from counts: :meth:`PointLayer.shade`."""
+        return self._shader.shade(counts, spread=spread, threads=threads)
+
+    def shade_index(self, counts, *, spread=None, threads=None):
+        """Palette indices from counts: :meth:`PointLayer.shade_index`."""
+        return self._shader.shade_index(counts, spread=spread, threads=threads)
+
+    def frame(self, bounds, width: int, height: int, *, grades=GRADES, ent_mask=None,
+              mask_key: str | None = None, spread: int | None = None,
+              palette_index: bool = False) -> Frame:
+        """Aggregate on the workers and shade here: :meth:`PointLayer.frame` (cached LRU by
+        view, size and filters; ``mask_key`` names ``ent_mask``)."""
+        key = None
+        if ent_mask is None or mask_key is not None:
+            key = (tuple(round(float(b), 9) for b in bounds), int(width), int(height),
+                   tuple(sorted(grades)), mask_key, spread, palette_index)
+            with self._lock:
+                hit = self._cache.get(key)
+                if hit is not None:
+                    self._cache.move_to_end(key)
+                    return hit
+        counts, totals = self.aggregate(bounds, width, height, grades=grades,
+                                        ent_mask=ent_mask, mask_key=mask_key)
+        shade = self.shade_index if palette_index else self.shade
+        img, tmax = shade(counts, spread=spread)
+        fr = Frame(image=img, bounds=tuple(map(float, bounds)), counts=totals, max_count=tmax)
+        if key is not None:
+            with self._lock:
+                self._cache[key] = fr
+                while len(self._cache) > self.cache_size:
+                    self._cache.popitem(last=False)
+        return fr
+
+    def counts_in(self, bounds, *, grades=GRADES, ent_mask=None) -> dict[str, int]:
+        """Per-grade point counts in ``bounds``: :meth:`PointLayer.counts_in`."""
+        vx0, vx1, vy0, vy1 = map(float, bounds)
+        if not (vx1 > vx0 and vy1 > vy0):
+            raise ValueError(f"empty view: bounds={bounds}")
+        parts = self.partitions_in((vx0, vx1, vy0, vy1))
+        totals = np.zeros(4, np.int64)
+        if parts:
+            for t in self._ask(_totals_group, parts, None, (vx0, vx1, vy0, vy1),
+                               self._mask(ent_mask, None), what="risk counts"):
+                totals += t
+        return {g: (int(totals[i]) if g in grades else 0) for i, g in enumerate(GRADES)}
+
+    def nearest(self, x: float, y: float, rx: float, ry: float, *, grades=GRADES,
+                ent_mask=None) -> int | None:
+        """Enterprise id of the visible point nearest to (x, y) within (rx, ry); None if
+        none: :meth:`PointLayer.nearest` (at exactly equal distances either may win)."""
+        x, y, rx, ry = float(x), float(y), float(rx), float(ry)
+        parts = [i for i, m in enumerate(self.meta)
+                 if _meets(m["bbox"], x - rx, x + rx, y - ry, y + ry, closed=True)]
+        if not parts or not (rx > 0 and ry > 0):
+            return None
+        found = [b for b in self._ask(_nearest_group, parts, None, x, y, rx, ry, tuple(grades),
+                                      self._mask(ent_mask, None), what="risk click")
+                 if b is not None]
+        if not found:
+            return None
+        ent = min(found, key=lambda b: b[0])[1]
+        return int(ent if self.enterprise_ids is None else self.enterprise_ids[ent])
+
+
+# ---------------------------------------------------------------------- where points come from
+def read_parquet_points(path: str) -> Arrays:
+    """One Parquet file's points: columns ``x``, ``y`` (float), ``cat`` (0..3), ``ent``."""
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(path, columns=["x", "y", "cat", "ent"])
+    return tuple(table.column(c).to_numpy() for c in ("x", "y", "cat", "ent"))
+
+
+def parquet_chunks(paths) -> list[Chunk]:
+    """One chunk per Parquet file (a directory: its ``*.parquet``, in name order). The
+    workers open the files: give paths they can read (a shared or copied directory)."""
+    if isinstance(paths, str | Path) and Path(paths).is_dir():
+        paths = sorted(Path(paths).glob("*.parquet"))
+    return [partial(read_parquet_points, str(p)) for p in paths]
+
+
+_ENTERPRISES_SQL = (
+    "SELECT e.enterprise_id, e.industry, e.size, e.county_code, c.city_code "
+    "FROM enterprises e LEFT JOIN counties c USING (county_code) ORDER BY e.enterprise_id")
+
+
+def export_points(source, directory, *, rows_per_file: int = 4_000_000) -> list[Path]:
+    """Write a :class:`~sources.risk.risk.RiskSource`'s points as Parquet files of ``x, y,
+    cat, ent`` (``ent``: row of the enterprise by id, as ``RiskSource.load_layer``),
+    streamed in batches: this process never holds them all."""
+    import pyarrow.parquet as pq
+
+    from sources.risk.risk import _GRADE_CASE
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    for old in directory.glob("points-*.parquet"):
+        old.unlink()
+    sql = ("WITH ei AS (SELECT enterprise_id, (row_number() OVER (ORDER BY enterprise_id) - 1)"
+           " AS idx FROM enterprises) "
+           "SELECT p.lon::FLOAT AS x, p.lat::FLOAT AS y, "
+           f"{_GRADE_CASE.format(col='p.risk_level')}::UTINYINT AS cat, ei.idx::INTEGER AS ent "
+           "FROM risk_points p JOIN ei USING (enterprise_id)")
+    paths: list[Path] = []
+    writer, rows = None, 0
+    cur = source.store.cursor()
+    try:
+        for batch in cur.sql(sql).to_arrow_reader(min(rows_per_file, 1 << 20)):
+            if writer is None or rows >= rows_per_file:
+                if writer is not None:
+                    writer.close()
+                paths.append(directory / f"points-{len(paths):05d}.parquet")
+                writer, rows = pq.ParquetWriter(paths[-1], batch.schema), 0
+            writer.write_batch(batch)
+            rows += batch.num_rows
+    finally:
+        if writer is not None:
+            writer.close()
+        cur.close()
+    return paths
+
+
+def load_partitioned_layer(source, directory, **build):
+    """A :class:`~sources.risk.risk.RiskLayer` whose points live on Dask workers: the
+    source's points exported to ``directory`` (:func:`export_points`), read there by the
+    workers; enterprises (for filters) stay here. ``build``: :meth:`PartitionedPointLayer.build`
+    arguments (``scheduler=``, ``partition_points=``...)."""
+    from sources.risk.risk import RiskLayer
+
+    ents = source.store.df(_ENTERPRISES_SQL)
+    for c in ("industry", "size", "county_code", "city_code"):
+        ents[c] = ents[c].astype("category")
+    paths = export_points(source, directory)
+    if not paths:
+        raise PartitionedLayerError("the store holds no risk points to partition")
+    build.setdefault("extent", source.extent())
+    points = PartitionedPointLayer.build(parquet_chunks(paths),
+                                         enterprise_ids=ents["enterprise_id"].to_numpy(np.int64),
+                                         **build)
+    return RiskLayer(points=points, enterprises=ents)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import html
 import time
 
+import numpy as np
 import pandas as pd
 import panel as pn
 import param
@@ -14,7 +15,9 @@ from sources.situation.source import SituationSource
 
 from .base import View
 from .board_map import RESOURCES, base_figure
+from .i18n import t
 from .panes import HTML
+from .shared import Shared
 from .ticker import local_time
 
 PANEL_CSS = """
@@ -54,6 +57,146 @@ def _duration(ms: float, lang: str) -> str:
     if lang == "zh":
         return f"{h}小时{m}分" if h else f"{m}分钟"
     return f"{h} h {m} min" if h else f"{m} min"
+
+
+class IncidentText:
+    """An incident card's text in one language (plain: shared by every page, no Panel)."""
+
+    def __init__(self, lang: str):
+        self.lang = lang
+
+    def t(self, key: str, **fmt) -> str:
+        return t(key, self.lang, **fmt)
+
+    def empty(self) -> str:
+        return f'<div class="inc empty">{self.t("board.incident.none")}</div>'
+
+    def _label(self, key: str, fallback) -> str:
+        text = self.t(key)
+        return str(fallback) if text == key else text
+
+    def note(self, kind: str, r) -> str:
+        """The short description of a nearby resource in the page's language."""
+        if kind == "teams":
+            return (f"{self._label('board.team.' + str(r.kind), r.kind)} · "
+                    f"{self.t('board.res.people', n=r.members)}")
+        if kind == "shelters":
+            return self.t("board.res.people", n=r.capacity)
+        if kind == "experts":
+            title = "" if r.title is None or r.title != r.title else f" · {r.title}"
+            return f"{self._label('board.expert.' + str(r.type), r.type)}{title}"
+        return str(r.note)
+
+    def _command_line(self, cmd: dict, now_ms: float) -> str:
+        e = html.escape
+        parts = [self.t("command.grade." + str(cmd["grade"]))]
+        if cmd.get("response_level"):
+            parts.append(self.t("command.level." + str(cmd["response_level"])))
+        tasks = " ".join(f'{self.t("command.state." + s)} {cmd[f"tasks_{s}"]}'
+                         for s in ("assigned", "en_route", "on_scene", "done")
+                         if cmd.get(f"tasks_{s}"))
+        if tasks:
+            parts.append(tasks)
+        due = cmd.get("next_report_due")
+        if due is not None and not pd.isna(due):
+            left = pd.Timestamp(due).value // 1_000_000 - now_ms
+            mins = int(abs(left) // 60_000)
+            label = self.t("command.report." + str(cmd.get("next_report")))
+            text = (self.t("board.report.overdue", report=label, m=mins) if left < 0
+                    or cmd.get("next_report_overdue")
+                    else self.t("board.report.due", report=label, m=mins))
+            parts.append(f'<b class="{"overdue" if left < 0 else "due"}">{e(text)}</b>')
+        return ('<div class="cmd" data-command="1">'
+                + " · ".join(p if p.startswith("<b") else e(p) for p in parts) + "</div>")
+
+    def html(self, inc: dict, timeline: pd.DataFrame, near: dict, now_ms: float) -> str:
+        e = html.escape
+        color = WALL_COLORS.get(inc["level"], "#888")
+        kind_key = f"board.incident.kind.{inc['kind']}"
+        kind = self.t(kind_key)
+        kind = inc["kind"] if kind == kind_key else kind
+        head = (f'<div class="head" style="--lvl:{color}"><b>{e(str(inc["title"]))}</b>'
+                f'<span>{e(str(kind))} · {self.t("level." + inc["level"])} · '
+                f'{self.t("board.incident.since", t=local_time(inc["started_ms"], True))} '
+                f'({_duration(now_ms - inc["started_ms"], self.lang)})</span></div>')
+        cmd = inc.get("command")
+        if cmd:  # under command: grade, response, tasks by state, the next report's countdown
+            head += self._command_line(cmd, now_ms)
+        items = []
+        for r in timeline.tail(7).iloc[::-1].itertuples():
+            label = self.t("board.kind." + r.kind)
+            detail = str(r.detail) if r.detail is not None else ""
+            dkey = f"board.detail.{r.kind}.{detail}"
+            dlabel = self.t(dkey)
+            detail = detail if dlabel == dkey else dlabel
+            # the incident's own rows say what changed (status, level); the head has its title
+            what = (f"{self.t('level.' + r.level)} {detail}" if r.kind == "incident"
+                    else f"{r.title} {detail}")
+            items.append(f'<li><span class="t">{local_time(r.ts_ms)}</span> {e(label)} '
+                         f'{e(what)}</li>')
+        rows = []
+        for key_, (_, color_, icon) in RES_MARKERS.items():
+            df = near.get(key_)
+            if df is None:
+                continue
+            for r in df.head(2 if key_ != "teams" else 3).itertuples():
+                rows.append(
+                    f'<tr><td class="ic" style="color:{color_}" title="{self.t("board.res." + key_)}">'
+                    f'{icon}</td><td>{e(str(r.name))} <span style="color:#8aa0b8">'
+                    f'{e(self.note(key_, r))}</span></td><td class="km">{r.km:.1f} km</td></tr>')
+        # column headers for assistive technology only: the wall shows no header row
+        heads = "".join(f'<th scope="col">{self.t("board.incident.col." + c)}</th>'
+                        for c in ("kind", "name", "km"))
+        return (f'<div class="inc">{head}<div class="cols">'
+                f'<div><h4>{self.t("board.incident.timeline")}</h4><ol>{"".join(items)}</ol></div>'
+                f'<div><h4>{self.t("board.incident.nearest")}</h4>'
+                f'<table><thead class="sr"><tr>{heads}</tr></thead><tbody>{"".join(rows)}'
+                f'</tbody></table></div></div></div>')
+
+
+#: A card's text per (incident detail, language, now) and its map's columns per (detail,
+#: map scale): every page showing the same snapshot shares them.
+SHARED_TEXT = Shared("incident_text")
+SHARED_MAP = Shared("incident_map")
+
+
+def incident_html(detail: dict, now_ms: float, lang: str) -> str:
+    """The card's text for ``detail`` (a ``situation['details']`` item), made once."""
+    return SHARED_TEXT.get(detail, (lang, now_ms), lambda: IncidentText(lang).html(
+        detail["incident"], detail["timeline"], detail["nearest"], now_ms))
+
+
+def incident_map(detail: dict, ky: float) -> dict:
+    """Columns of an incident's zoomed map (point, resources, links, window), made once."""
+    return SHARED_MAP.get(detail["nearest"], (_map_key(detail["incident"]), ky),
+                          lambda: _map_columns(detail, ky))
+
+
+def _map_key(inc: dict) -> tuple:
+    return (inc["incident_id"], inc["lon"], inc["lat"], inc["level"])
+
+
+def _map_columns(detail: dict, ky: float) -> dict:
+    inc, near = detail["incident"], detail["nearest"]
+    lon, lat = float(inc["lon"]), float(inc["lat"])
+    out = {"point": dict(x=np.array([lon]), y=np.array([lat * ky]),
+                         color=[WALL_COLORS.get(inc["level"], "#fff")]),
+           "resources": {}}
+    xs, ys, lx, ly = [lon], [lat], [], []
+    for key_, df in near.items():
+        out["resources"][key_] = dict(x=df.lon.to_numpy(float), y=df.lat.to_numpy(float) * ky)
+        for r in df.head(3).itertuples():
+            if r.km < 60:  # frame the near ones; a far expert must not zoom the map out
+                xs.append(r.lon)
+                ys.append(r.lat)
+            lx.append(np.array([lon, r.lon]))
+            ly.append(np.array([lat * ky, r.lat * ky]))
+    out["links"] = dict(xs=lx, ys=ly)
+    half = max(0.08, (max(xs) - min(xs)) / 2 * 1.15, (max(ys) - min(ys)) / 2 * 1.15)
+    cx, cy = (max(xs) + min(xs)) / 2, (max(ys) + min(ys)) / 2
+    out["window"] = dict(x=np.array([cx - half, cx + half]),
+                         y=np.array([(cy - half) * ky, (cy + half) * ky]))
+    return out
 
 
 class IncidentPanel(View):
@@ -116,7 +259,7 @@ class IncidentPanel(View):
         return self._layout
 
     def _empty(self) -> str:
-        return f'<div class="inc empty">{self.t("board.incident.none")}</div>'
+        return IncidentText(self.lang).empty()
 
     def update(self, detail: dict | None, now_ms: float | None = None) -> None:
         """Show ``detail`` (one of ``situation['details']``), or an empty card for None."""
@@ -134,110 +277,21 @@ class IncidentPanel(View):
                 self.links.data = dict(xs=[], ys=[])
                 self.window.data = dict(self._home)
             return
-        inc, near, timeline = detail["incident"], detail["nearest"], detail["timeline"]
         now_ms = now_ms or time.time() * 1000
-        text = self._html(inc, timeline, near, now_ms)
+        text = incident_html(detail, now_ms, self.lang)
         if text != self._info.object:
             self._info.object = text
-        key = (inc["incident_id"], inc["lon"], inc["lat"], inc["level"])
+        key = _map_key(detail["incident"])
         if key == self._key:
             return
         self._key = key
-        ky = self.ky
-        lon, lat = float(inc["lon"]), float(inc["lat"])
-        self.point.data = dict(x=[lon], y=[lat * ky], color=[WALL_COLORS.get(inc["level"], "#fff")])
-        xs, ys, lx, ly = [lon], [lat], [], []
-        for key_, df in near.items():
-            self.res_sources[key_].data = dict(x=df.lon.tolist(), y=(df.lat * ky).tolist())
-            for r in df.head(3).itertuples():
-                if r.km < 60:  # frame the near ones; a far expert must not zoom the map out
-                    xs.append(r.lon)
-                    ys.append(r.lat)
-                lx.append([lon, r.lon])
-                ly.append([lat * ky, r.lat * ky])
-        self.links.data = dict(xs=lx, ys=ly)
-        half = max(0.08, (max(xs) - min(xs)) / 2 * 1.15, (max(ys) - min(ys)) / 2 * 1.15)
-        cx, cy = (max(xs) + min(xs)) / 2, (max(ys) + min(ys)) / 2
-        self.window.data = dict(x=[cx - half, cx + half], y=[(cy - half) * ky, (cy + half) * ky])
-
-    def _label(self, key: str, fallback) -> str:
-        text = self.t(key)
-        return str(fallback) if text == key else text
+        cols = incident_map(detail, self.ky)
+        self.point.data = cols["point"]
+        for key_, data in cols["resources"].items():
+            self.res_sources[key_].data = data
+        self.links.data = cols["links"]
+        self.window.data = cols["window"]
 
     def note(self, kind: str, r) -> str:
         """The short description of a nearby resource in the page's language."""
-        if kind == "teams":
-            return (f"{self._label('board.team.' + str(r.kind), r.kind)} · "
-                    f"{self.t('board.res.people', n=r.members)}")
-        if kind == "shelters":
-            return self.t("board.res.people", n=r.capacity)
-        if kind == "experts":
-            title = "" if r.title is None or r.title != r.title else f" · {r.title}"
-            return f"{self._label('board.expert.' + str(r.type), r.type)}{title}"
-        return str(r.note)
-
-    def _command_line(self, cmd: dict, now_ms: float) -> str:
-        e = html.escape
-        parts = [self.t("command.grade." + str(cmd["grade"]))]
-        if cmd.get("response_level"):
-            parts.append(self.t("command.level." + str(cmd["response_level"])))
-        tasks = " ".join(f'{self.t("command.state." + s)} {cmd[f"tasks_{s}"]}'
-                         for s in ("assigned", "en_route", "on_scene", "done")
-                         if cmd.get(f"tasks_{s}"))
-        if tasks:
-            parts.append(tasks)
-        due = cmd.get("next_report_due")
-        if due is not None and not pd.isna(due):
-            left = pd.Timestamp(due).value // 1_000_000 - now_ms
-            mins = int(abs(left) // 60_000)
-            label = self.t("command.report." + str(cmd.get("next_report")))
-            text = (self.t("board.report.overdue", report=label, m=mins) if left < 0
-                    or cmd.get("next_report_overdue")
-                    else self.t("board.report.due", report=label, m=mins))
-            parts.append(f'<b class="{"overdue" if left < 0 else "due"}">{e(text)}</b>')
-        return ('<div class="cmd" data-command="1">'
-                + " · ".join(p if p.startswith("<b") else e(p) for p in parts) + "</div>")
-
-    def _html(self, inc: dict, timeline: pd.DataFrame, near: dict, now_ms: float) -> str:
-        e = html.escape
-        color = WALL_COLORS.get(inc["level"], "#888")
-        kind_key = f"board.incident.kind.{inc['kind']}"
-        kind = self.t(kind_key)
-        kind = inc["kind"] if kind == kind_key else kind
-        head = (f'<div class="head" style="--lvl:{color}"><b>{e(str(inc["title"]))}</b>'
-                f'<span>{e(str(kind))} · {self.t("level." + inc["level"])} · '
-                f'{self.t("board.incident.since", t=local_time(inc["started_ms"], True))} '
-                f'({_duration(now_ms - inc["started_ms"], self.lang)})</span></div>')
-        cmd = inc.get("command")
-        if cmd:  # under command: grade, response, tasks by state, the next report's countdown
-            head += self._command_line(cmd, now_ms)
-        items = []
-        for r in timeline.tail(7).iloc[::-1].itertuples():
-            label = self.t("board.kind." + r.kind)
-            detail = str(r.detail) if r.detail is not None else ""
-            dkey = f"board.detail.{r.kind}.{detail}"
-            dlabel = self.t(dkey)
-            detail = detail if dlabel == dkey else dlabel
-            # the incident's own rows say what changed (status, level); the head has its title
-            what = (f"{self.t('level.' + r.level)} {detail}" if r.kind == "incident"
-                    else f"{r.title} {detail}")
-            items.append(f'<li><span class="t">{local_time(r.ts_ms)}</span> {e(label)} '
-                         f'{e(what)}</li>')
-        rows = []
-        for key_, (_, color_, icon) in RES_MARKERS.items():
-            df = near.get(key_)
-            if df is None:
-                continue
-            for r in df.head(2 if key_ != "teams" else 3).itertuples():
-                rows.append(
-                    f'<tr><td class="ic" style="color:{color_}" title="{self.t("board.res." + key_)}">'
-                    f'{icon}</td><td>{e(str(r.name))} <span style="color:#8aa0b8">'
-                    f'{e(self.note(key_, r))}</span></td><td class="km">{r.km:.1f} km</td></tr>')
-        # column headers for assistive technology only: the wall shows no header row
-        heads = "".join(f'<th scope="col">{self.t("board.incident.col." + c)}</th>'
-                        for c in ("kind", "name", "km"))
-        return (f'<div class="inc">{head}<div class="cols">'
-                f'<div><h4>{self.t("board.incident.timeline")}</h4><ol>{"".join(items)}</ol></div>'
-                f'<div><h4>{self.t("board.incident.nearest")}</h4>'
-                f'<table><thead class="sr"><tr>{heads}</tr></thead><tbody>{"".join(rows)}'
-                f'</tbody></table></div></div></div>')
+        return IncidentText(self.lang).note(kind, r)

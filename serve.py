@@ -24,6 +24,8 @@ DEFAULT_DB = ROOT / "var" / "console.duckdb"
 
 log = logging.getLogger("console")
 EXIT_STUCK = 70  # stopping hung past --stop-timeout: stacks logged, process ended by force
+#: The drill a new demo store plays on its first start, so the console is alive at once.
+FIRST_SCENARIO = "dongying-leak"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -43,6 +45,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--no-demo-feed", action="store_true", help="do not start the demo feed")
     p.add_argument("--demo-port", type=int, default=0, help="port of the demo feed (0: any)")
     p.add_argument("--speed", type=float, default=1.0, help="time acceleration of the demo feed")
+    p.add_argument("--scenario", default=None, metavar="NAME",
+                   help="play this exercise (演练) scenario of data/scenarios through the demo "
+                        "feed at once (marked as an exercise everywhere); on the first start "
+                        f"of a new demo store, {FIRST_SCENARIO!r} plays unless 'none' is given")
     p.add_argument("--keep-readings-days", type=float, default=7.0,
                    help="days of raw sensor readings kept in the store (0: all)")
     p.add_argument("--lang", default="zh", choices=["zh", "en"], help="default language")
@@ -67,6 +73,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "only: everyone who reaches the port may act)")
     p.add_argument("--basic-auth", default=None, help=argparse.SUPPRESS)
     p.add_argument("--cookie-secret", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--distributed", default=None, metavar="CENTRES.json",
+                   help="serve a view of a centre's event log (docs/DISTRIBUTED.md)")
+    p.add_argument("--centre", default=None, help="with --distributed: this centre's code")
     p.add_argument("--malloc-trim-s", type=float, default=60.0,
                    help="return freed memory to the system every N seconds, with malloc "
                         "arenas capped at 2 (glibc; 0: neither)")
@@ -127,6 +136,15 @@ def check_options(args: argparse.Namespace) -> None:
             raise StartError(f"--address {args.address} --port {args.port}: cannot listen "
                              f"there ({exc.strerror or exc}); is another console running?"
                              ) from None
+    if args.scenario and args.scenario != "none" and (args.feed or args.no_demo_feed):
+        raise StartError(f"--scenario {args.scenario}: exercises play through the demo feed "
+                         "(not with --feed or --no-demo-feed)")
+    if args.scenario and args.scenario != "none":
+        from data.scenario import available
+
+        if args.scenario not in available():
+            raise StartError(f"--scenario {args.scenario}: no such scenario; the scenarios are "
+                             f"{', '.join(sorted(available()))}")
     for url in args.feed:
         parts = urlsplit(url)
         if parts.scheme not in ("ws", "wss") or not parts.hostname:
@@ -205,7 +223,7 @@ def load_access(args: argparse.Namespace):
         raise StartError(str(exc)) from None
 
 
-def build_console(args: argparse.Namespace):
+def build_console(args: argparse.Namespace, *, first_start: bool = False):
     """The console of these options (not started).
 
     The demo feed starts first: it reads the registry from the store and closes the file
@@ -218,10 +236,22 @@ def build_console(args: argparse.Namespace):
     from sources.store.store import Store
 
     db = Path(args.db)
+    if args.distributed:  # a view of the log: no feed, no engine, no demo store of its own
+        from sources.distributed.serving import DistributedStartError, distributed_console
+
+        try:
+            return distributed_console(args.distributed, args.centre, db, lang=args.lang,
+                                       keep_readings_days=args.keep_readings_days,
+                                       malloc_trim_s=args.malloc_trim_s)
+        except DistributedStartError as exc:
+            raise StartError(str(exc)) from None
     demo = None
     if not args.feed and not args.no_demo_feed:
+        scenario = args.scenario or (FIRST_SCENARIO if first_start else None)
+        extra = ["--scenario", scenario] if scenario and scenario != "none" else []
         try:
-            demo = DemoFeed(db, port=args.demo_port, speed=args.speed).start()
+            demo = DemoFeed(db, port=args.demo_port, speed=args.speed,
+                            extra_args=extra).start()
         except DemoFeedError as exc:
             raise StartError(f"the demo feed did not start: {exc}") from None
     try:
@@ -273,8 +303,10 @@ def serve(args: argparse.Namespace) -> None:
     access = load_access(args)
     if args.malloc_trim_s > 0:
         limit_arenas(2)  # before any thread starts
-    ensure_database(Path(args.db), args.scale, args.seed)
-    console = build_console(args)
+    first_start = not args.distributed and not Path(args.db).exists()
+    if not args.distributed:
+        ensure_database(Path(args.db), args.scale, args.seed)
+    console = build_console(args, first_start=first_start)
     console.start()  # stops what it started and closes nothing else if a step fails
     if console.demo is not None:
         print(f"demo feed at {console.demo.url}", flush=True)
@@ -287,6 +319,7 @@ def serve(args: argparse.Namespace) -> None:
         auth = ConsoleAuth(access, audit=console.audit)
         console.access = access.access
         console.principal_of = auth.page_principal
+        console.users = access.users
         kwargs.update(auth.serve_kwargs())
     else:
         log.warning("no login (no --users): every page is open to whoever reaches "

@@ -11,6 +11,19 @@ from sources.console import Console
 from views.i18n import LANGS, session_lang, t
 
 
+def with_drill_banner(layout, console: Console, lang: str, guard: Guard):
+    """Every page (the wall too) carries the exercise banner while a drill runs: first
+    under the page's header, or at the top of a page without one (the kiosk wall)."""
+    from views.drill_banner import DrillBanner
+
+    banner = DrillBanner(source=console.drills, lang=lang, guard=guard)
+    if isinstance(layout, pn.Column):
+        at = 1 if "console-page" in (layout.css_classes or []) else 0
+        layout.insert(at, banner)
+        return layout
+    return pn.Column(banner, layout, sizing_mode="stretch_both", margin=0)
+
+
 class Dashboard(param.Parameterized):
     """A page of the console.
 
@@ -49,7 +62,8 @@ class Dashboard(param.Parameterized):
 
         def create():
             lang = session_lang(console.lang)
-            return cls(console=console, lang=lang).layout()
+            dashboard = cls(console=console, lang=lang)
+            return with_drill_banner(dashboard.layout(), console, lang, dashboard.guard)
 
         create.__name__ = f"{cls.__name__}_app"
         return create

@@ -30,6 +30,6 @@ class CommandPage(Dashboard):
         alarm = args.number("alarm", 0, lo=0, hi=2**62)
         desk = CommandDesk(source=self.console.command, lang=self.lang, guard=self.guard,
                            incident_id=args.text("incident")[:128],
-                           alarm_id=int(alarm) if alarm else None)
+                           alarm_id=int(alarm) if alarm else None, drills=self.console.drills)
         main = pn.Column(desk, sizing_mode="stretch_both", scroll=True, margin=(0, 12))
         return page(self.t("app.command"), main, lang=self.lang, route=self.route)

@@ -23,7 +23,7 @@ from views.panes import HTML
 CSS = (Path(__file__).with_name("console.css")).read_text(encoding="utf-8")
 A11Y_JS = (Path(__file__).with_name("a11y.js")).read_text(encoding="utf-8")
 
-NAV = ("board", "warnings", "risk", "alarms", "inventory", "console")
+NAV = ("board", "warnings", "risk", "alarms", "command", "inventory", "drills", "console")
 #: BCP 47 tag of each interface language, for ``<html lang>`` and ``lang`` on other-language text.
 HTML_LANG = {"zh": "zh-CN", "en": "en"}
 #: Names ``a11y.js`` gives to controls that show none (labels of :mod:`views.i18n`).

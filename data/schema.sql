@@ -484,10 +484,13 @@ CREATE TABLE IF NOT EXISTS drills (
     started_at    TIMESTAMPTZ NOT NULL,
     started_by    VARCHAR NOT NULL,      -- the officer who started it, or 'feed:<url>'
     last_seen_at  TIMESTAMPTZ,
+    ended_at      TIMESTAMPTZ,           -- stopped from the console (its last messages follow)
     purged_at     TIMESTAMPTZ,
     purged_by     VARCHAR,
     purged_rows   BIGINT
 );
+ALTER TABLE drills ADD COLUMN IF NOT EXISTS ended_at TIMESTAMPTZ;
+
 
 -- ---------------------------------------------------------------- command (指挥调度; owner: sources/command)
 -- Append-only, like warnings: no row is updated or deleted. The state of anything at time T
@@ -635,4 +638,8 @@ CREATE TABLE IF NOT EXISTS command_notes (
     actor         VARCHAR NOT NULL,
     acted_at      TIMESTAMPTZ NOT NULL
 );
+-- An officer's incident of a drill (opened from a drill's alarm, taken over from a drill's
+-- feed incident, or marked an exercise at intake) carries the drill, as its mirror rows in
+-- ``incidents`` do; a drill's purge removes it with its tasks, checklist, reports and notes.
+ALTER TABLE command_incidents ADD COLUMN IF NOT EXISTS drill_id VARCHAR;
 -- ---------------------------------------------------------------- end of command

@@ -143,6 +143,7 @@ class Console(param.Parameterized):
         self.audit = AuditLog(store) if not store.read_only else None
         self.access: Access | None = None
         self.principal_of: Callable[[Any], Any] | None = None
+        self.users: Any = None  # the accounts (sources.access.users.UserDirectory) with logins
         self.alarm_engine: AlarmEngine | None = None
         self.alarm_timer: AlarmTimer | None = None
         self.expiry = WarningExpiry(source=self.warnings)

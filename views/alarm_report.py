@@ -59,7 +59,7 @@ class AlarmReport(View):
     def frame(self) -> pd.DataFrame:
         """The report with localised column titles, durations rounded to 0.1 min."""
         start, end = self.period()
-        df = self.source.report(self.by, start, end)
+        df = self.source.report(self.by, start, end, scope=self.guard.scope())
         cols = [c for c in REPORT_COLUMNS if c in df.columns]
         df = df[cols].round(1)
         return df.rename(columns={c: self.t(f"alarm.rep.{c}") for c in cols})
@@ -73,7 +73,11 @@ class AlarmReport(View):
     def _csv(self) -> io.StringIO:
         buf = io.StringIO()
         buf.write("\ufeff")  # so that Excel opens the Chinese names as UTF-8
-        self.frame().to_csv(buf, index=False)
+        frame = self.frame()  # the user's jurisdiction only
+        frame.to_csv(buf, index=False)
+        self.guard.record("export", target=f"alarm_report:{self.by}",
+                          details={"rows": len(frame), "start": str(self.start),
+                                   "end": str(self.end)})
         buf.seek(0)
         return buf
 

@@ -32,11 +32,14 @@ class CommandDesk(View):
     incident_id = param.String(default="", doc="The incident shown ('' for none).")
     alarm_id = param.Integer(default=None, allow_None=True,
                              doc="Open the intake filled from this alarm.")
+    drills = param.Parameter(default=None, doc="The console's drills (the intake marks an "
+                             "exercise's incident as the running drill's).")
 
     def __init__(self, **params):
         super().__init__(**params)
         src, lang = self.source, self.lang
-        self.intake = IncidentIntake(source=src, lang=lang, guard=self.guard, alarm_id=self.alarm_id)
+        self.intake = IncidentIntake(source=src, lang=lang, guard=self.guard,
+                                     alarm_id=self.alarm_id, drills=self.drills)
         self.list = IncidentList(source=src, lang=lang, guard=self.guard, incident_id=self.incident_id)
         linked = {
             "workspace": IncidentWorkspace(source=src, lang=lang, guard=self.guard),

@@ -29,6 +29,8 @@ class IncidentIntake(View):
     alarm_id = param.Integer(default=None, allow_None=True,
                              doc="An alarm to open the incident from (fills the form).")
     opened = param.String(default="", doc="Id of the incident this form opened last.")
+    drills = param.Parameter(default=None, doc="The console's drills (sources.drills.desk."
+                             "DrillSource): an exercise's incident belongs to the running drill.")
 
     def __init__(self, **params):
         super().__init__(**params)
@@ -80,6 +82,10 @@ class IncidentIntake(View):
         self.reason = pn.widgets.TextInput(label=t("command.grade.reason"), width=260)
         self.preview = HTML("", css_classes=["cmd-intake-preview"], stylesheets=[COMMAND_CSS],
                             sizing_mode="stretch_width")
+        active = self.drills.active() if self.drills is not None else None
+        # during a drill the form starts as an exercise: a drill's incident is never real
+        self.exercise = pn.widgets.Checkbox(name=t("drill.incident"), value=active is not None,
+                                            css_classes=["cmd-intake-exercise"])
         self.open_button = pn.widgets.Button(label=t("command.intake.open"), color="primary",
                                              css_classes=["cmd-intake-open"])
         self.notice = CommandNotice(t, "cmd-intake-notice")
@@ -154,6 +160,8 @@ class IncidentIntake(View):
         self.occurred.value = pd.Timestamp(pre["occurred_at"]).tz_convert(CHINA_TZ) \
             .tz_localize(None).to_pydatetime()
         self.description.value = pre["description"]
+        if pre.get("drill_id"):
+            self.exercise.value = True
         self._alarm = pre
         return pre
 
@@ -185,13 +193,24 @@ class IncidentIntake(View):
             reporter_phone=self.phone.value, description=self.description.value,
             grade=self.grade.value or None, grade_reason=self.reason.value,
             installation_id=pre.get("installation_id"), alarm_id=pre.get("alarm_id"),
-            origin=pre.get("origin", "officer"), origin_ref=pre.get("origin_ref"))),
+            origin=pre.get("origin", "officer"), origin_ref=pre.get("origin_ref"),
+            drill_id=self.exercise_drill(pre))),
             lambda r: self.t("command.intake.opened", id=r["incident_id"],
                              grade=self.t("command.grade." + r["grade"])))
         if result is not None:
             self._alarm = None
             self.opened = result["incident_id"]
         return result
+
+    def exercise_drill(self, pre: dict) -> str | None:
+        """The drill the incident belongs to: its alarm's, else the running drill's when the
+        officer marks it an exercise (``exercise`` when no drill runs)."""
+        if pre.get("drill_id"):
+            return pre["drill_id"]
+        if not self.exercise.value:
+            return None
+        active = self.drills.active() if self.drills is not None else None
+        return active["drill_id"] if active else "exercise"
 
     def take_over(self) -> dict | None:
         """Take the chosen feed incident under command."""
@@ -216,7 +235,7 @@ class IncidentIntake(View):
             pn.Row(self.occurred, self.learned, self.reporter, self.phone),
             pn.Row(self.deaths, self.missing, self.injured, self.loss),
             self.description, self.preview, pn.Row(self.grade, self.reason),
-            self.open_button, self.notice.pane,
+            self.exercise, self.open_button, self.notice.pane,
             Markdown(f"#### {t('command.intake.feed_title')}"),
             pn.Row(self.feed_pick, self.take_button), sizing_mode="stretch_width")
         return pn.Row(form, pn.Column(Markdown(t("command.intake.map_hint")), self.map.pane,

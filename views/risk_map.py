@@ -298,12 +298,31 @@ class RiskPointMap(View):
         self._render(b)
 
     def export(self, what: str = "enterprises", fmt: str = "csv") -> bytes:
-        """The filtered enterprises (or the points in view) as CSV or Excel bytes."""
+        """The filtered enterprises (or the points in view) as CSV or Excel bytes, within
+        the user's jurisdiction (a county exports its county), recorded in the audit log."""
+        flt = self._scoped_filter()
+        self.guard.check("export", county=None if self.guard.scope() is None
+                         else self.guard.jurisdiction, target=f"risk:{what}")
         if what == "enterprises":
-            df = self.source.export_enterprises(self.filter)
+            df = self.source.export_enterprises(flt)
         else:
-            df = self.source.export_points(self.bounds, self.filter)
+            df = self.source.export_points(self.bounds, flt)
+        self.guard.record("export", target=f"risk:{what}.{fmt}",
+                          details={"rows": len(df), "counties": list(flt.counties),
+                                   "cities": list(flt.cities)})
         return to_csv_bytes(df) if fmt == "csv" else to_excel_bytes(df, sheet=what)
+
+    def _scoped_filter(self) -> RiskFilter:
+        """The filter, narrowed to the user's jurisdiction (the province: as it is)."""
+        scope = self.guard.scope()
+        flt = self.filter
+        if scope is None:
+            return flt
+        if len(scope) == 4:  # a city
+            return dataclasses.replace(flt, cities=(scope + "00",),
+                                       counties=tuple(c for c in flt.counties
+                                                      if c.startswith(scope)))
+        return dataclasses.replace(flt, cities=(), counties=(scope,))
 
     # ------------------------------------------------------------------ live readings
     def _set_live(self) -> None:

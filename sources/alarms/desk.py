@@ -217,12 +217,14 @@ class AlarmSource(Source):
 
     # ------------------------------------------------------------------ report
     def report(self, by: str = "enterprise", start: datetime | None = None,
-               end: datetime | None = None, *, now: datetime | None = None) -> pd.DataFrame:
+               end: datetime | None = None, *, now: datetime | None = None,
+               scope: str | None = None, drills: bool = False) -> pd.DataFrame:
         """Alarms raised in ``[start, end)`` per enterprise or county.
 
         Columns: ``name`` (and ``county`` per enterprise), ``alarms``, ``red``,
         ``total_duration_min``, ``mean_duration_min``, ``mean_ack_min``, ``mean_clear_min``
-        (definitions in the module docstring). Largest count first.
+        (definitions in the module docstring). Largest count first. ``scope``: a county-code
+        prefix (a city's or a county's alarms only); exercises are left out unless ``drills``.
         """
         if by not in ("enterprise", "county"):
             raise ValueError("by must be 'enterprise' or 'county'")
@@ -233,7 +235,9 @@ class AlarmSource(Source):
         name = "enterprise AS name, county" if by == "enterprise" else "county AS name"
         return self.store.df(
             f"""
-            WITH a AS ({ALARM_SELECT} WHERE a.raised_at >= ? AND a.raised_at < ?)
+            WITH a AS ({ALARM_SELECT} WHERE a.raised_at >= ? AND a.raised_at < ?
+                       AND starts_with(coalesce(a.county_code, ''), ?)
+                       AND (? OR a.drill_id IS NULL))
             SELECT {name}, count(*) AS alarms,
                    count(*) FILTER (WHERE level = 'red') AS red,
                    sum(dur) / 60 AS total_duration_min, avg(dur) / 60 AS mean_duration_min,
@@ -246,7 +250,7 @@ class AlarmSource(Source):
                   FROM a)
             GROUP BY {group} ORDER BY alarms DESC, name
             """,
-            [start, end, now, end],
+            [start, end, scope or "", bool(drills), now, end],
         )
 
     # ------------------------------------------------------------------ quarantine

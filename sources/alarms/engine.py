@@ -350,11 +350,18 @@ class AlarmEngine(param.Parameterized):
         A new peak alone is not worth a transaction: peaks wait (at most until the next
         :meth:`tick`, about a second) and go out with the next raise, clear or upgrade.
         """
+        merged = self._merge(changes)
+        if merged is None:
+            return []
+        return self.write_changes(*merged)
+
+    def _merge(self, changes: _Changes) -> tuple[list[dict], list[dict], list[dict]] | None:
+        """The rows one batch of changes writes: new alarms, updates, actions (None: none)."""
         for alarm_id, u in changes.peaks.items():
             self._peaks[alarm_id] = u
         if not (changes.raised or changes.updates or changes.actions) and not (
                 changes.flush and self._peaks):
-            return []
+            return None
         peaks, self._peaks = self._peaks, {}
         for alarm_id, u in peaks.items():  # the later peak wins (peaks only grow)
             known = changes.updates.setdefault(alarm_id, {"alarm_id": alarm_id})
@@ -369,35 +376,12 @@ class AlarmEngine(param.Parameterized):
                     updates.append(u)
             else:
                 updates.append(u)
-        with self.store.transaction() as cur:
-            if raised:
-                self.store.insert("alarms", pa.Table.from_pylist(list(raised.values()),
-                                                                 schema=ALARM_SCHEMA), cur=cur)
-            if updates:
-                full = [{k: u.get(k) for k in UPDATE_SCHEMA.names} for u in updates]
-                cur.register("__alarm_updates", pa.Table.from_pylist(full, schema=UPDATE_SCHEMA))
-                try:
-                    cur.execute(
-                        "UPDATE alarms SET kind = coalesce(u.kind, alarms.kind), "
-                        "level = coalesce(u.level, alarms.level), "
-                        "peak_value = coalesce(u.peak_value, alarms.peak_value), "
-                        "peak_at = coalesce(u.peak_at, alarms.peak_at), "
-                        "cleared_at = coalesce(u.cleared_at, alarms.cleared_at) "
-                        "FROM __alarm_updates u WHERE alarms.alarm_id = u.alarm_id"
-                    )
-                finally:
-                    cur.unregister("__alarm_updates")
-            self.store.insert("alarm_actions",
-                              pa.Table.from_pylist(changes.actions, schema=ACTION_SCHEMA), cur=cur)
-        published = [{**r, "change": "raise"} for r in raised.values()]
-        published += [{**u, "change": "clear" if "cleared_at" in u else
-                       ("upgrade" if "kind" in u else "peak")} for u in updates]
-        if self.hub is not None and published:
-            self.hub.publish("alarm", published)
-        if raised:  # one line per batch; names the first sensors (the latency bench reads it)
-            log.info("alarms raised: %d (%s)", len(raised),
-                     " ".join(r["sensor_id"] for r in list(raised.values())[:5]))
-        return published
+        return list(raised.values()), updates, changes.actions
+
+    def write_changes(self, raised: list[dict], updates: list[dict],
+                      actions: list[dict]) -> list[dict]:
+        """Write merged changes in one transaction and publish them (:func:`write_changes`)."""
+        return write_changes(self.store, self.hub, raised, updates, actions)
 
 
 class _Changes:
@@ -425,3 +409,41 @@ class _Changes:
     def action(self, alarm_id: int, action: str, at: float, note: str | None) -> None:
         self.actions.append({"alarm_id": alarm_id, "action": action, "actor": SYSTEM,
                              "acted_at": utc(at), "note": note})
+
+
+def write_changes(store: Store, hub: Hub | None, raised: list[dict], updates: list[dict],
+                  actions: list[dict]) -> list[dict]:
+    """Write merged changes in one transaction and publish them on the hub (``alarm``).
+
+    The one store-writing path of alarm changes: the engine's own, and the distributed
+    mode's replicas applying the engine's changes from the event log.
+    """
+    with store.transaction() as cur:
+        if raised:
+            store.insert("alarms", pa.Table.from_pylist(raised, schema=ALARM_SCHEMA),
+                              cur=cur)
+        if updates:
+            full = [{k: u.get(k) for k in UPDATE_SCHEMA.names} for u in updates]
+            cur.register("__alarm_updates", pa.Table.from_pylist(full, schema=UPDATE_SCHEMA))
+            try:
+                cur.execute(
+                    "UPDATE alarms SET kind = coalesce(u.kind, alarms.kind), "
+                    "level = coalesce(u.level, alarms.level), "
+                    "peak_value = coalesce(u.peak_value, alarms.peak_value), "
+                    "peak_at = coalesce(u.peak_at, alarms.peak_at), "
+                    "cleared_at = coalesce(u.cleared_at, alarms.cleared_at) "
+                    "FROM __alarm_updates u WHERE alarms.alarm_id = u.alarm_id"
+                )
+            finally:
+                cur.unregister("__alarm_updates")
+        store.insert("alarm_actions",
+                          pa.Table.from_pylist(actions, schema=ACTION_SCHEMA), cur=cur)
+    published = [{**r, "change": "raise"} for r in raised]
+    published += [{**u, "change": "clear" if "cleared_at" in u else
+                   ("upgrade" if "kind" in u else "peak")} for u in updates]
+    if hub is not None and published:
+        hub.publish("alarm", published)
+    if raised:  # one line per batch; names the first sensors (the latency bench reads it)
+        log.info("alarms raised: %d (%s)", len(raised),
+                 " ".join(r["sensor_id"] for r in raised[:5]))
+    return published

@@ -31,6 +31,7 @@ import duckdb
 import param
 import pyarrow as pa
 
+from sources import geo
 from sources.analysis.sandbox import Sandbox, Ticket
 from sources.analysis.sql_guard import (
     DENIED_FUNCTIONS,
@@ -263,22 +264,13 @@ class QueryRunner(param.Parameterized):
     def outlines(self) -> tuple[list[float], list[float]]:
         """City outlines (lon, lat, NaN between rings) to draw under map results; cached."""
         if getattr(self, "_outlines", None) is None:
-            xs: list[float] = []
-            ys: list[float] = []
             try:
                 texts = self.store.arrow(
                     "SELECT geojson FROM boundaries WHERE level = 'city'").column(0).to_pylist()
             except duckdb.Error:  # a store without boundaries
                 texts = []
-            for text in texts:
-                geom = json.loads(text)
-                polys = geom["coordinates"] if geom["type"] == "MultiPolygon" else [geom["coordinates"]]
-                for poly in polys:
-                    for lon, lat in poly[0]:
-                        xs.append(lon)
-                        ys.append(lat)
-                    xs.append(float("nan"))
-                    ys.append(float("nan"))
+            xs, ys = geo.rings_xy(ring for text in texts for ring in geo.rings(text))
+            xs, ys = xs.tolist(), ys.tolist()
             self._outlines = (xs, ys)
         return self._outlines
 

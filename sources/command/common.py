@@ -63,7 +63,7 @@ def records(df: pd.DataFrame) -> list[dict]:
         for k, v in row.items():
             if isinstance(v, pd.Timestamp):
                 v = v.to_pydatetime()
-            elif v is pd.NaT or (isinstance(v, float) and v != v):
+            elif v is pd.NaT or v is pd.NA or (isinstance(v, float) and v != v):
                 v = None
             elif hasattr(v, "item") and not isinstance(v, list | tuple | dict):
                 v = v.item()  # numpy scalar

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from sources.drills import marked
+
 from .catalog import GRADES, SUBTYPES
 from .common import CHINA_TZ, COMMAND_FEED, CommandError, aware, clean_text, records
 from .grading import check_amount, check_count, compute_grade
@@ -31,14 +33,16 @@ class Intake:
                       installation_id: int | None = None, alarm_id: int | None = None,
                       origin: str = "officer", origin_ref: str | None = None,
                       incident_id: str | None = None, jurisdiction: str | None = None,
-                      now: datetime | None = None) -> dict:
+                      drill_id: str | None = None, now: datetime | None = None) -> dict:
         """接报: open an incident. Returns its first version (a dict).
 
         The place is ``lon``/``lat`` (inside the province), else the enterprise's position,
         else the county's representative point. ``learned_at`` (default now) starts the
         report clock; neither it nor ``occurred_at`` may lie in the future. The grade is
         the rule's (production-safety accidents) unless ``grade`` differs, which needs a
-        ``grade_reason``; types without a rule take ``grade`` (default IV).
+        ``grade_reason``; types without a rule take ``grade`` (default IV). ``drill_id``
+        marks an exercise's incident (演练): the wall, the statistics and the reports tell it
+        apart, and the drill's purge removes it.
         """
         now = aware(now) if now is not None else self.now()
         st = SUBTYPES.get(str(subtype))
@@ -49,13 +53,15 @@ class Intake:
                "origin_ref": origin_ref, "installation_id": installation_id,
                "alarm_id": alarm_id, "jurisdiction": jurisdiction or None,
                "status": "open", "closed_at": None, "response_level": None, "plan_id": None,
-               "note": None, "wind_from_deg": None}
+               "note": None, "wind_from_deg": None, "drill_id": drill_id or None}
         row.update(self._facts({
             "title": title, "place": place, "description": description, "reporter": reporter,
             "reporter_phone": reporter_phone, "deaths": deaths, "missing": missing,
             "injured": injured, "loss_wan": loss_wan, "lon": lon, "lat": lat,
             "county_code": county_code, "enterprise_id": enterprise_id,
             "occurred_at": occurred_at, "learned_at": learned_at}, now, st))
+        if drill_id:  # an exercise's incident says so wherever its title shows
+            row["title"] = marked(row["title"])
         row.update(self._grade(st.key, row, grade, grade_reason))
         with self.store.transaction() as cur:
             if incident_id is None:
@@ -89,6 +95,7 @@ class Intake:
         # the feed's level stands as the grade until the figures or an officer say otherwise
         facts.setdefault("grade", COLOR_GRADE.get(f["level"], "IV"))
         facts.setdefault("grade_reason", f"level reported by the feed: {f['level']}")
+        facts.setdefault("drill_id", f.get("drill_id"))  # a drill's incident stays the drill's
         return self.open_incident(subtype=kind, user=user, origin="feed",
                                   origin_ref=f"{f['feed']}:{f['seq']}",
                                   incident_id=str(feed_incident_id), now=now, **facts)
@@ -129,7 +136,8 @@ class Intake:
                 "installation_id": r["installation_id"], "lon": r["lon"], "lat": r["lat"],
                 "title": f"{r['enterprise'] or ''}{r['installation'] or r['sensor_id']}",
                 "place": r["address"] or "", "occurred_at": r["raised_at"],
-                "description": "\n".join([desc, *lines]), "readings": readings}
+                "description": "\n".join([desc, *lines]), "readings": readings,
+                "drill_id": r.get("drill_id")}
 
     def open_from_alarm(self, alarm_id: int, *, user: str | None,
                         now: datetime | None = None, **overrides) -> dict:

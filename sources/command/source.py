@@ -123,8 +123,8 @@ class CommandSource(Intake, TaskActions, ReportActions, DecisionSupport, Replay,
         return self.store.df(
             "WITH cur AS (SELECT unnest(arg_max(x, (x.ts, x.seq))) FROM incidents x "
             "WHERE x.feed <> $feed GROUP BY x.incident_id) "
-            "SELECT incident_id, kind, title, level, status, lon, lat, county_code, ts, feed, seq "
-            "FROM cur WHERE (NOT $open OR status = 'open') AND incident_id NOT IN "
+            "SELECT incident_id, kind, title, level, status, lon, lat, county_code, ts, feed, seq, "
+            "drill_id FROM cur WHERE (NOT $open OR status = 'open') AND incident_id NOT IN "
             "(SELECT incident_id FROM command_incidents) ORDER BY ts DESC LIMIT 500",
             {"feed": COMMAND_FEED, "open": bool(open_only)})
 
@@ -135,7 +135,8 @@ class CommandSource(Intake, TaskActions, ReportActions, DecisionSupport, Replay,
         (its colour), response_level, origin (feed / officer / alarm), commanded (taken over),
         tasks_assigned / tasks_en_route / tasks_on_scene / tasks_done / tasks_cancelled,
         next_report (kind), next_report_due (time), next_report_overdue, overdue_reports,
-        learned_at. A feed incident not taken over has its feed level as grade and no timers.
+        learned_at, drill_id (an exercise's). A feed incident not taken over has its feed level
+        as grade and no timers.
         """
         now = aware(now) if now is not None else self.now()
         cmd = self.incidents(status="open")
@@ -159,7 +160,7 @@ class CommandSource(Intake, TaskActions, ReportActions, DecisionSupport, Replay,
                 "next_report_due": nxt.due_at if nxt else None,
                 "next_report_overdue": bool(nxt and nxt.state == "overdue"),
                 "overdue_reports": sum(x.state == "overdue" for x in t),
-                "learned_at": r["learned_at"]})
+                "learned_at": r["learned_at"], "drill_id": r.get("drill_id")})
         from .catalog import COLOR_GRADE
         for r in records(feed):
             grade = COLOR_GRADE.get(r["level"], "IV")
@@ -170,12 +171,12 @@ class CommandSource(Intake, TaskActions, ReportActions, DecisionSupport, Replay,
                 "origin": "feed", "commanded": False,
                 **{f"tasks_{s}": 0 for s in states}, "next_report": None,
                 "next_report_due": None, "next_report_overdue": False, "overdue_reports": 0,
-                "learned_at": r["ts"]})
+                "learned_at": r["ts"], "drill_id": r.get("drill_id")})
         df = pd.DataFrame(rows, columns=[
             "incident_id", "title", "subtype", "lon", "lat", "county_code", "grade", "level",
             "response_level", "origin", "commanded", *[f"tasks_{s}" for s in states],
             "next_report", "next_report_due", "next_report_overdue", "overdue_reports",
-            "learned_at"])
+            "learned_at", "drill_id"])
         if len(df):
             df["_g"] = df["grade"].map({g: i for i, g in enumerate(GRADES)})
             df = df.sort_values(["_g", "learned_at"], ascending=[True, False]).drop(columns="_g")
@@ -374,10 +375,10 @@ class CommandSource(Intake, TaskActions, ReportActions, DecisionSupport, Replay,
                             "change": change}, ensure_ascii=False)
         mirror = [COMMAND_FEED, seq, now, new["incident_id"], new["subtype"], new["lon"],
                   new["lat"], new["title"], GRADE_COLOR[new["grade"]], new["status"],
-                  new["county_code"], extra]
+                  new["county_code"], extra, new.get("drill_id")]
         cur.execute("INSERT INTO incidents (feed, seq, ts, incident_id, kind, lon, lat, title, "
-                    "level, status, county_code, extra) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
-                    "?, ?)", mirror)
+                    "level, status, county_code, extra, drill_id) VALUES (?, ?, ?, ?, ?, ?, ?, "
+                    "?, ?, ?, ?, ?, ?)", mirror)
         new["_mirror"] = mirror
         return new
 
@@ -386,7 +387,7 @@ class CommandSource(Intake, TaskActions, ReportActions, DecisionSupport, Replay,
         mirror = new.pop("_mirror", None)
         if self.hub is not None and mirror is not None:
             names = ["feed", "seq", "ts", "incident_id", "kind", "lon", "lat", "title", "level",
-                     "status", "county_code", "extra"]
+                     "status", "county_code", "extra", "drill_id"]
             self.hub.publish("incident", pa.Table.from_pylist([dict(zip(names, mirror,
                                                                         strict=True))]))
         self._publish_change(new["incident_id"], new["change"], new["actor"], new["acted_at"],

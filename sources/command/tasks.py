@@ -9,7 +9,8 @@ is a row of ``command_task_states`` and any other step is refused.
   officers committing the same team at once one wins; the other is told who has it.
 * **Materials:** a dispatch of the inventory's ledger (request -> approve -> ship ->
   receive; never negative, one winner). Moving the task en route approves and ships it (the
-  stock leaves the warehouse), on scene receives it; cancelling rejects a request.
+  stock leaves the warehouse), on scene receives it; cancelling rejects a request. An
+  exercise's incident (``drill_id``) moves no stock: its materials task has no dispatch.
 * **Experts:** the inventory's audited random draw, leaving out the enterprise involved.
 
 The inventory's own steps commit in their own transactions inside ours, while ours holds the
@@ -143,7 +144,8 @@ class TaskActions:
         now = aware(now) if now is not None else self.now()
         with self.store.transaction() as cur:
             inc = self._current(cur, incident_id, open_only=True)
-            dispatch_id = self.materials.request_dispatch(
+            # an exercise moves no real stock: its materials task has no ledger dispatch
+            dispatch_id = None if inc.get("drill_id") else self.materials.request_dispatch(
                 kind_id=kind_id, quantity=quantity, from_warehouse_id=warehouse_id,
                 destination=f"{inc['title']}（{inc['incident_id']}）", requester=actor_name(user),
                 note=f"incident {inc['incident_id']}", now=now)
@@ -174,7 +176,8 @@ class TaskActions:
             known = set(self.known_tags())
             wanted = list(tags) if tags else [t for t in st.expert_tags if t in known]
             draw = self.experts.draw(
-                n=n, title=f"{inc['title']}（{inc['incident_id']}）", tags=wanted,
+                n=n, title=f"{'【演练】' if inc.get('drill_id') else ''}{inc['title']}"
+                         f"（{inc['incident_id']}）", tags=wanted,
                 type=st.expert_type if type == "" else type,
                 enterprise_id=inc["enterprise_id"], exclude_days=exclude_days,
                 lon=inc["lon"], lat=inc["lat"], actor=actor_name(user), seed=seed, now=now)
@@ -214,7 +217,7 @@ class TaskActions:
                 raise CommandError("command.error.bad_transition",
                                    "task {id} is {current} ({who}): it cannot become {state}",
                                    id=task["task_id"], current=current, state=state, who=who)
-            if task["kind"] == "materials":
+            if task["kind"] == "materials" and task["dispatch_id"] is not None:
                 self._ledger_step(cur, task, state, actor, now)
             cur.execute("INSERT INTO command_task_states VALUES (?, ?, ?, ?, ?, ?)",
                         [task["task_id"], seq + 1, state, clean_text(note) or None, actor, now])

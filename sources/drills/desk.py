@@ -25,6 +25,12 @@ from sources.base import Source, query
 
 #: Tables whose rows carry the drill they were born of.
 DRILL_TABLES = ("readings", "hotspots", "quakes", "warnings", "incidents", "alarms")
+#: The command tables of an exercise's incidents (``command_incidents.drill_id``), children
+#: first; ``command_task_states`` goes with ``command_tasks``.
+COMMAND_TABLES = ("command_plan_ticks", "command_plan_items", "command_commitments",
+                  "command_reports", "command_notes", "command_task_states", "command_tasks",
+                  "command_incidents")
+_DRILL_INCIDENTS = "SELECT incident_id FROM command_incidents WHERE drill_id = ?"
 #: A drill whose last message is older than this (s) is over, unless the desk says it runs.
 ACTIVE_S = 120.0
 
@@ -55,7 +61,8 @@ class DrillSource(Source):
         """Every drill seen, newest first."""
         return self.store.df(
             "SELECT drill_id, scenario, title, started_at, started_by, last_seen_at, "
-            "purged_at, purged_by, purged_rows FROM drills ORDER BY started_at DESC")
+            "ended_at, purged_at, purged_by, purged_rows FROM drills "
+            "ORDER BY started_at DESC")
 
     @query(max_age=2.0, table=False)
     def _desk_status(self) -> dict | None:
@@ -75,11 +82,15 @@ class DrillSource(Source):
                     "title": desk.get("title") or desk.get("name"),
                     "state": desk["state"], "position_s": desk.get("position_s"),
                     "duration_s": desk.get("duration_s")}
+        # the desk said this drill is over (stopped, finished): its last messages are not
+        # a sign of life (they may be only seconds old)
+        over = {desk["drill_id"]} if desk and desk.get("drill_id") else set()
         df = self.drills()
         if not len(df):
             return None
         now = pd.Timestamp.now(tz="UTC")
-        live = df[df.purged_at.isna() & df.last_seen_at.notna()
+        live = df[df.purged_at.isna() & df.ended_at.isna() & df.last_seen_at.notna()
+                  & ~df.drill_id.isin(over)
                   & ((now - df.last_seen_at).dt.total_seconds() < self.active_s)]
         if not len(live):
             return None
@@ -116,7 +127,14 @@ class DrillSource(Source):
         return self._published(self._act("scenario/resume"))
 
     def stop(self) -> dict:
-        return self._published(self._act("scenario/stop"))
+        """Stop the running drill; it is over from now on (its last messages may follow)."""
+        running = self.active()
+        status = self._act("scenario/stop")
+        drill = (running or {}).get("drill_id") or status.get("drill_id")
+        if drill:
+            with self.store.transaction() as cur:
+                cur.execute("UPDATE drills SET ended_at = now() WHERE drill_id = ?", [drill])
+        return self._published(status)
 
     def _act(self, path: str, **params) -> dict:
         if self.control is None:
@@ -142,6 +160,9 @@ class DrillSource(Source):
         out["alarm_actions"] = int(self.store.scalar(
             "SELECT count(*) FROM alarm_actions WHERE alarm_id IN "
             "(SELECT alarm_id FROM alarms WHERE drill_id = ?)", [drill_id]) or 0)
+        for table in COMMAND_TABLES:
+            out[table] = int(self.store.scalar(_command_rows("count(*)", table),
+                                               [drill_id]) or 0)
         return out
 
     def review(self, drill_id: str) -> pd.DataFrame:
@@ -167,13 +188,30 @@ class DrillSource(Source):
             "FROM warnings WHERE drill_id = ? AND source = 'officer' ORDER BY created_at",
             [start, drill_id])
         incidents = self.store.df(
-            "SELECT 'incident' AS kind, title AS what, level, min(ts) AS at, "
+            "SELECT 'incident' AS kind, arg_max(title, ts) AS what, "
+            "arg_max(level, ts) AS level, min(ts) AS at, "
             "NULL::VARCHAR AS by, arg_max(status, ts) AS response, "
             "epoch(min(ts)) - epoch(CAST(? AS TIMESTAMPTZ)) AS response_s "
-            "FROM incidents WHERE drill_id = ? GROUP BY incident_id, title, level "
+            "FROM incidents WHERE drill_id = ? AND feed <> 'command' GROUP BY incident_id "
             "ORDER BY 4", [start, drill_id])
+        commanded = self.store.df(
+            "SELECT 'command' AS kind, arg_min(title, version) AS what, "
+            "arg_max(grade, version) AS level, min(acted_at) AS at, "
+            "arg_min(actor, version) AS by, arg_max(status, version) AS response, "
+            "epoch(min(acted_at)) - epoch(CAST(? AS TIMESTAMPTZ)) AS response_s "
+            "FROM command_incidents WHERE drill_id = ? GROUP BY incident_id ORDER BY 4",
+            [start, drill_id])
+        dispatched = self.store.df(
+            "SELECT 'dispatch' AS kind, t.kind || ': ' || t.resource_name AS what, "
+            "NULL::VARCHAR AS level, t.created_at AS at, t.created_by AS by, "
+            "(SELECT arg_max(s.state, s.seq) FROM command_task_states s "
+            " WHERE s.task_id = t.task_id) AS response, "
+            "epoch(t.created_at) - epoch(CAST(? AS TIMESTAMPTZ)) AS response_s "
+            f"FROM command_tasks t WHERE t.incident_id IN ({_DRILL_INCIDENTS}) ORDER BY 4",
+            [start, drill_id])
         cols = ["kind", "what", "level", "at", "by", "response", "response_s"]
-        frames = [f[cols] for f in (alarms, warnings, incidents) if len(f)]
+        frames = [f[cols] for f in (alarms, warnings, incidents, commanded, dispatched)
+                  if len(f)]
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=cols)
 
     def summary(self, drill_id: str) -> dict[str, Any]:
@@ -188,7 +226,11 @@ class DrillSource(Source):
                 "ack_max_s": float(acked.max()) if len(acked) else None,
                 "officer_warnings": len(warned),
                 "first_warning_s": float(warned.min()) if len(warned) else None,
-                "incidents": int((rv.kind == "incident").sum())}
+                "incidents": int((rv.kind == "incident").sum()),
+                "commanded": int((rv.kind == "command").sum()),
+                "first_command_s": _first(rv, "command"),
+                "dispatches": int((rv.kind == "dispatch").sum()),
+                "first_dispatch_s": _first(rv, "dispatch")}
 
     def review_csv(self, drill_id: str) -> bytes:
         """The review as CSV (UTF-8 with BOM, opens in Excel)."""
@@ -217,9 +259,14 @@ class DrillSource(Source):
         with self.store.transaction() as cur:
             alarm_ids = [r[0] for r in cur.execute(
                 "SELECT alarm_id FROM alarms WHERE drill_id = ?", [drill_id]).fetchall()]
+            commanded = [r[0] for r in cur.execute(
+                f"SELECT DISTINCT incident_id FROM ({_DRILL_INCIDENTS})", [drill_id]).fetchall()]
             deleted["alarm_actions"] = cur.execute(
                 "DELETE FROM alarm_actions WHERE alarm_id IN "
                 "(SELECT alarm_id FROM alarms WHERE drill_id = ?)", [drill_id]).fetchone()[0]
+            for table in COMMAND_TABLES:  # before incidents: the ids come from there
+                deleted[table] = cur.execute(_command_rows("DELETE", table),
+                                             [drill_id]).fetchone()[0]
             for table in DRILL_TABLES:
                 deleted[table] = cur.execute(f"DELETE FROM {table} WHERE drill_id = ?",
                                              [drill_id]).fetchone()[0]
@@ -235,6 +282,27 @@ class DrillSource(Source):
                 self.hub.publish("alarm", gone)
             for topic in ("warning", "incident", "quake", "hotspot"):
                 self.hub.publish(topic, [{"drill_id": drill_id, "change": "purge"}])
+            if commanded:  # the command pages showing them read again
+                self.hub.publish("command", [{"incident_id": i, "change": "purge",
+                                              "drill_id": drill_id} for i in commanded])
             self.hub.publish("drill", [{"drill_id": drill_id, "state": "purged",
                                         "at": time.time()}])
         return deleted
+
+
+def _command_rows(verb: str, table: str) -> str:
+    """``SELECT count(*)`` or ``DELETE`` of ``table``'s rows of a drill's command incidents
+    (one parameter: the drill)."""
+    head = f"SELECT {verb} FROM {table}" if verb != "DELETE" else f"DELETE FROM {table}"
+    if table == "command_incidents":
+        return f"{head} WHERE drill_id = ?"
+    if table == "command_task_states":
+        return (f"{head} WHERE task_id IN (SELECT task_id FROM command_tasks "
+                f"WHERE incident_id IN ({_DRILL_INCIDENTS}))")
+    return f"{head} WHERE incident_id IN ({_DRILL_INCIDENTS})"
+
+
+def _first(review: pd.DataFrame, kind: str) -> float | None:
+    """Seconds from the drill's start to the first row of ``kind``."""
+    seconds = review[review.kind == kind].response_s.dropna()
+    return float(seconds.min()) if len(seconds) else None

@@ -7,9 +7,8 @@ import numpy as np
 import pandas as pd
 
 from sources.base import query
+from sources.drills import DRILL_MARK
 from sources.geo import haversine_km, haversine_sql
-
-DRILL_MARK = "【演练】"  # the title mark of an exercise's event (see sources.warnings)
 
 # incident kind (free text from the feed) -> material categories and expert types worth showing
 _KIND_NEEDS = (

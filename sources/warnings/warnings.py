@@ -26,6 +26,7 @@ import pyarrow as pa
 import shapely
 
 from sources.base import Source, query
+from sources.drills import marked
 from sources.geo import CountyGeometry, clip_to, polygonal, shape_rings
 from sources.levels import LEVELS
 
@@ -177,7 +178,7 @@ class WarningSource(Source):
     # ------------------------------------------------------------------ writing
     def _append(self, row: dict, token: str | None) -> dict:
         """Append one version in a transaction (once per ``token``) and publish it."""
-        row = {**row, "created_at": utcnow()}
+        row = {"created_at": utcnow(), **row}  # a replica applying the log keeps the time
         extra = json.loads(row.pop("extra", None) or "{}")
         if token:
             extra["token"] = token
@@ -217,8 +218,8 @@ class WarningSource(Source):
         ``drill_id``: a warning issued for that drill (an exercise: CAP status Exercise, no
         SMS, its headline marked 【演练】, purged with the drill).
         """
-        if drill_id and not str(headline).startswith(DRILL_MARK):
-            headline = DRILL_MARK + str(headline)
+        if drill_id:
+            headline = marked(headline)
         fields = self.validate(event=event, level=level, headline=headline, counties=counties,
                                polygon=polygon, effective=effective, expires=expires,
                                description=description)
@@ -454,9 +455,6 @@ _SCHEMA = pa.schema([
     ("feed", pa.string()), ("seq", pa.int64()), ("extra", pa.string()),
     ("drill_id", pa.string()),
 ])
-
-#: What an exercise warning's headline starts with, so nobody takes it for real.
-DRILL_MARK = "【演练】"
 
 
 def _rows_table(rows: list[dict]) -> pa.Table:

@@ -19,6 +19,9 @@ SHOWS = {
     "inventory": ("inventory.tab.experts", "inventory.tab.draw", "inventory.tab.stock"),
     "console": ("console.run", "console.add", "console.save"),
     "pinned": ("console.no_pinned",),
+    "drills": ("drill.start", "drill.past", "drill.review", "drill.err.no_desk"),
+    "admin": ("admin.users", "admin.users.none", "audit.title", "audit.verify"),
+    "command": ("app.command",),
 }
 
 

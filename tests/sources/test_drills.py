@@ -10,7 +10,7 @@ import pytest
 
 from sources.alarms.desk import AlarmSource
 from sources.alarms.engine import AlarmEngine
-from sources.drills.desk import DRILL_TABLES, DrillError, DrillSource
+from sources.drills.desk import COMMAND_TABLES, DRILL_TABLES, DrillError, DrillSource
 from sources.hub import Hub
 from sources.ingest.feed import FeedIngest
 from sources.ingest.messages import drill_of, parse_frame
@@ -111,7 +111,7 @@ def test_review_then_purge_exactly_the_drills_rows(fed):
     assert drills.review_csv(DRILL).decode("utf-8-sig").startswith("kind,what,level")
     # a real alarm beside it must survive the purge
     AlarmEngine(store=store, hub=hub).evaluate(readings([("T1", 0, 95.0)], seq0=900))
-    tables = (*DRILL_TABLES, "alarm_actions")
+    tables = (*DRILL_TABLES, "alarm_actions", *COMMAND_TABLES)
     before = {t: store.scalar(f"SELECT count(*) FROM {t}") for t in tables}
     counts = drills.counts(DRILL)
     sub = hub.subscribe()

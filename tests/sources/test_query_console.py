@@ -345,3 +345,21 @@ def test_an_in_memory_store_is_read_through_a_private_snapshot():
         assert result.extra["as_of"] is not None
     finally:
         store.close()
+
+
+def test_map_outlines_are_the_cities_exterior_rings(store):
+    """The outlines under a map result: every city's exterior rings, one NaN between rings,
+    each point inside the province's extent."""
+    import math
+
+    from sources import geo
+    runner = QueryRunner(store=store)
+    xs, ys = runner.outlines()
+    texts = store.arrow("SELECT geojson FROM boundaries WHERE level = 'city'").column(0)
+    n_rings = sum(len(geo.rings(t)) for t in texts.to_pylist())
+    assert n_rings >= 16
+    gaps = sum(1 for x in xs if math.isnan(x))
+    assert gaps == n_rings - 1
+    points = [(x, y) for x, y in zip(xs, ys, strict=True) if not math.isnan(x)]
+    assert all(114.5 < x < 123 and 34 < y < 38.5 for x, y in points)
+    assert runner.outlines() is runner.outlines()  # cached

@@ -199,6 +199,37 @@ def test_intake_form_from_alarm_preview_and_refusal(src, store, clock):
     assert bad.open() is None and "发生时间晚于当前时间" in bad.notice.pane.object
 
 
+def test_intake_during_a_drill_opens_the_drills_incident(src, store, clock):
+    """While a drill runs the form starts as an exercise; the incident is the drill's and
+    says so in its title. A drill's alarm makes a drill's incident whatever the box says;
+    unticked with no drill alarm, an incident is real."""
+    from datetime import UTC, datetime
+
+    from sources.drills.desk import DrillSource
+    now = datetime.now(UTC)
+    store.execute("INSERT INTO drills (drill_id, scenario, title, started_at, started_by, "
+                  "last_seen_at) VALUES ('DR-1', 'dongying-leak', '演练', ?, 'x', ?)", [now, now])
+    drills = DrillSource(store=store, active_s=3600)
+    form = IncidentIntake(source=src, lang="zh", drills=drills)
+    assert form.exercise.value is True
+    form.county.value = hazchem_enterprise(store)["county_code"]
+    opened = form.open()
+    assert opened["drill_id"] == "DR-1" and opened["title"].startswith("【演练】")
+    form.exercise.value = False
+    real = form.open()
+    assert real["drill_id"] is None and not real["title"].startswith("【演练】")
+    s = store.df("SELECT sensor_id, county_code FROM sensors WHERE kind = 'toxic_gas' "
+                 "ORDER BY sensor_id LIMIT 1").iloc[0]
+    store.execute("INSERT INTO alarms (alarm_id, sensor_id, county_code, kind, level, raised_at, "
+                  "trigger_value, peak_value, state, drill_id) VALUES (8, ?, ?, 'hi_hi', 'red', "
+                  "?, 55.0, 61.5, 'raised', 'DR-1')", [s.sensor_id, s.county_code,
+                                                       clock() - timedelta(minutes=3)])
+    from_alarm = IncidentIntake(source=src, lang="zh", alarm_id=8)  # no drills wired: no box
+    assert from_alarm.exercise.value is True
+    from_alarm.exercise.value = False
+    assert from_alarm.open()["drill_id"] == "DR-1"
+
+
 def test_desk_links_the_selected_incident_everywhere(src, leak):
     desk = CommandDesk(source=src, lang="en")
     assert all(v.incident_id == "" for v in desk.views.values())

@@ -1,0 +1,207 @@
+"""Two serving consoles of one centre on one log: each sees the other's actions, one winner.
+
+A real ``nats-server`` on loopback, the centre's ingest node fed by a real websocket feed,
+and two consoles, each on its own DuckDB view (the serving processes' code, here in one
+test process so their stores can be compared row for row).
+"""
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.distributed.conftest import NEEDS_NATS
+
+pytestmark = NEEDS_NATS
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "bench"))
+
+#: Tables every view of a centre must hold identically.
+REPLICATED = ("readings", "alarms", "alarm_actions", "warnings", "dispatches", "stock_ledger",
+              "command_incidents", "command_tasks", "command_task_states",
+              "command_commitments", "quarantine")
+
+
+@pytest.fixture
+def centre(county_log, registry, tmp_path):
+    """County 370102: its ingest node on a feed, two consoles A and B, started."""
+    from alarm_latency import BenchFeed
+
+    from sources.distributed.ingest import CentreIngest
+    from sources.distributed.log import EventLog
+    from sources.distributed.serving import distributed_console
+    from sources.distributed.topology import Topology
+
+    servers, centres = county_log
+    topo = Topology.load(centres)
+    admin = EventLog(servers=servers.urls).start()
+    admin.ensure_streams(topo, "370102")
+    admin.put_snapshot("SNAP_370102", registry)
+    feed = BenchFeed()
+    node = CentreIngest(topology=topo, code="370102", db=str(tmp_path / "ingest.duckdb"),
+                        registry=str(registry), feeds=[feed.url]).start()
+    params = dict(load_layers=False, snapshot_interval_s=0, malloc_trim_s=0)
+    a = distributed_console(centres, "370102", tmp_path / "a.duckdb", **params).start()
+    b = distributed_console(centres, "370102", tmp_path / "b.duckdb", **params).start()
+    yield a, b, node, feed
+    for c in (a, b):
+        c.stop()
+    node.stop()
+    admin.stop()
+    feed._stop.set()
+
+
+def breach(feed, store, n: int = 3) -> list[str]:
+    """Send one reading above hi_hi for ``n`` sensors; their ids."""
+    rows = store.arrow("SELECT sensor_id, hi_hi FROM sensors WHERE hi_hi IS NOT NULL "
+                       "ORDER BY sensor_id LIMIT ?", [n]).to_pylist()
+    now = int(time.time() * 1000)
+    feed.send([{"type": "reading", "seq": feed.next_seqs(1)[0], "ts": now,
+                "sensor_id": r["sensor_id"], "value": r["hi_hi"] + 1.0} for r in rows])
+    return [r["sensor_id"] for r in rows]
+
+
+def wait_for(predicate, timeout=10.0, what=""):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError(f"not within {timeout} s: {what}")
+
+
+def counts(store) -> dict[str, int]:
+    return {t: store.scalar(f"SELECT count(*) FROM {t}") for t in REPLICATED}
+
+
+def test_alarm_action_on_a_is_seen_on_b_within_a_second(centre):
+    a, b, node, feed = centre
+    sensors = breach(feed, a.store)
+    ids = wait_for(lambda: b.store.arrow(
+        "SELECT alarm_id FROM alarms WHERE sensor_id IN (SELECT unnest(?)) ORDER BY 1",
+        [sensors]).column(0).to_pylist(), what="alarms raised on B")
+    # the engine ran once, at the ingest node: the same ids everywhere, from the centre's range
+    assert all(i // 10**9 == 370102 for i in ids) and len(ids) == 3
+    wait_for(lambda: a.store.scalar("SELECT count(*) FROM alarms WHERE alarm_id IN "
+                                    "(SELECT unnest(?))", [ids]) == 3, what="alarms on A")
+    heard = threading.Event()
+    sub = b.hub.subscribe(["alarm"], notify=heard.set)
+    t0 = time.monotonic()
+    change = a.alarms.acknowledge(ids[0], "officer-a")
+    assert change["state"] == "acknowledged"
+    assert heard.wait(1.0), "B's hub did not hear of A's acknowledgement within 1 s"
+    assert time.monotonic() - t0 < 1.0
+    messages, _ = sub.drain()
+    assert any(d.get("alarm_id") == ids[0] and d.get("acked_by") == "officer-a"
+               for m in messages for d in m.payload)
+    assert b.store.scalar("SELECT acked_by FROM alarms WHERE alarm_id = ?", [ids[0]]) == "officer-a"
+    # a warning issued on B is on A's wall (its hub) at once
+    w = b.warnings.issue(event="rainstorm", level="orange", headline="暴雨橙色预警",
+                         counties=["370102"], expires="2099-01-01T00:00:00+00:00",
+                         sender="officer-b")
+    assert w["warning_id"].startswith("W") and "-370102-" in w["warning_id"]
+    wait_for(lambda: w["warning_id"] in set(a.warnings.active()["warning_id"]), 1.0,
+             "B's warning active on A")
+
+
+def test_two_officers_on_two_processes_one_wins(centre):
+    from sources.alarms.desk import AlarmActionError
+    from sources.command.common import CommandError
+
+    a, b, node, feed = centre
+    sensors = breach(feed, a.store, n=1)
+    alarm_id = wait_for(lambda: b.store.scalar(
+        "SELECT alarm_id FROM alarms WHERE sensor_id = ?", [sensors[0]]), what="alarm")
+    wait_for(lambda: a.store.scalar("SELECT count(*) FROM alarms WHERE alarm_id = ?",
+                                    [alarm_id]), what="alarm on A")
+
+    def race(fa, fb):
+        out, go = {}, threading.Barrier(2)
+
+        def run(name, fn):
+            go.wait()
+            try:
+                out[name] = ("won", fn())
+            except (AlarmActionError, CommandError) as exc:
+                out[name] = ("lost", exc)
+
+        threads = [threading.Thread(target=run, args=(n, f)) for n, f in (("a", fa), ("b", fb))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        return out
+
+    out = race(lambda: a.alarms.acknowledge(alarm_id, "li"),
+               lambda: b.alarms.acknowledge(alarm_id, "wang"))
+    assert sorted(v[0] for v in out.values()) == ["lost", "won"], out
+    winner = "li" if out["a"][0] == "won" else "wang"
+    loser = next(v[1] for v in out.values() if v[0] == "lost")
+    assert loser.key == "alarm.err.already_acknowledge" and loser.info["by"] == winner
+    for c in (a, b):
+        wait_for(lambda c=c: c.store.scalar("SELECT acked_by FROM alarms WHERE alarm_id = ?",
+                                            [alarm_id]) == winner, what="winner everywhere")
+        assert c.store.scalar("SELECT count(*) FROM alarm_actions WHERE alarm_id = ? AND "
+                              "action = 'acknowledge'", [alarm_id]) == 1
+
+    # the same team sent to an incident by two desks on two processes: one commitment
+    inc = a.command.open_incident(subtype="flood", user="li", county_code="370102",
+                                  title="内涝")
+    wait_for(lambda: b.store.scalar("SELECT count(*) FROM command_incidents WHERE "
+                                    "incident_id = ?", [inc["incident_id"]]), what="incident on B")
+    out = race(lambda: a.command.assign_team(inc["incident_id"], 1, user="li"),
+               lambda: b.command.assign_team(inc["incident_id"], 1, user="wang"))
+    assert sorted(v[0] for v in out.values()) == ["lost", "won"], out
+    lost = next(v[1] for v in out.values() if v[0] == "lost")
+    assert lost.key == "command.error.team_taken"
+    assert lost.fmt["who"] == ("li" if out["a"][0] == "won" else "wang")
+
+    # a dispatch shipped by both: one ship, one stock movement
+    did = a.materials.request_dispatch(kind_id=2, quantity=10, from_warehouse_id=1,
+                                       destination="现场", requester="li")
+    b.materials.approve(did, actor="wang")
+    from sources.inventory.common import InventoryError
+
+    def ship(c, who):
+        try:
+            return c.materials.ship(did, actor=who)
+        except InventoryError as exc:
+            raise CommandError(exc.key, str(exc)) from None
+
+    out = race(lambda: ship(a, "li"), lambda: ship(b, "wang"))
+    assert sorted(v[0] for v in out.values()) == ["lost", "won"], out
+    for c in (a, b):
+        wait_for(lambda c=c: c.store.scalar(
+            "SELECT count(*) FROM stock_ledger WHERE dispatch_id = ? AND reason = 'ship'",
+            [did]) == 1, what="one ship everywhere")
+    # every view of the centre holds the same rows
+    wait_for(lambda: counts(a.store) == counts(b.store), what="the same rows on A and B")
+    assert a.store.df("SELECT * FROM alarms ORDER BY alarm_id").equals(
+        b.store.df("SELECT * FROM alarms ORDER BY alarm_id"))
+
+
+def test_an_action_not_replicated_is_refused_and_writes_nothing(centre):
+    from sources.distributed.viewstore import NotReplicated
+
+    a, b, node, feed = centre
+    before = counts(a.store), a.store.scalar("SELECT count(*) FROM expert_draws")
+    with pytest.raises(NotReplicated, match="not replicated in distributed mode"):
+        a.experts.draw(n=1, title="抽取", actor="li")
+    with pytest.raises(NotReplicated):
+        a.materials.adjust(warehouse_id=1, kind_id=2, delta=5, actor="li")
+    assert (counts(a.store), a.store.scalar("SELECT count(*) FROM expert_draws")) == before
+    # a hostile event on the log naming a method that is not an action changes nothing
+    from sources.distributed.log import subject
+
+    a.materialiser.log.publish(subject("370102", "dispatch", 1, scope="local"),
+                               {"source": "materials", "method": "adjust", "args": [],
+                                "kwargs": {"warehouse_id": 1, "kind_id": 2, "delta": 1e9}},
+                               kind="call")
+    wait_for(lambda: a.materialiser.refused >= 1 and b.materialiser.refused >= 1,
+             what="refused on both")
+    assert counts(a.store) == before[0]

@@ -33,6 +33,11 @@ log = logging.getLogger(__name__)
 
 #: Topics that change what a wall shows.
 EVENTS = ("alarm", "warning", "incident", "quake", "hotspot", "feed_status", "command", "drill")
+#: Hub messages the producer holds between two wakes; more mean it fell behind, and it reads
+#: everything again (it needs the fact of new events, not the messages themselves).
+QUEUE_SIZE = 64
+#: Seconds between two log lines saying the producer fell behind.
+BEHIND_LOG_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -81,8 +86,10 @@ class BoardLive:
         self._idle_timer = None
         self._last_read = -float("inf")
         self._last_reading_s: float | None = None
+        self._behind_logged = -float("inf")
+        self.fell_behind = 0  # wakes that found the queue overflowed (events coalesced)
         hub = source.hub
-        self._events = hub.subscribe(EVENTS, maxsize=64, notify=self._notify)
+        self._events = hub.subscribe(EVENTS, maxsize=QUEUE_SIZE, notify=self._notify)
         self._readings = hub.subscribe(("reading",), maxsize=1)
 
     # ------------------------------------------------------------------ pages
@@ -142,6 +149,13 @@ class BoardLive:
         if self.closed:
             return
         messages, missed = self._events.drain()
+        if missed:
+            self.fell_behind += 1
+            now = self.clock()
+            if now - self._behind_logged >= BEHIND_LOG_S:
+                self._behind_logged = now
+                log.info("the wall fell behind a burst of events (%d messages dropped so far): "
+                         "one read of the whole situation instead", self._events.dropped)
         if messages or missed:
             # whatever the events were, or if some were dropped, the next read gets them
             # all: the situation re-reads the parts their topics change

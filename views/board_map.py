@@ -12,7 +12,19 @@ import numpy as np
 import pandas as pd
 import panel as pn
 import param
-from bokeh.models import CDSView, ColumnDataSource, DataRange1d, IndexFilter, LinearColorMapper
+from bokeh.models import (
+    CDSView,
+    Circle,
+    ColumnDataSource,
+    DataRange1d,
+    GlyphRenderer,
+    Image,
+    IndexFilter,
+    LinearColorMapper,
+    MultiLine,
+    Patches,
+    Scatter,
+)
 from bokeh.plotting import figure
 
 from sources.geo import rings_xy
@@ -60,20 +72,32 @@ def lat_scale(lat0: float) -> float:
 
 
 def base_figure(*, kiosk: bool, name: str) -> figure:
-    """A dark, axis-less map figure with aspect-matched auto ranges."""
+    """A dark map figure with aspect-matched auto ranges, and no axes or grids at all (not
+    hidden ones: every model a page holds is built, walked and sent when it opens)."""
     tools = "" if kiosk else "pan,wheel_zoom,reset"
     fig = figure(
         name=name, tools=tools, toolbar_location=None if kiosk else "right",
         x_range=DataRange1d(range_padding=0.02), y_range=DataRange1d(range_padding=0.02),
+        x_axis_type=None, y_axis_type=None,
         match_aspect=True, sizing_mode="stretch_both", min_width=50, min_height=50,
         background_fill_color=BACKGROUND, border_fill_color=BACKGROUND, outline_line_color=None,
     )
-    fig.axis.visible = False
-    fig.grid.visible = False
     if not kiosk:
         fig.toolbar.autohide = True
         fig.toolbar.logo = None
     return fig
+
+
+def add_glyph(fig: figure, glyph, source: ColumnDataSource, *, view: CDSView | None = None,
+              name: str | None = None) -> GlyphRenderer:
+    """Draw ``glyph`` from ``source`` on ``fig`` with one glyph model: the browser derives
+    the selected, unselected and muted looks (``fig.scatter()`` and the like build three
+    glyph models per layer, on every page)."""
+    r = GlyphRenderer(data_source=source, glyph=glyph, name=name)
+    if view is not None:
+        r.view = view
+    fig.renderers.append(r)
+    return r
 
 
 class BoardMap(View):
@@ -119,51 +143,54 @@ class BoardMap(View):
 
         # one byte a pixel, coloured in the browser (a quarter of an RGBA image's bytes)
         dens = density_image(src, *self.density_size)
-        r["risk"].append(fig.image(
-            image=[dens["image"]], x=dens["x"], y=dens["y"] * ky, dw=dens["dw"],
-            dh=dens["dh"] * ky, global_alpha=0.9,
-            color_mapper=LinearColorMapper(palette=dens["palette"], low=0, high=255)))
+        r["risk"].append(add_glyph(fig, Image(
+            image="image", x="x", y="y", dw="dw", dh="dh", global_alpha=0.9,
+            color_mapper=LinearColorMapper(palette=dens["palette"], low=0, high=255)),
+            ColumnDataSource(dict(image=[dens["image"]], x=[dens["x"]], y=[dens["y"] * ky],
+                                  dw=[dens["dw"]], dh=[dens["dh"] * ky]))))
         self.warning_filters: dict[str, IndexFilter] = {}
         for level in LEVELS:  # red drawn last, on top
             self.warning_filters[level] = f = IndexFilter(indices=[])
             color = WALL_COLORS[level]
-            r["warnings"].append(fig.patches(
-                "xs", "ys", source=self.outline_source, view=CDSView(filter=f),
-                fill_color=color, fill_alpha=0.33, line_color=color, line_width=1.5,
+            r["warnings"].append(add_glyph(fig, Patches(
+                xs="xs", ys="ys", fill_color=color, fill_alpha=0.33, line_color=color,
+                line_width=1.5), self.outline_source, view=CDSView(filter=f),
                 name=f"board-warnings-{level}"))
         # a warning with a polygon of its own (not a list of counties)
-        r["warnings"].append(fig.patches(
-            "xs", "ys", source=self.warning_source, fill_color="color", fill_alpha=0.33,
-            line_color="color", line_width=1.5))
-        self.outlines = fig.multi_line("xs", "ys", source=self.outline_source,
-                                       line_color="#4a6a94", line_width=0.8, line_alpha=0.9)
-        res = resource_columns(src.resources(), ky)
-        for key, (marker, color, _icon) in RESOURCES.items():
-            # thousands of them: small and hollow, so the risk beneath still shows
-            r["resources"].append(fig.scatter(
-                x=res[key]["x"], y=res[key]["y"], marker=marker, size=6,
-                fill_alpha=0, line_color=color, line_width=1.2, line_alpha=0.8))
-        r["hotspots"].append(fig.scatter(
-            "x", "y", source=self.hotspot_source, marker="triangle", size=10,
-            fill_color="#ff5a1f", line_color="#ffd0b0", line_width=0.5))
+        r["warnings"].append(add_glyph(fig, Patches(
+            xs="xs", ys="ys", fill_color="color", fill_alpha=0.33, line_color="color",
+            line_width=1.5), self.warning_source))
+        self.outlines = add_glyph(fig, MultiLine(
+            xs="xs", ys="ys", line_color="#4a6a94", line_width=0.8, line_alpha=0.9),
+            self.outline_source)
+        # thousands of teams, warehouses and shelters: small and hollow, so the risk beneath
+        # still shows; one layer, each kind its marker and colour
+        r["resources"].append(add_glyph(fig, Scatter(
+            x="x", y="y", marker="marker", size=6, fill_alpha=0, line_color="color",
+            line_width=1.2, line_alpha=0.8),
+            ColumnDataSource(resource_columns(src.resources(), ky))))
+        r["hotspots"].append(add_glyph(fig, Scatter(
+            x="x", y="y", marker="triangle", size=10, fill_color="#ff5a1f",
+            line_color="#ffd0b0", line_width=0.5), self.hotspot_source))
         # Live markers are sized in map units (degrees), not pixels: on a 4K wall they grow
         # with the screen and stay readable from across the room.
         unit = self.marker_unit * max(x1 - x0, (y1 - y0) * ky)
         self.unit = unit
-        r["quakes"].append(fig.circle(
-            "x", "y", source=self.quake_source, radius="radius", fill_color="#c77dff",
-            fill_alpha=0.25, line_color="#e0b3ff", line_width=2))
-        self.pulse = fig.circle("x", "y", source=self.pulse_source, radius=2.2 * unit,
-                                fill_color="#ff1744", fill_alpha=0.45, line_color="#ff1744",
-                                line_width=3, name="board-pulse")
-        r["alarms"] += [self.pulse, fig.circle(
-            "x", "y", source=self.alarm_source, radius=unit, fill_color="color",
-            line_color="#0b1220", line_width=1)]
+        r["quakes"].append(add_glyph(fig, Circle(
+            x="x", y="y", radius="radius", fill_color="#c77dff", fill_alpha=0.25,
+            line_color="#e0b3ff", line_width=2), self.quake_source))
+        self.pulse = add_glyph(fig, Circle(
+            x="x", y="y", radius=2.2 * unit, fill_color="#ff1744", fill_alpha=0.45,
+            line_color="#ff1744", line_width=3), self.pulse_source, name="board-pulse")
+        r["alarms"] += [self.pulse, add_glyph(fig, Circle(
+            x="x", y="y", radius=unit, fill_color="color", line_color="#0b1220",
+            line_width=1), self.alarm_source)]
         r["incidents"] += [
-            fig.circle("x", "y", source=self.incident_source, radius=2.4 * unit,
-                       fill_color="color", fill_alpha=0.3, line_color="color", line_width=2),
-            fig.scatter("x", "y", source=self.incident_source, marker="star", size=30,
-                        fill_color="color", line_color="#ffffff", line_width=2)]
+            add_glyph(fig, Circle(x="x", y="y", radius=2.4 * unit, fill_color="color",
+                                  fill_alpha=0.3, line_color="color", line_width=2),
+                      self.incident_source),
+            add_glyph(fig, Scatter(x="x", y="y", marker="star", size=30, fill_color="color",
+                                   line_color="#ffffff", line_width=2), self.incident_source)]
         # the province itself (not the layers' margin) fills the map's area at any size
         px0, py0, px1, py1 = src.geography.province.bounds
         fit_ranges(fig, (px0, py0 * ky, px1, py1 * ky), pad=0.015)
@@ -275,10 +302,18 @@ def _counties(county_rings: dict, ky: float) -> dict:
 
 
 def resource_columns(res: dict, ky: float) -> dict:
-    """Positions of teams, warehouses and shelters (static), made once per console."""
-    return SHARED_STATIC.get(res, ("resources", ky), lambda: {
-        key: {"x": df.lon.to_numpy(float), "y": df.lat.to_numpy(float) * ky}
-        for key, df in res.items()})
+    """Teams, warehouses and shelters as one layer (``x, y, marker, color``), static: made
+    once per console."""
+    def make():
+        kinds = [k for k in RESOURCES if k in res]
+        n = [len(res[k]) for k in kinds]
+        return {"x": np.concatenate([res[k].lon.to_numpy(float) for k in kinds]),
+                "y": np.concatenate([res[k].lat.to_numpy(float) for k in kinds]) * ky,
+                "marker": [RESOURCES[k][0] for k, m in zip(kinds, n, strict=True)
+                           for _ in range(m)],
+                "color": [RESOURCES[k][1] for k, m in zip(kinds, n, strict=True)
+                          for _ in range(m)]}
+    return SHARED_STATIC.get(res, ("resources", ky), make)
 
 
 def density_image(src: SituationSource, width: int, height: int) -> dict:

@@ -8,13 +8,13 @@ import numpy as np
 import pandas as pd
 import panel as pn
 import param
-from bokeh.models import ColumnDataSource
+from bokeh.models import ColumnDataSource, MultiLine, Scatter
 
 from sources.levels import WALL_COLORS
 from sources.situation.source import SituationSource
 
 from .base import View
-from .board_map import RESOURCES, base_figure
+from .board_map import RESOURCES, add_glyph, base_figure
 from .i18n import t
 from .panes import HTML
 from .shared import Shared
@@ -180,17 +180,23 @@ def _map_columns(detail: dict, ky: float) -> dict:
     inc, near = detail["incident"], detail["nearest"]
     lon, lat = float(inc["lon"]), float(inc["lat"])
     out = {"point": dict(x=np.array([lon]), y=np.array([lat * ky]),
-                         color=[WALL_COLORS.get(inc["level"], "#fff")]),
-           "resources": {}}
+                         color=[WALL_COLORS.get(inc["level"], "#fff")])}
     xs, ys, lx, ly = [lon], [lat], [], []
+    res = {"x": [], "y": [], "marker": [], "color": []}
     for key_, df in near.items():
-        out["resources"][key_] = dict(x=df.lon.to_numpy(float), y=df.lat.to_numpy(float) * ky)
+        marker, color, _ = RES_MARKERS.get(key_, ("circle", "#ffffff", ""))
+        res["x"] += df.lon.astype(float).tolist()
+        res["y"] += (df.lat.astype(float) * ky).tolist()
+        res["marker"] += [marker] * len(df)
+        res["color"] += [color] * len(df)
         for r in df.head(3).itertuples():
             if r.km < 60:  # frame the near ones; a far expert must not zoom the map out
                 xs.append(r.lon)
                 ys.append(r.lat)
             lx.append(np.array([lon, r.lon]))
             ly.append(np.array([lat * ky, r.lat * ky]))
+    out["resources"] = {"x": np.array(res["x"], float), "y": np.array(res["y"], float),
+                         "marker": res["marker"], "color": res["color"]}
     out["links"] = dict(xs=lx, ys=ly)
     half = max(0.08, (max(xs) - min(xs)) / 2 * 1.15, (max(ys) - min(ys)) / 2 * 1.15)
     cx, cy = (max(xs) + min(xs)) / 2, (max(ys) + min(ys)) / 2
@@ -223,25 +229,25 @@ class IncidentPanel(View):
         fig = base_figure(kiosk=True, name=f"board-incident-map-{self.index}")
         self.figure = fig
         if self.outline_source is not None:
-            fig.multi_line("xs", "ys", source=self.outline_source, line_color="#4a6a94",
-                           line_width=0.8)
+            add_glyph(fig, MultiLine(xs="xs", ys="ys", line_color="#4a6a94", line_width=0.8),
+                      self.outline_source)
         x0, y0, x1, y1 = self.source.bounds() if self.source is not None else (0, 0, 1, 1)
         self._home = dict(x=[x0, x1], y=[y0 * self.ky, y1 * self.ky])
         self.window = ColumnDataSource(dict(self._home))
-        extent = fig.scatter("x", "y", source=self.window, size=0, alpha=0)
+        extent = add_glyph(fig, Scatter(x="x", y="y", size=0, fill_alpha=0, line_alpha=0),
+                           self.window)
         fig.x_range.renderers = [extent]
         fig.y_range.renderers = [extent]
         self.links = ColumnDataSource(dict(xs=[], ys=[]))
-        fig.multi_line("xs", "ys", source=self.links, line_color="#7f93ad", line_dash="dashed",
-                       line_width=1)
-        self.res_sources = {}
-        for key, (marker, color, _) in RES_MARKERS.items():
-            self.res_sources[key] = ColumnDataSource(dict(x=[], y=[]))
-            fig.scatter("x", "y", source=self.res_sources[key], marker=marker, size=11,
-                        fill_color=color, line_color="#0b1220")
+        add_glyph(fig, MultiLine(xs="xs", ys="ys", line_color="#7f93ad", line_dash="dashed",
+                                 line_width=1), self.links)
+        # the nearest teams, warehouses, shelters and experts: one layer, each kind its marker
+        self.resources = ColumnDataSource(dict(x=[], y=[], marker=[], color=[]))
+        add_glyph(fig, Scatter(x="x", y="y", marker="marker", size=11, fill_color="color",
+                               line_color="#0b1220"), self.resources)
         self.point = ColumnDataSource(dict(x=[], y=[], color=[]))
-        fig.scatter("x", "y", source=self.point, marker="star", size=28, fill_color="color",
-                    line_color="#ffffff", line_width=2)
+        add_glyph(fig, Scatter(x="x", y="y", marker="star", size=28, fill_color="color",
+                               line_color="#ffffff", line_width=2), self.point)
         self._map = pn.pane.Bokeh(fig, sizing_mode="stretch_both", margin=0,
                                   styles={"flex": "0 0 28%"})
         self._info = HTML(self._empty(), sizing_mode="stretch_both", margin=0,
@@ -272,8 +278,7 @@ class IncidentPanel(View):
                 self._key = None
                 self._info.object = self._empty()
                 self.point.data = dict(x=[], y=[], color=[])
-                for s in self.res_sources.values():
-                    s.data = dict(x=[], y=[])
+                self.resources.data = dict(x=[], y=[], marker=[], color=[])
                 self.links.data = dict(xs=[], ys=[])
                 self.window.data = dict(self._home)
             return
@@ -287,8 +292,7 @@ class IncidentPanel(View):
         self._key = key
         cols = incident_map(detail, self.ky)
         self.point.data = cols["point"]
-        for key_, data in cols["resources"].items():
-            self.res_sources[key_].data = data
+        self.resources.data = cols["resources"]
         self.links.data = cols["links"]
         self.window.data = cols["window"]
 

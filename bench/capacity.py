@@ -332,6 +332,8 @@ def idle_phase(args, server: Server, context, url: str) -> dict:
     print(f"  no page: server {base['cpu_pct']:.1f} % of a core, {base['rss_mb']:.0f} MB "
           f"(load {base['load']})", flush=True)
     for kind, (path, ready) in READY.items():
+        if args.kinds and kind not in args.kinds:
+            continue
         n = args.idle_pages
         c0, t0, r0 = server.cpu(), time.monotonic(), server.rss_mb()
         pages = open_pages(context, url + path, n, ready)
@@ -617,6 +619,7 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--db", default=None, help="a store to copy (default: build a small one)")
     ap.add_argument("--phases", default="idle,storm,burst", help="which phases to run")
+    ap.add_argument("--kinds", default="", help="idle: only these page kinds (comma-separated)")
     ap.add_argument("--walls", type=int, default=10, help="walls open during the storm")
     ap.add_argument("--rate", type=float, default=400, help="storm: events a minute")
     ap.add_argument("--minutes", type=float, default=1.0, help="storm: how long")
@@ -631,6 +634,7 @@ def main(argv=None) -> None:
     ap.add_argument("--keep", action="store_true", help="keep the work folder")
     args = ap.parse_args(argv)
     args.phases = set(args.phases.split(","))
+    args.kinds = {k.strip() for k in args.kinds.split(",") if k.strip()}
     print(json.dumps(run(args), ensure_ascii=False))
 
 

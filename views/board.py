@@ -14,11 +14,14 @@ from __future__ import annotations
 
 import html
 import time
+from contextlib import nullcontext
 from pathlib import Path
 from urllib.parse import urlencode
 
 import panel as pn
 import param
+from bokeh.document import Document
+from panel.io import hold
 from panel.io.state import set_curdoc
 
 from sources.situation.kpis import freshness
@@ -192,6 +195,12 @@ class SituationBoard(View):
             self._version = frame.version
             self.show(frame.situation)
 
+    def _held(self):
+        """Hold a served page's changes and send them as one message when done."""
+        if self._live is None or not isinstance(self._doc, Document):
+            return nullcontext()
+        return hold(self._doc)
+
     def _statuses(self) -> list[dict]:
         return statuses_of(self.ingests)
 
@@ -206,11 +215,12 @@ class SituationBoard(View):
 
     def _tick(self) -> None:
         self._ticks += 1
-        self.map.pulse_tick()
-        if self._ticks % 2 == 0:
-            self.heartbeat(self._statuses())
-        if not self._pending:  # a frame this page was not told of (safety net)
-            self._apply()
+        with self._held():  # one message to the browser for all of it
+            self.map.pulse_tick()
+            if self._ticks % 2 == 0:
+                self.heartbeat(self._statuses())
+            if not self._pending:  # a frame this page was not told of (safety net)
+                self._apply()
 
     def refresh(self, statuses: list[dict] | None = None) -> None:
         """Read the shared situation now and show it (a notebook; served pages are kept
@@ -220,10 +230,12 @@ class SituationBoard(View):
 
     def show(self, sit: dict) -> None:
         """Show a situation snapshot: every view takes the shared pieces, and sends its
-        browser only what changed."""
-        self.kpis.kpis = sit["kpis"]
-        self.ticker.events = sit["ticker"]
-        self.map.update(sit)
-        details = sit["details"]
-        for i, panel in enumerate(self.incidents):
-            panel.update(details[i] if i < len(details) else None, sit["now_ms"])
+        browser only what changed — in one message (a served page's changes are held and
+        sent together: one write to its socket instead of one per pane and layer)."""
+        with self._held():
+            self.kpis.kpis = sit["kpis"]
+            self.ticker.events = sit["ticker"]
+            self.map.update(sit)
+            details = sit["details"]
+            for i, panel in enumerate(self.incidents):
+                panel.update(details[i] if i < len(details) else None, sit["now_ms"])

@@ -36,7 +36,7 @@ from sources.situation.source import SituationSource
 from .base import View
 from .mapfit import fit_ranges
 from .panes import HTML
-from .shared import Shared, same_columns
+from .shared import Shared, compact, same_columns
 
 LAYERS = ("risk", "warnings", "alarms", "hotspots", "quakes", "incidents", "resources")
 BACKGROUND = "#0b1220"
@@ -355,7 +355,7 @@ _LAST: dict[tuple, dict] = {}  # (layer, key) -> the columns shown last (kept wh
 
 def _layer(name: str, part, key: tuple, make) -> dict:
     def build():
-        data = make()
+        data = compact(make())
         last = _LAST.get((name, key))
         if last is not None and same_columns(last, data):
             return last  # same rows read again: the pages keep what they show

@@ -17,7 +17,7 @@ from .base import View
 from .board_map import RESOURCES, add_glyph, base_figure
 from .i18n import t
 from .panes import HTML
-from .shared import Shared
+from .shared import Shared, compact
 from .ticker import local_time
 
 PANEL_CSS = """
@@ -202,7 +202,7 @@ def _map_columns(detail: dict, ky: float) -> dict:
     cx, cy = (max(xs) + min(xs)) / 2, (max(ys) + min(ys)) / 2
     out["window"] = dict(x=np.array([cx - half, cx + half]),
                          y=np.array([(cy - half) * ky, (cy + half) * ky]))
-    return out
+    return {k: compact(v) for k, v in out.items()}  # a few values each: no buffers
 
 
 class IncidentPanel(View):

@@ -80,3 +80,23 @@ def same_columns(a: dict | None, b: dict | None) -> bool:
         elif list(x) != list(y):
             return False
     return True
+
+
+#: Up to this many values a column travels as a JSON list inside the patch; longer ones as a
+#: binary buffer (each buffer is two more websocket frames, each frame a write to every page).
+SMALL = 256
+
+
+def compact(columns: dict, small: int = SMALL) -> dict:
+    """``columns`` with short numeric arrays as lists (fewer frames to every browser)."""
+    import numpy as np
+
+    out = {}
+    for k, v in columns.items():
+        if isinstance(v, np.ndarray) and v.dtype.kind in "fiu" and len(v) <= small:
+            v = v.tolist()
+        elif isinstance(v, list) and v and isinstance(v[0], np.ndarray) \
+                and sum(len(a) for a in v) <= small:
+            v = [a.tolist() for a in v]
+        out[k] = v
+    return out

@@ -88,7 +88,7 @@ INIT_JS = r"""
   window.__deep = deep;
   const text = (el) => el ? ((el.shadowRoot || el).textContent || "") : "";
   const seen = window.__seen = {};
-  let state = null, ticker = null, plot = null, sources = null;
+  let state = null, ticker = null, sources = null, observer = null;
   const findSources = () => {
     const doc = window.Bokeh && Bokeh.documents && Bokeh.documents[0];
     const fig = doc && doc.get_model_by_name("board-map");
@@ -102,39 +102,56 @@ INIT_JS = r"""
       else if (t === "Circle" && radius === "radius") out.quake = r.data_source;
       else if (t === "Scatter" && marker === "star") out.incident = r.data_source;
     }
-    return [fig, out];
+    return out;
   };
   window.__mapCounts = () => {
     const found = findSources();
     if (!found) return null;
     const out = {};
-    for (const [k, s] of Object.entries(found[1])) out[k] = s.data.x.length;
+    for (const [k, s] of Object.entries(found)) out[k] = s.data.x.length;
     return out;
   };
-  setInterval(() => {
+  // what the wall shows, noted when it changes (event-driven: the watcher's own work in the
+  // browser stays small), with a slow poll that finds the elements and catches anything missed
+  const scanTicker = () => {
+    if (!ticker) return;
+    const now = Date.now();
+    for (const m of text(ticker).matchAll(/⟨(\d+)⟩/g)) if (!(m[1] in seen)) seen[m[1]] = now;
+    if (!window.__tickerAt && ticker.shadowRoot && ticker.shadowRoot.querySelector("li, .empty"))
+      window.__tickerAt = now;
+  };
+  const scanMap = (kind) => {
+    const src = sources && sources[kind];
+    if (!src) return;
+    const now = Date.now();
+    for (const x of src.data.x) {
+      const k = kind + ":" + Number(x).toFixed(5);
+      if (!(k in seen)) seen[k] = now;
+    }
+  };
+  const poll = () => {
     const now = Date.now();
     const fresh = deep("[data-board=freshness]");
     const s = fresh ? fresh.dataset.state : null;
     if (s !== state) { state = s; note("fresh " + s);
                        if (s === "live" && !window.__liveAt) window.__liveAt = now; }
-    if (!ticker || !ticker.isConnected) ticker = deep(".board-ticker");
-    if (ticker) {
-      for (const m of text(ticker).matchAll(/⟨(\d+)⟩/g)) if (!(m[1] in seen)) seen[m[1]] = now;
-      if (!window.__tickerAt && ticker.shadowRoot && ticker.shadowRoot.querySelector("li, .empty"))
-        window.__tickerAt = now;
-    }
-    if (!plot || !sources) { const f = findSources(); if (f) [plot, sources] = f; }
-    if (sources) {
-      for (const kind of ["quake", "hotspot"]) {
-        const src = sources[kind];
-        if (!src) continue;
-        for (const x of src.data.x) {
-          const k = kind + ":" + Number(x).toFixed(5);
-          if (!(k in seen)) seen[k] = now;
-        }
+    if (!ticker || !ticker.isConnected) {
+      ticker = deep(".board-ticker");
+      if (observer) observer.disconnect();
+      if (ticker && ticker.shadowRoot) {
+        observer = new MutationObserver(scanTicker);
+        observer.observe(ticker.shadowRoot, {childList: true, subtree: true, characterData: true});
       }
     }
-  }, 100);
+    if (!sources) {
+      sources = findSources();
+      if (sources) for (const kind of ["quake", "hotspot"])
+        if (sources[kind]) sources[kind].change.connect(() => scanMap(kind));
+    }
+    scanTicker(); scanMap("quake"); scanMap("hotspot");
+  };
+  setInterval(poll, 250);
+  const fast = setInterval(() => { poll(); if (window.__liveAt && window.__tickerAt) clearInterval(fast); }, 50);
 })();
 """
 

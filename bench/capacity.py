@@ -352,6 +352,9 @@ def idle_phase(args, server: Server, context, url: str) -> dict:
         if args.kinds and kind not in args.kinds:
             continue
         n = args.idle_pages
+        # one page first, closed again: what every page imports and caches once
+        close_pages(server, open_pages(context, url + path, 1, ready))
+        time.sleep(2)
         c0, t0, r0 = server.cpu(), time.monotonic(), server.rss_mb()
         pages = open_pages(context, url + path, n, ready)
         create = {"cpu_s": round((server.cpu() - c0) / n, 3),
@@ -501,6 +504,100 @@ def store_truth(db: Path, at_ms: float) -> list[dict]:
     return out
 
 
+class WallClient:
+    """A wall without a browser: what Chromium asks of the server for one page — the page
+    (a new session), its websocket, the whole document (PULL-DOC) and then its patches —
+    minus the drawing. Live once the document came and a first patch followed (the page's
+    periodic callbacks run). Many of them measure what the *server* can open at once; 50
+    Chromium pages on the same 2 cores mostly measure Chromium."""
+
+    def __init__(self, url: str, path: str):
+        self.url, self.path = url, path
+        self.live_at: float | None = None
+        self.error: str | None = None
+        self.patches = 0
+
+    async def run(self) -> None:
+        import asyncio
+        import re
+
+        from websockets.asyncio.client import connect
+
+        loop = asyncio.get_running_loop()
+        try:
+            html = await loop.run_in_executor(None, lambda: urllib.request.urlopen(
+                self.url + self.path, timeout=300).read().decode())
+            token = re.search(r'"token":"([^"]+)"', html).group(1)
+            ws_url = self.url.replace("http", "ws", 1) + self.path.split("?")[0] + "/ws"
+            async with connect(ws_url, subprotocols=["bokeh", token], max_size=None,
+                               origin=self.url, open_timeout=300, ping_interval=None) as ws:
+                await self._read(ws)  # ACK
+                for part in ('{"msgid":"1","msgtype":"PULL-DOC-REQ"}', "{}", "{}"):
+                    await ws.send(part)
+                pulled = False
+                while True:  # ends when the burst is over (the task is cancelled)
+                    kind = await self._read(ws)
+                    if kind == "PULL-DOC-REPLY":
+                        pulled = True
+                    elif kind == "PATCH-DOC" and pulled:
+                        self.patches += 1
+                        if self.live_at is None:
+                            self.live_at = time.time()
+        except Exception as exc:  # noqa: BLE001 - reported
+            self.error = f"{type(exc).__name__}: {exc}"
+
+    @staticmethod
+    async def _read(ws) -> str:
+        header = json.loads(await ws.recv())
+        await ws.recv()  # metadata
+        await ws.recv()  # content
+        for _ in range(int(header.get("num_buffers") or 0)):
+            await ws.recv()
+            await ws.recv()
+        return header.get("msgtype", "")
+
+
+def protocol_burst(url: str, path: str, n: int, timeout: float) -> tuple[list, float]:
+    """Open ``n`` browserless walls at once; returns them (live or not) and the start time."""
+    import asyncio
+
+    clients = [WallClient(url, path) for _ in range(n)]
+
+    async def main():
+        tasks = [asyncio.create_task(c.run()) for c in clients]
+        deadline = time.time() + timeout
+        while time.time() < deadline and not all(c.live_at or c.error for c in clients):
+            await asyncio.sleep(0.1)
+        for t in tasks:  # every page closes (the server ends their sessions)
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    t0 = time.time()
+    from tests.conftest import arun
+
+    arun(main())
+    return clients, t0
+
+
+def burst_protocol(args, server: Server, url: str, health: HealthPoller) -> dict:
+    path = READY["wall"][0]
+    clients, t0 = protocol_burst(url, path, 1, 60)  # one alone (also warms the server)
+    alone = (clients[0].live_at or t0) - t0
+    time.sleep(args.settle)
+    c0 = server.cpu()
+    clients, t0 = protocol_burst(url, path, args.burst, args.burst_timeout)
+    t1 = time.time()
+    lives = sorted(c.live_at - t0 for c in clients if c.live_at)
+    errors = sorted({c.error for c in clients if c.error})
+    return {"client": "protocol", "pages": args.burst, "one_alone_s": round(alone, 2),
+            "live": len(lives),
+            "all_live_s": round(max(lives), 2) if len(lives) == args.burst else None,
+            "median_live_s": round(statistics.median(lives), 2) if lives else None,
+            "reloads": 0, "errors": errors[:3],
+            "create_cpu_s_per_page": round((server.cpu() - c0) / args.burst, 3),
+            "health": health.between(t0, t1), "load": load()}
+
+
 def burst_phase(args, server: Server, context, url: str, health: HealthPoller) -> dict:
     from tests.conftest import wait_until
 
@@ -532,7 +629,8 @@ def burst_phase(args, server: Server, context, url: str, health: HealthPoller) -
         pass
     t1 = time.time()
     lives = sorted(live.values())
-    out = {"pages": args.burst, "one_alone_s": round(alone, 2), "live": len(lives),
+    out = {"client": "chromium", "pages": args.burst, "one_alone_s": round(alone, 2),
+           "live": len(lives),
            "all_live_s": round(max(lives), 2) if len(lives) == len(pages) else None,
            "median_live_s": round(statistics.median(lives), 2) if lives else None,
            "reloads": sum(max(0, n) for n in navs.values()),
@@ -597,16 +695,22 @@ def run(args) -> dict:
                 result["_end"] = end
                 close_pages(server, walls)
                 feed.feed.resume()
-            if "burst" in args.phases:
-                print(f"burst: {args.burst} walls at once", flush=True)
+            for client in ("protocol", "chromium"):
+                if f"burst-{client}" not in args.phases and not (
+                        "burst" in args.phases and client in args.burst_clients):
+                    continue
+                print(f"burst: {args.burst} walls at once ({client})", flush=True)
                 time.sleep(args.settle)
-                result["burst"] = burst_phase(args, server, context, url, health)
-                b = result["burst"]
+                b = (burst_protocol(args, server, url, health) if client == "protocol"
+                     else burst_phase(args, server, context, url, health))
+                result[f"burst_{client}"] = b
                 print(f"  one alone {b['one_alone_s']} s; {args.burst}: {b['live']} live, all "
                       f"live {b['all_live_s']} s (median {b['median_live_s']} s), reloads "
-                      f"{b['reloads']}, /health max "
+                      f"{b['reloads']}, /health p50 {b['health']['p50_s']} s max "
                       f"{b['health']['max_s']} s, {b['create_cpu_s_per_page']} CPU s/page "
                       f"(load {b['load']})", flush=True)
+                if b.get("errors"):
+                    print(f"  errors: {b['errors']}", flush=True)
             browser.close()
     finally:
         health.stop()
@@ -641,6 +745,8 @@ def main(argv=None) -> None:
     ap.add_argument("--rate", type=float, default=400, help="storm: events a minute")
     ap.add_argument("--minutes", type=float, default=1.0, help="storm: how long")
     ap.add_argument("--burst", type=int, default=50, help="walls opened at once")
+    ap.add_argument("--burst-clients", default="protocol,chromium",
+                    help="burst: browserless walls (protocol), Chromium pages, or both")
     ap.add_argument("--burst-timeout", type=float, default=120,
                     help="seconds the burst's walls have to become live")
     ap.add_argument("--idle-pages", type=int, default=4, help="pages of each kind (idle)")
@@ -651,6 +757,7 @@ def main(argv=None) -> None:
     ap.add_argument("--keep", action="store_true", help="keep the work folder")
     args = ap.parse_args(argv)
     args.phases = set(args.phases.split(","))
+    args.burst_clients = set(args.burst_clients.split(","))
     args.kinds = {k.strip() for k in args.kinds.split(",") if k.strip()}
     print(json.dumps(run(args), ensure_ascii=False))
 

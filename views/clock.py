@@ -172,7 +172,7 @@ export function render({ model, el }) {
   let shown = make(), next = make();
   shown.setAttribute("data-board", "rotation");
   next.setAttribute("data-board", "rotation-next");
-  shown.title = model.titles[0] || "";  // a frame is named for assistive technology
+  shown.title = next.title = model.titles[0] || "";  // named for assistive technology
   const show = (f, on) => {
     f.style.visibility = on ? "visible" : "hidden";
     f.style.pointerEvents = on ? "auto" : "none";
@@ -186,6 +186,7 @@ export function render({ model, el }) {
     const j = (i + 1) % model.pages.length;
     if (j !== 0 && next.dataset.src !== model.pages[j]) {
       next.dataset.src = model.pages[j];
+      next.title = model.titles[j] || model.pages[j];
       next.src = model.pages[j];
     }
   };

@@ -1,41 +1,45 @@
 """The situation board of the command-hall video wall (综合态势大屏), as one view.
 
 :class:`SituationBoard` lays out the board's views (map, KPI strip, ticker, incident panels,
-clock) and keeps them live: it subscribes to the hub, marks what changed and re-reads the
-shared situation (:class:`~sources.situation.source.SituationSource`: computed once for every
-page) at most every ``refresh_s``, warnings and incidents at once. Freshness and the clock
-tick in the browser, with a watchdog that reloads the page when the server comes back. The
-page ``/board`` (``dashboards.board``) only reads its URL arguments and shows this view; a
-notebook shows it on a snapshot.
+clock) and keeps them live. Served, a page registers with the console's one
+:class:`~views.board_live.BoardLive`, which reads the shared situation at most every
+``refresh_s`` after events (a burst, warnings and incidents included, is one read) and
+renders what pages share once; the page applies the newest frame on its next tick and sends
+its browser only what changed. Freshness and the clock tick in the browser, with a watchdog
+that reloads the page only when its connection to the server is lost and the server answers
+again. The page ``/board`` (``dashboards.board``) only reads its URL arguments and shows
+this view; a notebook shows it on a snapshot (``refresh()`` reads on demand).
 """
 from __future__ import annotations
 
 import html
 import time
+from contextlib import nullcontext
 from pathlib import Path
 from urllib.parse import urlencode
 
 import panel as pn
 import param
+from bokeh.document import Document
+from panel.io import hold
 from panel.io.state import set_curdoc
 
 from sources.situation.kpis import freshness
 from sources.situation.source import SituationSource
 
 from .base import View
-from .board_map import LAYERS, BoardMap
+from .board_live import EVENTS, live_for, statuses_of
+from .board_map import LAYERS, BoardMap, layer_columns
 from .clock import ClockPane, WallRotation
-from .incident_panel import IncidentPanel
-from .kpi_strip import KpiStrip
+from .incident_panel import IncidentPanel, incident_html
+from .kpi_strip import KpiStrip, kpi_html
 from .panes import HTML
-from .ticker import Ticker
+from .ticker import Ticker, ticker_rows
 
 CSS = (Path(__file__).with_name("board.css")).read_text(encoding="utf-8")
 LAYOUTS = ("full", "map", "kpi", "incidents")
 PLAYLIST = ("board", "warnings", "risk", "inventory")
-EVENTS = ("alarm", "warning", "incident", "quake", "hotspot", "feed_status", "command", "drill")
-# rare and acted on by the whole room: shown at once, never held back by the burst limit
-URGENT = frozenset({"warning", "incident", "command"})
+__all__ = ["EVENTS", "LAYOUTS", "PLAYLIST", "SituationBoard"]
 
 TITLE_CSS = """
 :host { display: block; height: 100%; }
@@ -60,9 +64,9 @@ class SituationBoard(View):
     layers = param.List(default=list(LAYERS), doc="Map layers shown at start.")
     ingests = param.List(default=[], doc="The console's feed ingests (freshness, readings/s).")
     refresh_s = param.Number(
-        default=0.5, doc="Fastest refresh after a burst of events (seconds): alarms, feed "
-                         "status, hotspots and quakes reach the wall within about this; "
-                         "warnings and incidents at once.")
+        default=0.5, doc="Fastest refresh (seconds): an event after a quiet spell shows at "
+                         "once, a burst of events (warnings and incidents too) becomes one "
+                         "refresh per period, the held-back one at the period's end.")
     stale_after_s = param.Number(
         default=20.0, bounds=(1, None),
         doc="Seconds without new data before the board says, in red, that it is stale.")
@@ -83,27 +87,29 @@ class SituationBoard(View):
         self.clock = ClockPane(labels=ClockPane.labels_for(lang), css_classes=["board-clock"],
                                stale_after_s=self.stale_after_s,
                                sizing_mode="stretch_both", margin=0)
-        # topic -> publication time of the newest event not yet shown ({}: nothing new)
-        self._dirty: dict[str, float] = {}
-        self._last_refresh = 0.0
-        self._last_reading_s: float | None = None
         self._ticks = 0
-        self._deferred = False  # a refresh is scheduled at the end of the burst limit
+        self._version = -1  # the frame of the console's producer this page shows
+        self._pending = False  # an apply is scheduled on the page's next tick
+        self._live = None
         self._layout = self._compose()
         self._doc = pn.state.curdoc
         if self._doc is not None and self._doc.session_context is not None:
-            # events (rare, must show at once) are drained on the tick after they are
-            # published; readings (thousands a second) only say the data is alive
-            self.subscribe(EVENTS, self._on_messages, period_ms=500, maxsize=200,
-                           immediate=True)
-            self.subscribe(("reading",), self._on_readings, period_ms=1000, maxsize=1)
+            # served: the console's one producer reads and renders for every wall page;
+            # this page applies its newest frame (and only what changed)
+            self._live = live = live_for(self.source, self.ingests, refresh_s=self.refresh_s,
+                                         idle_s=self.idle_refresh_s)
+            warm_key = (self.lang, self.map.ky, self.map.unit, self.ticker.max_rows)
+            live.add(self._on_frame, warm=(warm_key, self._warm_fn()))
+            self.on_close(lambda: live.remove(self._on_frame, warm_key))
             cb = pn.state.add_periodic_callback(self._tick, period=1000)
             self.on_close(cb.stop)
+            frame = live.current()
+            self._version = frame.version
+            self.show(frame.situation)
         else:  # in a notebook: no console server to wait for, so no /health polling (404s)
             self.clock.health_url = ""
-        statuses = self._statuses()
-        self.heartbeat(statuses)
-        self.refresh(statuses)
+            self.refresh()
+        self.heartbeat(self._statuses())
 
     def __panel__(self):
         return self._layout
@@ -157,83 +163,79 @@ class SituationBoard(View):
         return [f"./{route}?{urlencode(keep)}" for route in PLAYLIST]
 
     # ------------------------------------------------------------------ live updates
-    def _on_readings(self, messages, missed: bool) -> None:
-        if messages:
-            self._last_reading_s = time.time()
+    def _warm_fn(self):
+        """What pages like this one share, rendered in the producer's thread once a frame."""
+        lang, ky, unit, rows = self.lang, self.map.ky, self.map.unit, self.ticker.max_rows
 
-    def _on_messages(self, messages, missed: bool) -> None:
-        dirty = self._dirty
-        for m in messages:  # what the next refresh must read after (per topic)
-            dirty[m.topic] = max(dirty.get(m.topic, m.at), m.at)
-        if missed:  # some were dropped: whatever they were, read everything afresh
-            now = time.monotonic()
-            for topic in EVENTS:
-                dirty[topic] = now
-        if not messages and not missed:
-            return
-        # a warning or an incident shows at once (the wall must see it within a second);
-        # other events are held back to one refresh per refresh_s, made when that ends
-        wait = self.refresh_s - (time.monotonic() - self._last_refresh)
-        if wait <= 0 or any(m.topic in URGENT for m in messages):
-            self.refresh()
-        else:
-            self._refresh_in(wait)
+        def warm(sit: dict) -> None:
+            kpi_html(sit["kpis"], lang)
+            ticker_rows(sit["ticker"], lang, rows)
+            layer_columns(sit, ky, unit)
+            for detail in sit["details"]:
+                incident_html(detail, sit["now_ms"], lang)
+        return warm
 
-    def _refresh_in(self, seconds: float) -> None:
-        """Refresh once after ``seconds`` on the page's own thread (one pending at most)."""
+    def _on_frame(self) -> None:
+        """The producer has a new frame (on the server's loop): apply it on the next tick,
+        once, whatever the number of frames made meanwhile."""
         doc = self._doc
-        if self._deferred or doc is None or doc.session_context is None:
-            return  # already scheduled, or no server session: the 1 s tick picks it up
-        self._deferred = True
+        if self._pending or doc is None or doc.session_context is None:
+            return
+        self._pending = True
+        doc.add_next_tick_callback(self._apply_now)
 
-        def run():
-            self._deferred = False
-            if self._dirty:
-                with set_curdoc(doc):
-                    self.refresh()
+    def _apply_now(self) -> None:
+        with set_curdoc(self._doc):
+            self._apply()
 
-        doc.add_timeout_callback(run, max(1, int(seconds * 1000)))
+    def _apply(self) -> None:
+        self._pending = False
+        frame = self._live.frame if self._live is not None else None
+        if frame is not None and frame.version != self._version:
+            self._version = frame.version
+            self.show(frame.situation)
+
+    def _held(self):
+        """Hold a served page's changes and send them as one message when done."""
+        if self._live is None or not isinstance(self._doc, Document):
+            return nullcontext()
+        return hold(self._doc)
 
     def _statuses(self) -> list[dict]:
-        out = []
-        for ingest in self.ingests:
-            try:
-                out.append(ingest.status())
-            except Exception:  # a broken ingest reads as a disconnected feed
-                out.append({"connected": False})
-        return out
+        return statuses_of(self.ingests)
 
     def heartbeat(self, statuses: list[dict]) -> None:
         """Send the browser the server's time and the feeds' liveness (it counts from there)."""
         fresh = freshness(statuses)
-        last = max(filter(None, [fresh["last_message_at"], self._last_reading_s]), default=None)
+        reading = self._live.last_reading_s() if self._live is not None else None
+        last = max(filter(None, [fresh["last_message_at"], reading]), default=None)
         self.clock.param.update(
             server_ms=time.time() * 1000, last_ms=(last or 0) * 1000,
             feeds_connected=fresh["connected"], feeds_total=fresh["total"])
 
     def _tick(self) -> None:
         self._ticks += 1
-        self.map.pulse_tick()
-        since = time.monotonic() - self._last_refresh
-        statuses = None
-        if self._ticks % 2 == 0:
-            statuses = self._statuses()
-            self.heartbeat(statuses)
-        # events held back by the burst limit, or time moving on (24 h windows, expiry)
-        if (self._dirty and since >= self.refresh_s) or \
-                since >= self.idle_refresh_s:
-            self.refresh(statuses)
+        with self._held():  # one message to the browser for all of it
+            self.map.pulse_tick()
+            if self._ticks % 2 == 0:
+                self.heartbeat(self._statuses())
+            if not self._pending:  # a frame this page was not told of (safety net)
+                self._apply()
 
     def refresh(self, statuses: list[dict] | None = None) -> None:
-        """Re-read the shared situation and update every view in place."""
+        """Read the shared situation now and show it (a notebook; served pages are kept
+        live by the console's producer)."""
         statuses = self._statuses() if statuses is None else statuses
-        self._dirty = {}
-        self._last_refresh = time.monotonic()
-        # only the parts the hub's events changed are read again (shared by every page)
-        sit = self.source.situation(statuses)
-        self.kpis.kpis = sit["kpis"]
-        self.ticker.events = sit["ticker"]
-        self.map.update(sit)
-        details = sit["details"]
-        for i, panel in enumerate(self.incidents):
-            panel.update(details[i] if i < len(details) else None, sit["now_ms"])
+        self.show(self.source.situation(statuses))
+
+    def show(self, sit: dict) -> None:
+        """Show a situation snapshot: every view takes the shared pieces, and sends its
+        browser only what changed — in one message (a served page's changes are held and
+        sent together: one write to its socket instead of one per pane and layer)."""
+        with self._held():
+            self.kpis.kpis = sit["kpis"]
+            self.ticker.events = sit["ticker"]
+            self.map.update(sit)
+            details = sit["details"]
+            for i, panel in enumerate(self.incidents):
+                panel.update(details[i] if i < len(details) else None, sit["now_ms"])

@@ -6,8 +6,15 @@ server or the network goes away the board does not freeze on a live-looking pict
 clock keeps running, "last reading N s ago" keeps growing and turns red, and a watchdog
 polls ``/health`` and reloads the page as soon as the server answers again.
 
+The watchdog calls the server lost when the page's websocket closes (Bokeh's
+``connection_lost``), or — a connection that died without closing — when no heartbeat came
+for ``heartbeat_timeout_s`` (a minute). A heartbeat merely late because the server or the
+browser is busy (an event storm) is not a lost server: before, a 12 s timeout on the
+heartbeat alone reloaded busy walls, and a reload under load made more load.
+
 :class:`WallRotation` cycles the console's pages (``?rotate=SECONDS``) in a full-screen frame
-above the board, so the playlist keeps running from the board page itself.
+above the board, so the playlist keeps running from the board page itself; the next page is
+loaded in a hidden frame before its turn, so a switch never shows a blank page.
 """
 from __future__ import annotations
 
@@ -54,7 +61,10 @@ export function render({ model, el }) {
   let offset = model.server_ms ? model.server_ms - Date.now() : 0;
   let lastBeat = Date.now();
   let polling = false;
+  let disconnected = false;  // the page's websocket closed: the server (or the way to it) is gone
   model.on("server_ms", () => { offset = model.server_ms - Date.now(); lastBeat = Date.now(); });
+  const doc = model.document;
+  if (doc && doc.on_event) doc.on_event("connection_lost", () => { disconnected = true; tick(); });
 
   function fmt(tpl, n) { return tpl.replace("{n}", n); }
 
@@ -77,7 +87,9 @@ export function render({ model, el }) {
     const local = new Date(now + model.utc_offset_min * 60000);
     timeEl.textContent = `${pad(local.getUTCHours())}:${pad(local.getUTCMinutes())}:${pad(local.getUTCSeconds())}`;
     dateEl.textContent = `${local.getUTCFullYear()}-${pad(local.getUTCMonth() + 1)}-${pad(local.getUTCDate())} ${model.labels.weekday[local.getUTCDay()]}`;
-    const lost = Date.now() - lastBeat > model.heartbeat_timeout_s * 1000;
+    // lost: the websocket closed, or no heartbeat for a long time (a connection that died
+    // without closing); a heartbeat merely late under load is not a lost server
+    const lost = disconnected || Date.now() - lastBeat > model.heartbeat_timeout_s * 1000;
     let text, stale = true, state;
     if (lost) {
       text = model.labels.lost; state = "lost";
@@ -117,7 +129,10 @@ class ClockPane(pn.custom.JSComponent):
     feeds_total = param.Integer(default=0, doc="Feeds configured.")
     stale_after_s = param.Number(default=20, doc="Seconds without a reading before it is stale.")
     heartbeat_timeout_s = param.Number(
-        default=12, doc="Seconds without a heartbeat before the page calls the server lost.")
+        default=60, doc="Seconds without a heartbeat, the websocket still open, before the "
+                        "page calls the server lost (a connection that died without closing; "
+                        "a closed one is lost at once). Heartbeats come every 2 s: a busy "
+                        "server or browser delays them, and that must not reload a wall.")
     utc_offset_min = param.Integer(default=480, doc="Local time offset (Asia/Shanghai: +8 h).")
     health_url = param.String(default="health", doc=(
         "URL polled while the server is lost; empty: there is no server to wait for."))
@@ -142,29 +157,74 @@ ROTATION_ESM = """
 export function render({ model, el }) {
   const period = model.period_s * 1000;
   if (!(period > 0) || !model.pages.length) return document.createElement("span");
-  const frame = document.createElement("iframe");
-  frame.setAttribute("data-board", "rotation");
-  frame.title = model.titles[0] || "";  // a frame is named for assistive technology
-  frame.style.cssText = "position:fixed;inset:0;width:100vw;height:100vh;border:0;" +
-                        "z-index:9990;background:#0b1220;display:none;";
-  document.body.appendChild(frame);
-  let i = 0;  // page 0 is the board itself: the frame is hidden there
+  // two frames: the one shown and the next page, loaded before its turn (hidden but laid
+  // out at full size), so a switch shows a live page at once; a page that leaves is
+  // unloaded (its session ends) rather than kept live behind the others
+  const make = () => {
+    const f = document.createElement("iframe");
+    f.style.cssText = "position:fixed;inset:0;width:100vw;height:100vh;border:0;" +
+                      "z-index:9990;background:#0b1220;visibility:hidden;pointer-events:none;";
+    f.setAttribute("aria-hidden", "true");
+    f.tabIndex = -1;
+    document.body.appendChild(f);
+    return f;
+  };
+  let shown = make(), next = make();
+  shown.setAttribute("data-board", "rotation");
+  next.setAttribute("data-board", "rotation-next");
+  shown.title = next.title = model.titles[0] || "";  // named for assistive technology
+  const show = (f, on) => {
+    f.style.visibility = on ? "visible" : "hidden";
+    f.style.pointerEvents = on ? "auto" : "none";
+    if (on) { f.removeAttribute("aria-hidden"); f.tabIndex = 0; }
+    else { f.setAttribute("aria-hidden", "true"); f.tabIndex = -1; }
+  };
+  let i = 0;  // page 0 is the board itself: no frame shown there
   document.body.dataset.rotationPage = model.pages[0];
+  const lead = Math.min(10000, period / 2);
+  const preload = () => {
+    const j = (i + 1) % model.pages.length;
+    if (j !== 0 && next.dataset.src !== model.pages[j]) {
+      next.dataset.src = model.pages[j];
+      next.title = model.titles[j] || model.pages[j];
+      next.src = model.pages[j];
+    }
+  };
+  let preloadTimer = setTimeout(preload, period - lead);
   const timer = setInterval(() => {
     i = (i + 1) % model.pages.length;
     const url = model.pages[i];
     document.body.dataset.rotationPage = url;
-    if (i === 0) { frame.style.display = "none"; frame.src = "about:blank"; }
-    else { frame.src = url; frame.title = model.titles[i] || url; frame.style.display = "block"; }
+    const leaving = shown;  // unloaded once hidden: its session ends
+    if (i !== 0) {
+      if (next.dataset.src !== url) { next.dataset.src = url; next.src = url; }
+      [shown, next] = [next, leaving];
+      shown.title = model.titles[i] || url;
+      show(shown, true);
+      shown.setAttribute("data-board", "rotation");
+      next.setAttribute("data-board", "rotation-next");
+    }
+    show(leaving, false);
+    if (leaving.dataset.src) { leaving.src = "about:blank"; delete leaving.dataset.src; }
+    clearTimeout(preloadTimer);
+    preloadTimer = setTimeout(preload, period - lead);
   }, period);
-  model.on("remove", () => { clearInterval(timer); frame.remove(); });
+  model.on("remove", () => {
+    clearInterval(timer); clearTimeout(preloadTimer); shown.remove(); next.remove();
+  });
   return document.createElement("span");
 }
 """
 
 
 class WallRotation(pn.custom.JSComponent):
-    """Cycle through pages like a playlist: each shown full screen for ``period_s``."""
+    """Cycle through pages like a playlist: each shown full screen for ``period_s``.
+
+    The next page loads in a hidden frame up to 10 s before its turn and is shown when it
+    comes; the page that leaves is unloaded. (Keeping every played page loaded would keep
+    three more live sessions per wall reacting to every event — more server work than
+    opening one page a period; ``bench/capacity.py`` measures both costs.)
+    """
 
     period_s = param.Number(default=0, doc="Seconds per page; 0 turns the rotation off.")
     pages = param.List(default=[], doc="URLs in order; the first is the board itself.")

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import html
 import logging
+import threading
+import time
 from typing import ClassVar
 
 import panel as pn
@@ -24,6 +26,27 @@ BANNER_CSS = """
   border-radius: .3em; letter-spacing: .05em; font-size: 1.05em; }
 .drill-banner.paused span { color: #ffffff; }
 """
+
+
+#: Seconds every page of a console shares one answer to "which drill runs now?".
+SHARED_S = 1.0
+_SHARED: dict[int, tuple[float, DrillSource, dict | None]] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def shared_active(source: DrillSource, max_age: float = SHARED_S) -> dict | None:
+    """``source.active()``, asked once a second for every open page: during a drill every
+    batch of the feed is an event, and each page asking the store for itself was work per
+    page per event (ten walls under a storm: a tenth of the server's loop)."""
+    now = time.monotonic()
+    with _SHARED_LOCK:
+        hit = _SHARED.get(id(source))
+        if hit is not None and hit[1] is source and now - hit[0] < max_age:
+            return hit[2]
+    value = source.active()
+    with _SHARED_LOCK:
+        _SHARED[id(source)] = (now, source, value)
+    return value
 
 
 def _clock(seconds) -> str:
@@ -51,8 +74,8 @@ class DrillBanner(View):
         self._pane = HTML("", sizing_mode="stretch_width", margin=0,
                           stylesheets=[BANNER_CSS], css_classes=["drill-banner-pane"])
         self.update()
-        self.subscribe(["drill"], lambda _m, _missed: self.update(), period_ms=1000,
-                       immediate=True)
+        # every batch of a drill's messages is a "drill" event: drained once a second
+        self.subscribe(["drill"], lambda _m, _missed: self.update(), period_ms=1000)
         doc = pn.state.curdoc
         if doc is not None and doc.session_context is not None:
             cb = pn.state.add_periodic_callback(self.update, period=int(self.check_s * 1000))
@@ -60,7 +83,7 @@ class DrillBanner(View):
 
     def text(self, active: dict | None = None) -> str | None:
         """What the banner says now (None: no drill)."""
-        active = self.source.active() if active is None else active
+        active = shared_active(self.source) if active is None else active
         if active is None:
             return None
         title = active.get("title") or active.get("scenario") or active["drill_id"]
@@ -73,7 +96,7 @@ class DrillBanner(View):
 
     def update(self) -> None:
         try:
-            active = self.source.active()
+            active = shared_active(self.source)
         except Exception:  # noqa: BLE001 - a store busy or closing: keep what is shown
             log.exception("drill banner")
             return

@@ -4,17 +4,20 @@ from __future__ import annotations
 import html
 import time
 
+import numpy as np
 import pandas as pd
 import panel as pn
 import param
-from bokeh.models import ColumnDataSource
+from bokeh.models import ColumnDataSource, MultiLine, Scatter
 
 from sources.levels import WALL_COLORS
 from sources.situation.source import SituationSource
 
 from .base import View
-from .board_map import RESOURCES, base_figure
+from .board_map import RESOURCES, add_glyph, base_figure
+from .i18n import t
 from .panes import HTML
+from .shared import Shared, compact
 from .ticker import local_time
 
 PANEL_CSS = """
@@ -56,109 +59,17 @@ def _duration(ms: float, lang: str) -> str:
     return f"{h} h {m} min" if h else f"{m} min"
 
 
-class IncidentPanel(View):
-    """An incident's card for the wall (build once, ``update(detail)`` in place)."""
+class IncidentText:
+    """An incident card's text in one language (plain: shared by every page, no Panel)."""
 
-    view_type = "incident_panel"
+    def __init__(self, lang: str):
+        self.lang = lang
 
-    source = param.ClassSelector(class_=SituationSource,
-                                 doc="The shared situation of the board.")
+    def t(self, key: str, **fmt) -> str:
+        return t(key, self.lang, **fmt)
 
-    kiosk = param.Boolean(default=False, doc="Wall mode: no toolbar.")
-    outline_source = param.ClassSelector(class_=ColumnDataSource, default=None, allow_None=True,
-                                         doc="County outlines shared with the main map.")
-    ky = param.Number(default=1.0, doc="Vertical stretch of latitudes (as the main map).")
-    index = param.Integer(default=0, doc="Position of the panel (0..2), for tests and CSS.")
-    collapse_empty = param.Boolean(
-        default=False, doc="Hide the panel while it has no incident to show (the wall gives "
-                           "its space to the map) instead of saying so.")
-    shown = param.Boolean(default=False, doc="True while the panel shows an incident "
-                                             "(set by ``update``).")
-
-    def __init__(self, **params):
-        super().__init__(**params)
-        fig = base_figure(kiosk=True, name=f"board-incident-map-{self.index}")
-        self.figure = fig
-        if self.outline_source is not None:
-            fig.multi_line("xs", "ys", source=self.outline_source, line_color="#4a6a94",
-                           line_width=0.8)
-        x0, y0, x1, y1 = self.source.bounds() if self.source is not None else (0, 0, 1, 1)
-        self._home = dict(x=[x0, x1], y=[y0 * self.ky, y1 * self.ky])
-        self.window = ColumnDataSource(dict(self._home))
-        extent = fig.scatter("x", "y", source=self.window, size=0, alpha=0)
-        fig.x_range.renderers = [extent]
-        fig.y_range.renderers = [extent]
-        self.links = ColumnDataSource(dict(xs=[], ys=[]))
-        fig.multi_line("xs", "ys", source=self.links, line_color="#7f93ad", line_dash="dashed",
-                       line_width=1)
-        self.res_sources = {}
-        for key, (marker, color, _) in RES_MARKERS.items():
-            self.res_sources[key] = ColumnDataSource(dict(x=[], y=[]))
-            fig.scatter("x", "y", source=self.res_sources[key], marker=marker, size=11,
-                        fill_color=color, line_color="#0b1220")
-        self.point = ColumnDataSource(dict(x=[], y=[], color=[]))
-        fig.scatter("x", "y", source=self.point, marker="star", size=28, fill_color="color",
-                    line_color="#ffffff", line_width=2)
-        self._map = pn.pane.Bokeh(fig, sizing_mode="stretch_both", margin=0,
-                                  styles={"flex": "0 0 28%"})
-        self._info = HTML(self._empty(), sizing_mode="stretch_both", margin=0,
-                          stylesheets=[PANEL_CSS])
-        self._key = None
-        self._layout = pn.Row(
-            self._map, self._info, sizing_mode="stretch_both", margin=0,
-            css_classes=["board-incident", f"board-incident-{self.index}"],
-            styles={"background": "#0e1728", "border": "1px solid #22324a",
-                    "border-radius": ".8vh", "padding": ".5vh .4vw", "box-sizing": "border-box",
-                    "overflow": "hidden", "gap": ".5vw"},
-            visible=not self.collapse_empty)
-
-    def __panel__(self):
-        return self._layout
-
-    def _empty(self) -> str:
+    def empty(self) -> str:
         return f'<div class="inc empty">{self.t("board.incident.none")}</div>'
-
-    def update(self, detail: dict | None, now_ms: float | None = None) -> None:
-        """Show ``detail`` (one of ``situation['details']``), or an empty card for None."""
-        if self.shown != (detail is not None):
-            self.shown = detail is not None
-            if self.collapse_empty:
-                self._layout.visible = self.shown
-        if detail is None:
-            if self._key is not None:
-                self._key = None
-                self._info.object = self._empty()
-                self.point.data = dict(x=[], y=[], color=[])
-                for s in self.res_sources.values():
-                    s.data = dict(x=[], y=[])
-                self.links.data = dict(xs=[], ys=[])
-                self.window.data = dict(self._home)
-            return
-        inc, near, timeline = detail["incident"], detail["nearest"], detail["timeline"]
-        now_ms = now_ms or time.time() * 1000
-        text = self._html(inc, timeline, near, now_ms)
-        if text != self._info.object:
-            self._info.object = text
-        key = (inc["incident_id"], inc["lon"], inc["lat"], inc["level"])
-        if key == self._key:
-            return
-        self._key = key
-        ky = self.ky
-        lon, lat = float(inc["lon"]), float(inc["lat"])
-        self.point.data = dict(x=[lon], y=[lat * ky], color=[WALL_COLORS.get(inc["level"], "#fff")])
-        xs, ys, lx, ly = [lon], [lat], [], []
-        for key_, df in near.items():
-            self.res_sources[key_].data = dict(x=df.lon.tolist(), y=(df.lat * ky).tolist())
-            for r in df.head(3).itertuples():
-                if r.km < 60:  # frame the near ones; a far expert must not zoom the map out
-                    xs.append(r.lon)
-                    ys.append(r.lat)
-                lx.append([lon, r.lon])
-                ly.append([lat * ky, r.lat * ky])
-        self.links.data = dict(xs=lx, ys=ly)
-        half = max(0.08, (max(xs) - min(xs)) / 2 * 1.15, (max(ys) - min(ys)) / 2 * 1.15)
-        cx, cy = (max(xs) + min(xs)) / 2, (max(ys) + min(ys)) / 2
-        self.window.data = dict(x=[cx - half, cx + half], y=[(cy - half) * ky, (cy + half) * ky])
 
     def _label(self, key: str, fallback) -> str:
         text = self.t(key)
@@ -198,7 +109,7 @@ class IncidentPanel(View):
         return ('<div class="cmd" data-command="1">'
                 + " · ".join(p if p.startswith("<b") else e(p) for p in parts) + "</div>")
 
-    def _html(self, inc: dict, timeline: pd.DataFrame, near: dict, now_ms: float) -> str:
+    def html(self, inc: dict, timeline: pd.DataFrame, near: dict, now_ms: float) -> str:
         e = html.escape
         color = WALL_COLORS.get(inc["level"], "#888")
         kind_key = f"board.incident.kind.{inc['kind']}"
@@ -241,3 +152,150 @@ class IncidentPanel(View):
                 f'<div><h4>{self.t("board.incident.nearest")}</h4>'
                 f'<table><thead class="sr"><tr>{heads}</tr></thead><tbody>{"".join(rows)}'
                 f'</tbody></table></div></div></div>')
+
+
+#: A card's text per (incident detail, language, now) and its map's columns per (detail,
+#: map scale): every page showing the same snapshot shares them.
+SHARED_TEXT = Shared("incident_text")
+SHARED_MAP = Shared("incident_map")
+
+
+def incident_html(detail: dict, now_ms: float, lang: str) -> str:
+    """The card's text for ``detail`` (a ``situation['details']`` item), made once."""
+    return SHARED_TEXT.get(detail, (lang, now_ms), lambda: IncidentText(lang).html(
+        detail["incident"], detail["timeline"], detail["nearest"], now_ms))
+
+
+def incident_map(detail: dict, ky: float) -> dict:
+    """Columns of an incident's zoomed map (point, resources, links, window), made once."""
+    return SHARED_MAP.get(detail["nearest"], (_map_key(detail["incident"]), ky),
+                          lambda: _map_columns(detail, ky))
+
+
+def _map_key(inc: dict) -> tuple:
+    return (inc["incident_id"], inc["lon"], inc["lat"], inc["level"])
+
+
+def _map_columns(detail: dict, ky: float) -> dict:
+    inc, near = detail["incident"], detail["nearest"]
+    lon, lat = float(inc["lon"]), float(inc["lat"])
+    out = {"point": dict(x=np.array([lon]), y=np.array([lat * ky]),
+                         color=[WALL_COLORS.get(inc["level"], "#fff")])}
+    xs, ys, lx, ly = [lon], [lat], [], []
+    res = {"x": [], "y": [], "marker": [], "color": []}
+    for key_, df in near.items():
+        marker, color, _ = RES_MARKERS.get(key_, ("circle", "#ffffff", ""))
+        res["x"] += df.lon.astype(float).tolist()
+        res["y"] += (df.lat.astype(float) * ky).tolist()
+        res["marker"] += [marker] * len(df)
+        res["color"] += [color] * len(df)
+        for r in df.head(3).itertuples():
+            if r.km < 60:  # frame the near ones; a far expert must not zoom the map out
+                xs.append(r.lon)
+                ys.append(r.lat)
+            lx.append(np.array([lon, r.lon]))
+            ly.append(np.array([lat * ky, r.lat * ky]))
+    out["resources"] = {"x": np.array(res["x"], float), "y": np.array(res["y"], float),
+                         "marker": res["marker"], "color": res["color"]}
+    out["links"] = dict(xs=lx, ys=ly)
+    half = max(0.08, (max(xs) - min(xs)) / 2 * 1.15, (max(ys) - min(ys)) / 2 * 1.15)
+    cx, cy = (max(xs) + min(xs)) / 2, (max(ys) + min(ys)) / 2
+    out["window"] = dict(x=np.array([cx - half, cx + half]),
+                         y=np.array([(cy - half) * ky, (cy + half) * ky]))
+    return {k: compact(v) for k, v in out.items()}  # a few values each: no buffers
+
+
+class IncidentPanel(View):
+    """An incident's card for the wall (build once, ``update(detail)`` in place)."""
+
+    view_type = "incident_panel"
+
+    source = param.ClassSelector(class_=SituationSource,
+                                 doc="The shared situation of the board.")
+
+    kiosk = param.Boolean(default=False, doc="Wall mode: no toolbar.")
+    outline_source = param.ClassSelector(class_=ColumnDataSource, default=None, allow_None=True,
+                                         doc="County outlines shared with the main map.")
+    ky = param.Number(default=1.0, doc="Vertical stretch of latitudes (as the main map).")
+    index = param.Integer(default=0, doc="Position of the panel (0..2), for tests and CSS.")
+    collapse_empty = param.Boolean(
+        default=False, doc="Hide the panel while it has no incident to show (the wall gives "
+                           "its space to the map) instead of saying so.")
+    shown = param.Boolean(default=False, doc="True while the panel shows an incident "
+                                             "(set by ``update``).")
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        fig = base_figure(kiosk=True, name=f"board-incident-map-{self.index}")
+        self.figure = fig
+        if self.outline_source is not None:
+            add_glyph(fig, MultiLine(xs="xs", ys="ys", line_color="#4a6a94", line_width=0.8),
+                      self.outline_source)
+        x0, y0, x1, y1 = self.source.bounds() if self.source is not None else (0, 0, 1, 1)
+        self._home = dict(x=[x0, x1], y=[y0 * self.ky, y1 * self.ky])
+        self.window = ColumnDataSource(dict(self._home))
+        extent = add_glyph(fig, Scatter(x="x", y="y", size=0, fill_alpha=0, line_alpha=0),
+                           self.window)
+        fig.x_range.renderers = [extent]
+        fig.y_range.renderers = [extent]
+        self.links = ColumnDataSource(dict(xs=[], ys=[]))
+        add_glyph(fig, MultiLine(xs="xs", ys="ys", line_color="#7f93ad", line_dash="dashed",
+                                 line_width=1), self.links)
+        # the nearest teams, warehouses, shelters and experts: one layer, each kind its marker
+        self.resources = ColumnDataSource(dict(x=[], y=[], marker=[], color=[]))
+        add_glyph(fig, Scatter(x="x", y="y", marker="marker", size=11, fill_color="color",
+                               line_color="#0b1220"), self.resources)
+        self.point = ColumnDataSource(dict(x=[], y=[], color=[]))
+        add_glyph(fig, Scatter(x="x", y="y", marker="star", size=28, fill_color="color",
+                               line_color="#ffffff", line_width=2), self.point)
+        self._map = pn.pane.Bokeh(fig, sizing_mode="stretch_both", margin=0,
+                                  styles={"flex": "0 0 28%"})
+        self._info = HTML(self._empty(), sizing_mode="stretch_both", margin=0,
+                          stylesheets=[PANEL_CSS])
+        self._key = None
+        self._layout = pn.Row(
+            self._map, self._info, sizing_mode="stretch_both", margin=0,
+            css_classes=["board-incident", f"board-incident-{self.index}"],
+            styles={"background": "#0e1728", "border": "1px solid #22324a",
+                    "border-radius": ".8vh", "padding": ".5vh .4vw", "box-sizing": "border-box",
+                    "overflow": "hidden", "gap": ".5vw"},
+            visible=not self.collapse_empty)
+
+    def __panel__(self):
+        return self._layout
+
+    def _empty(self) -> str:
+        return IncidentText(self.lang).empty()
+
+    def update(self, detail: dict | None, now_ms: float | None = None) -> None:
+        """Show ``detail`` (one of ``situation['details']``), or an empty card for None."""
+        if self.shown != (detail is not None):
+            self.shown = detail is not None
+            if self.collapse_empty:
+                self._layout.visible = self.shown
+        if detail is None:
+            if self._key is not None:
+                self._key = None
+                self._info.object = self._empty()
+                self.point.data = dict(x=[], y=[], color=[])
+                self.resources.data = dict(x=[], y=[], marker=[], color=[])
+                self.links.data = dict(xs=[], ys=[])
+                self.window.data = dict(self._home)
+            return
+        now_ms = now_ms or time.time() * 1000
+        text = incident_html(detail, now_ms, self.lang)
+        if text != self._info.object:
+            self._info.object = text
+        key = _map_key(detail["incident"])
+        if key == self._key:
+            return
+        self._key = key
+        cols = incident_map(detail, self.ky)
+        self.point.data = cols["point"]
+        self.resources.data = cols["resources"]
+        self.links.data = cols["links"]
+        self.window.data = cols["window"]
+
+    def note(self, kind: str, r) -> str:
+        """The short description of a nearby resource in the page's language."""
+        return IncidentText(self.lang).note(kind, r)

@@ -9,7 +9,9 @@ from sources.levels import WALL_COLORS
 from sources.situation.source import SituationSource
 
 from .base import View
+from .i18n import t
 from .panes import HTML
+from .shared import Shared
 
 KPI_CSS = """
 :host { display: block; height: 100%; width: 100%; }
@@ -49,32 +51,15 @@ def _fmt(v) -> str:
     return f"{int(v):,}"
 
 
-class KpiStrip(View):
-    """Active warnings, open alarms, incidents, hotspots, quakes, reading rate, feed health."""
+class KpiText:
+    """The strip's markup in one language (plain: shared by every page, no Panel)."""
 
-    view_type = "kpi_strip"
+    def __init__(self, lang: str, kpis: dict):
+        self.lang, self.kpis = lang, kpis or {}
 
-    source = param.ClassSelector(class_=SituationSource,
-                                 doc="The shared situation of the board.")
+    def t(self, key: str, **fmt) -> str:
+        return t(key, self.lang, **fmt)
 
-    kpis = param.Dict(default={}, doc="KPIs as SituationSource.kpis returns them.")
-
-    def __init__(self, **params):
-        super().__init__(**params)
-        self._pane = HTML(
-            self._html(), sizing_mode="stretch_both", margin=0, stylesheets=[KPI_CSS],
-            css_classes=["board-kpis"])
-
-    def __panel__(self):
-        return self._pane
-
-    @param.depends("kpis", watch=True)
-    def _refresh(self):
-        text = self._html()
-        if text != self._pane.object:  # unchanged numbers send nothing to the browser
-            self._pane.object = text
-
-    # ------------------------------------------------------------------ html
     def _delta(self, key: str, worse_up: bool = True, prefix: str = "") -> str:
         k = self.kpis.get(key) or {}
         now, before = k.get("value"), k.get("before")
@@ -108,7 +93,7 @@ class KpiStrip(View):
         return (f'<span class="num{" hot" if hot else ""}"{style}>{word}{_fmt(value)}{small}'
                 "</span>")
 
-    def _html(self) -> str:
+    def html(self) -> str:
         if not self.kpis:
             return f'<div class="kpis"><div class="kpi">{self.t("board.loading")}</div></div>'
         warn_nums = "".join(
@@ -151,3 +136,43 @@ class KpiStrip(View):
                 f'{self._num(sum(drill.values()))}</div><div class="delta">'
                 f'{html.escape(self.t("drill.kpi.detail", **drill))}</div></div>')
         return f'<div class="kpis">{"".join(cards)}</div>'
+
+
+#: The strip's markup per (KPIs, language): every page showing the same KPIs shares it.
+SHARED_HTML = Shared("kpi_strip")
+_NONE: dict = {}  # "loading": one key for every page's empty KPIs
+
+
+def kpi_html(kpis: dict, lang: str) -> str:
+    """The strip's markup for ``kpis`` in ``lang``, computed once for every page."""
+    kpis = kpis or _NONE
+    return SHARED_HTML.get(kpis, lang, lambda: KpiText(lang, kpis).html())
+
+
+class KpiStrip(View):
+    """Active warnings, open alarms, incidents, hotspots, quakes, reading rate, feed health."""
+
+    view_type = "kpi_strip"
+
+    source = param.ClassSelector(class_=SituationSource,
+                                 doc="The shared situation of the board.")
+
+    kpis = param.Dict(default={}, doc="KPIs as SituationSource.kpis returns them.")
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        self._pane = HTML(
+            self._html(), sizing_mode="stretch_both", margin=0, stylesheets=[KPI_CSS],
+            css_classes=["board-kpis"])
+
+    def __panel__(self):
+        return self._pane
+
+    @param.depends("kpis", watch=True)
+    def _refresh(self):
+        text = self._html()
+        if text != self._pane.object:  # unchanged numbers send nothing to the browser
+            self._pane.object = text
+
+    def _html(self) -> str:
+        return kpi_html(self.kpis, self.lang)

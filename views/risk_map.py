@@ -18,7 +18,7 @@ from bokeh.events import MouseMove, RangesUpdate, Tap
 from bokeh.models import ColumnDataSource, DataRange1d, HoverTool, LinearColorMapper
 from bokeh.plotting import figure
 
-from sources.geo import rings
+from sources.geo import rings, rings_xy
 from sources.levels import TEXT_ON
 from sources.risk.pointlayer import GRADE_COLORS, GRADES, palette
 from sources.risk.risk import RiskFilter, RiskLayer, RiskSource
@@ -26,6 +26,7 @@ from sources.risk.risk import RiskFilter, RiskLayer, RiskSource
 from .base import View
 from .panes import HTML
 from .risk_controls import RiskControls
+from .shared import Shared
 
 #: 1° of longitude is cos(36.3°) ≈ 0.805 of 1° of latitude over Shandong.
 ASPECT = 1 / 0.805
@@ -34,6 +35,17 @@ LEGEND_CSS = """
 .bk-btn { font-weight: 600; border-width: 2px; }
 .bk-btn.bk-active { color: #fff; }
 """
+
+
+#: The outlines of every page's map, parsed once per console (they do not change).
+SHARED_OUTLINES = Shared("risk_outlines", size=8)
+
+
+def outline_xy(source: RiskSource, level: str) -> tuple[np.ndarray, np.ndarray]:
+    """The ``level`` outlines (holes too) as one NaN-separated x and y: parsed once for every
+    page, sent as two binary arrays instead of a JSON list per ring."""
+    return SHARED_OUTLINES.get(source, level, lambda: rings_xy(
+        ring for gj in source.boundaries(level)["geojson"] for ring in rings(gj, holes=True)))
 
 
 class RiskPointMap(RiskControls, View):
@@ -102,12 +114,8 @@ class RiskPointMap(RiskControls, View):
                   name="risk-points")
         outlines = []
         for level, width, colour in (("county", 0.7, "#3d4b5c"), ("city", 1.8, "#111827")):
-            xs, ys = [], []
-            for gj in self.source.boundaries(level)["geojson"]:
-                for ring in rings(gj, holes=True):
-                    xs.append([p[0] for p in ring])
-                    ys.append([p[1] for p in ring])
-            outlines.append(fig.multi_line(xs=xs, ys=ys, line_color=colour, line_width=width,
+            x, y = outline_xy(self.source, level)
+            outlines.append(fig.multi_line(xs=[x], ys=[y], line_color=colour, line_width=width,
                                            line_alpha=0.9, name=f"outline-{level}"))
         self._home = self.source.extent()
         scope = self.guard.scope()

@@ -11,7 +11,9 @@ from sources.levels import WALL_COLORS, WALL_TEXT_ON
 from sources.situation.source import SituationSource
 
 from .base import View
+from .i18n import t
 from .panes import HTML
+from .shared import Shared
 
 NO_LEVEL = "#8aa0b8"  # badge of an event with no level (a quake, a hotspot)
 SHANGHAI = timezone(timedelta(hours=8), "Asia/Shanghai")  # no daylight saving in China
@@ -39,6 +41,54 @@ def local_time(ts_ms: float, with_date: bool = False) -> str:
     """Epoch ms as local (Asia/Shanghai) time ``HH:MM:SS`` (``MM-DD HH:MM`` with date)."""
     t = datetime.fromtimestamp(ts_ms / 1000, UTC).astimezone(SHANGHAI)
     return t.strftime("%m-%d %H:%M" if with_date else "%H:%M:%S")
+
+
+class TickerText:
+    """The ticker's rows in one language (plain: shared by every page, no Panel)."""
+
+    def __init__(self, lang: str):
+        self.lang = lang
+
+    def t(self, key: str, **fmt) -> str:
+        return t(key, self.lang, **fmt)
+
+    def detail(self, row) -> str:
+        """The short detail of an event in the page's language."""
+        kind, detail = row.kind, str(row.detail) if row.detail is not None else ""
+        if kind == "quake":
+            return f"M{detail}"
+        key = f"board.detail.{kind}.{detail}"
+        label = self.t(key)
+        return detail if label == key else label
+
+    def rows(self, df: pd.DataFrame, max_rows: int) -> tuple[tuple[str, str], ...]:
+        """``(key, markup after the row's class)`` of the newest ``max_rows`` events."""
+        out = []
+        for r in df.head(max_rows).itertuples():
+            color = WALL_COLORS.get(r.level, NO_LEVEL)
+            text = WALL_TEXT_ON.get(r.level, "#0b1220")
+            # the badge says the level in words too: its colour is never the only carrier
+            level = f" · {self.t('level.' + r.level)}" if r.level in WALL_COLORS else ""
+            ts = "" if pd.isna(r.ts_ms) else local_time(r.ts_ms)
+            out.append((r.key,
+                        f' data-kind="{html.escape(r.kind)}">'
+                        f'<span class="t">{ts}</span>'
+                        f'<span class="k" style="background:{color};color:{text}">'
+                        f'{self.t("board.kind." + r.kind)}'
+                        f"{level}</span>"
+                        f'<span class="x">{html.escape(str(r.title))}</span>'
+                        f'<span class="d">{html.escape(self.detail(r))}</span></li>'))
+        return tuple(out)
+
+
+#: Rows per (events, language, rows shown): every page showing the same events shares them.
+SHARED_ROWS = Shared("ticker")
+
+
+def ticker_rows(events: pd.DataFrame, lang: str, max_rows: int) -> tuple[tuple[str, str], ...]:
+    """The rows of ``events`` in ``lang``, made once for every page."""
+    return SHARED_ROWS.get(events, (lang, max_rows),
+                           lambda: TickerText(lang).rows(events, max_rows))
 
 
 class Ticker(View):
@@ -70,35 +120,19 @@ class Ticker(View):
 
     def detail(self, row) -> str:
         """The short detail of an event in the page's language."""
-        kind, detail = row.kind, str(row.detail) if row.detail is not None else ""
-        if kind == "quake":
-            return f"M{detail}"
-        key = f"board.detail.{kind}.{detail}"
-        label = self.t(key)
-        return detail if label == key else label
+        return TickerText(self.lang).detail(row)
 
     def _html(self) -> str:
         df = self.events
         title = f"<h3>{self.t('board.ticker')}</h3>"
         if df is None or not len(df):
             return f'<div class="ticker">{title}<div class="empty">{self.t("board.ticker.empty")}</div></div>'
-        rows, keys = [], set()
+        # the rows are shared; only which of them are new to this page is the page's own
+        rows = ticker_rows(df, self.lang, self.max_rows)
         first = not self._seen
-        for r in df.head(self.max_rows).itertuples():
-            keys.add(r.key)
-            new = not first and r.key not in self._seen
-            color = WALL_COLORS.get(r.level, NO_LEVEL)
-            text = WALL_TEXT_ON.get(r.level, "#0b1220")
-            # the badge says the level in words too: its colour is never the only carrier
-            level = f" · {self.t('level.' + r.level)}" if r.level in WALL_COLORS else ""
-            ts = "" if pd.isna(r.ts_ms) else local_time(r.ts_ms)
-            rows.append(
-                f'<li class="{"new" if new else ""}" data-kind="{html.escape(r.kind)}">'
-                f'<span class="t">{ts}</span>'
-                f'<span class="k" style="background:{color};color:{text}">'
-                f'{self.t("board.kind." + r.kind)}'
-                f"{level}</span>"
-                f'<span class="x">{html.escape(str(r.title))}</span>'
-                f'<span class="d">{html.escape(self.detail(r))}</span></li>')
-        self._seen = keys  # bounded: only what is on screen
-        return f'<div class="ticker">{title}<ol>{"".join(rows)}</ol></div>'
+        seen = self._seen
+        items = "".join(
+            f'<li class="{"new" if not first and key not in seen else ""}"{rest}'
+            for key, rest in rows)
+        self._seen = {key for key, _ in rows}  # bounded: only what is on screen
+        return f'<div class="ticker">{title}<ol>{items}</ol></div>'

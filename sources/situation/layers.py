@@ -15,6 +15,8 @@ HOUR_MS = 3_600_000
 DAY_MS = 24 * HOUR_MS
 #: The wall's risk density image (pixels), rendered once for every page.
 DENSITY_SIZE = (640, 480)
+#: Least opacity of a density pixel: each grade reads as its own colour on the dark wall.
+DENSITY_ALPHA_MIN = 200
 
 
 class LayerQueries:
@@ -33,23 +35,27 @@ class LayerQueries:
                        active: pd.DataFrame | None = None) -> dict[str, list]:
         """Patches of the warnings in force (``xs, ys, level, headline``), red drawn last.
 
+        ``county`` says which county a ring is (a warning over counties; None: a ring of the
+        warning's own polygon), so a map can fill its counties instead of drawing the rings.
         ``active``: the warnings in force when already read (:meth:`active_warnings`)."""
         warnings = self.active_warnings(now_ms) if active is None else active
         county = self.county_rings()
-        out: dict[str, list] = {"xs": [], "ys": [], "level": [], "headline": [], "event": []}
+        out: dict[str, list] = {"xs": [], "ys": [], "level": [], "headline": [], "event": [],
+                                "county": []}
         order = {lvl: i for i, lvl in enumerate(LEVELS)}  # red drawn last, on top
         warnings = warnings.assign(_o=warnings.level.map(order).fillna(-1)).sort_values("_o")
         for w in warnings.itertuples():
-            parts = rings(w.area_geojson)
+            parts = [(ring, None) for ring in rings(w.area_geojson)]
             codes = w.area_codes if isinstance(w.area_codes, list | np.ndarray) else []
             for code in ([] if parts else codes):
-                parts.extend(county.get(code, []))
-            for ring in parts:
+                parts.extend((ring, str(code)) for ring in county.get(code, []))
+            for ring, code in parts:
                 out["xs"].append([p[0] for p in ring])
                 out["ys"].append([p[1] for p in ring])
                 out["level"].append(w.level)
                 out["headline"].append(w.headline)
                 out["event"].append(w.event)
+                out["county"].append(code)
         return out
 
     @query()
@@ -150,6 +156,9 @@ class LayerQueries:
 
         Each pixel has the wall's colour of its heaviest grade (:data:`WALL_COLORS`, as the
         risk map's four colours), its alpha growing with the number of points there.
+        ``index`` is the same picture as palette indices (uint8, one byte a pixel): what
+        the wall sends, coloured in the browser by ``palette_rgba(WALL_COLORS,
+        DENSITY_ALPHA_MIN)``.
 
         Renders from the risk map's shared in-memory point layer (``point_layer``), or from
         a layer of its own in a notebook.
@@ -168,5 +177,6 @@ class LayerQueries:
                                             extent=(x0, x1, y0, y1))
         frame = points.frame((x0, x1, y0, y1), width, height, spread=1, palette_index=True)
         # opaque enough that each grade reads as its own colour on the dark wall
-        return {"image": palette_rgba(WALL_COLORS, alpha_min=200)[frame.image], "x": x0, "y": y0,
-                "dw": x1 - x0, "dh": y1 - y0, "points": int(frame.total)}
+        rgba = palette_rgba(WALL_COLORS, alpha_min=DENSITY_ALPHA_MIN)
+        return {"image": rgba[frame.image], "index": frame.image.astype(np.uint8, copy=False),
+                "x": x0, "y": y0, "dw": x1 - x0, "dh": y1 - y0, "points": int(frame.total)}

@@ -73,7 +73,12 @@ def test_board_map_layers_update_in_place(source):
     assert len(m.alarm_source.data["x"]) == 2
     assert len(m.pulse_source.data["x"]) == 1  # the red unacknowledged alarm pulses
     assert len(m.incident_source.data["x"]) == 2
-    assert len(m.warning_source.data["xs"]) == 2
+    # a warning over counties fills them (the orange one over 甲县); one with a polygon of
+    # its own is drawn as its own patch (the red landslide)
+    assert [m.outline_source.data["code"][i] for i in m.warning_filters["orange"].indices] \
+        == ["370101"]
+    assert not m.warning_filters["yellow"].indices and not m.warning_filters["red"].indices
+    assert len(m.warning_source.data["xs"]) == 1
     assert m.warning_source.data["color"][-1] == "#ff3b3b"
     data = m.alarm_source.data
     m.update(sit)
@@ -126,16 +131,13 @@ def test_situation_board_composes_every_layout(source):
 
 
 def test_new_events_reach_the_board(source):
-    # a long burst limit: the event is held back (a slow build must not let it refresh at once)
-    board = SituationBoard(source=source, lang="zh", rotate_s=3, refresh_s=30)
+    board = SituationBoard(source=source, lang="zh", rotate_s=3)
     assert board.kpis.kpis["quakes"]["value"] == 1
     source.store.insert("quakes", pd.DataFrame({
         "feed": ["f"], "seq": [99], "ts": [ts(-5)], "quake_id": ["q9"], "lon": [117.1],
         "lat": [36.1], "depth_km": [8.0], "magnitude": [5.5]}))
     source.hub.publish("quake", [{"quake_id": "q9"}])  # after the commit, as the ingest does
-    board._on_messages([], missed=True)
-    assert set(board._dirty) >= {"quake", "alarm", "warning"}  # missed: everything
-    board.refresh()
+    board.refresh()  # a notebook's board reads on demand (a served one: tests/views/test_board_live.py)
     assert board.kpis.kpis["quakes"]["value"] == 2
     assert len(board.map.quake_source.data["x"]) == 3
 
@@ -172,33 +174,3 @@ def test_bad_url_arguments_are_clamped_and_said(console, query, shown):
     board = dash.board
     assert 5 <= board.rotate_s <= 86_400 or board.rotate_s == 0
     assert 3 <= board.stale_after_s <= 3_600
-
-
-def test_urgent_events_skip_the_burst_limit_others_wait(source):
-    """A warning right after a refresh refreshes at once; an alarm waits for the limit, and
-    the snapshot a board reads is never older than the newest event's publication."""
-    from sources.hub import Message
-
-    board = SituationBoard(source=source, lang="zh", refresh_s=30)
-    calls = []
-    real = board.refresh
-    board.refresh = lambda *a, **k: (calls.append(dict(board._dirty)), real(*a, **k))
-    board._last_refresh = __import__("time").monotonic()  # just refreshed
-    sub = source.hub.subscribe()
-
-    def publish(topic):  # as the writer does, after its commit; the page's queue gets it
-        source.hub.publish(topic, {})
-        return sub.drain()[0][0]
-
-    alarm = publish("alarm")
-    board._on_messages([alarm], missed=False)
-    assert calls == [] and board._dirty == {"alarm": alarm.at}  # held back (no session: _tick)
-    warning = publish("warning")
-    board._on_messages([warning], missed=False)
-    # at once, asking for the parts those events change read after them
-    assert calls == [{"alarm": alarm.at, "warning": warning.at}]
-    assert board._dirty == {}
-    assert source.read_at("warnings") >= warning.at and source.read_at("alarms") >= alarm.at
-    assert source.read_at("quakes") < alarm.at  # no quake: not read again
-    board._on_readings([Message("reading", {})], missed=True)  # readings: alive, no refresh
-    assert len(calls) == 1 and board._dirty == {} and board._last_reading_s

@@ -136,8 +136,8 @@ class AlarmQueue(View):
         self.new_red = 0  # new red alarms seen live (tests and the wall read it)
         self._sub = self.subscribe(["alarm"], self._on_messages, period_ms=self.period_ms)
         if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
-            cb = pn.state.add_periodic_callback(self._refresh_age,
-                                                period=int(self.age_refresh_s * 1000))
+            cb = self.every(self._refresh_age,
+                            period=int(self.age_refresh_s * 1000))
             self.on_close(cb.stop)
 
     # ------------------------------------------------------------------ data

@@ -1,6 +1,7 @@
 """The base class of every view."""
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Iterable
 from typing import ClassVar
@@ -15,6 +16,8 @@ from sources.hub import Message
 
 from .i18n import LANGS, t
 
+log = logging.getLogger(__name__)
+
 
 class View(pn.viewable.Viewer):
     """A view of the console: parameters in, one displayable out.
@@ -26,6 +29,8 @@ class View(pn.viewable.Viewer):
     """
 
     view_type: ClassVar[str | None] = None
+    #: the last live update failed (logged once until one succeeds again)
+    _refresh_failed: bool = False
 
     source = param.ClassSelector(class_=Source, doc="The query source the view reads from.")
     lang = param.Selector(default="zh", objects=list(LANGS), doc="Interface language.")
@@ -73,11 +78,16 @@ class View(pn.viewable.Viewer):
         doc = pn.state.curdoc
         pending = threading.Event()
 
+        def failed():
+            sub.missed = True  # the next drain reloads from the store
+
         def drain():
             pending.clear()
             messages, missed = sub.drain()
             if messages or missed:
                 on_messages(messages, missed)
+
+        drain = self._guarded(drain, failed)
 
         def drain_now():
             with set_curdoc(doc):
@@ -91,9 +101,33 @@ class View(pn.viewable.Viewer):
         live = doc is not None and doc.session_context is not None
         sub = hub.subscribe(topics, maxsize=maxsize, notify=notify if immediate and live
                             else None)
-        cb = pn.state.add_periodic_callback(drain, period=period_ms)
+        cb = pn.state.add_periodic_callback(drain, period=period_ms)  # already guarded
         self.on_close(lambda: (cb.stop(), hub.unsubscribe(sub)))
         return sub
+
+    def every(self, fn: Callable[[], None], period: int, **kwargs):
+        """Run ``fn`` every ``period`` ms on this page (Panel's periodic callback), guarded:
+        a failing run is logged (once, until a run succeeds again) and the next run comes as
+        usual. Keyword arguments go to ``pn.state.add_periodic_callback``."""
+        return pn.state.add_periodic_callback(self._guarded(fn), period=period, **kwargs)
+
+    def _guarded(self, fn: Callable[[], None], on_error: Callable[[], None] | None = None):
+        # A page's refresh that fails (the store closing under it at shutdown, a bad row) must
+        # not end its updates nor raise out of Panel's callback task, whose unretrieved
+        # exception is logged later from wherever the garbage collector happens to run.
+        def run():
+            try:
+                fn()
+            except Exception:
+                if on_error is not None:
+                    on_error()
+                if not self._refresh_failed:
+                    log.exception("%s: a live update failed; the next one tries again",
+                                  type(self).__name__)
+                self._refresh_failed = True
+            else:
+                self._refresh_failed = False
+        return run
 
     def on_close(self, fn: Callable[[], None]) -> None:
         """Run ``fn`` when the page (session) that shows this view closes."""

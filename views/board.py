@@ -101,7 +101,7 @@ class SituationBoard(View):
             warm_key = (self.lang, self.map.ky, self.map.unit, self.ticker.max_rows)
             live.add(self._on_frame, warm=(warm_key, self._warm_fn()))
             self.on_close(lambda: live.remove(self._on_frame, warm_key))
-            cb = pn.state.add_periodic_callback(self._tick, period=1000)
+            cb = self.every(self._tick, period=1000)
             self.on_close(cb.stop)
             frame = live.current()
             self._version = frame.version

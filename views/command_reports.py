@@ -61,7 +61,7 @@ class ReportEditor(CommandView):
         self.reports = pd.DataFrame()
         self.timers: list = []
         self.watch_hub()
-        cb = pn.state.add_periodic_callback(self._tick, period=1000)  # the countdowns
+        cb = self.every(self._tick, period=1000)  # the countdowns
         self.on_close(cb.stop)
         self.refresh()
 

@@ -126,8 +126,7 @@ class ReplayPlayer(CommandView):
         self.play.param.watch(self._playing, "value")
         self.prev_button.on_click(lambda _e: self.step(-1))
         self.next_button.on_click(lambda _e: self.step(1))
-        self._cb = pn.state.add_periodic_callback(self._advance, period=self.tick_ms,
-                                                  start=False)
+        self._cb = self.every(self._advance, period=self.tick_ms, start=False)
         self.on_close(self._cb.stop)
         self.watch_hub()
         self.load()

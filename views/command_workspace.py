@@ -42,7 +42,7 @@ class IncidentList(CommandView):
         self.table.param.watch(self._picked, "selection")
         self.frame = pd.DataFrame()
         self.watch_hub(("command", "incident"))
-        cb = pn.state.add_periodic_callback(self.refresh, period=30_000)  # countdowns move on
+        cb = self.every(self.refresh, period=30_000)  # countdowns move on
         self.on_close(cb.stop)
         self.refresh()
 

@@ -78,7 +78,7 @@ class DrillBanner(View):
         self.subscribe(["drill"], lambda _m, _missed: self.update(), period_ms=1000)
         doc = pn.state.curdoc
         if doc is not None and doc.session_context is not None:
-            cb = pn.state.add_periodic_callback(self.update, period=int(self.check_s * 1000))
+            cb = self.every(self.update, period=int(self.check_s * 1000))
             self.on_close(cb.stop)
 
     def text(self, active: dict | None = None) -> str | None:

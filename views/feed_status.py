@@ -53,7 +53,7 @@ class FeedStatus(View):
             sizing_mode="stretch_both", layout="fit_data_stretch",
             titles={c: t(f"feed.q.{c}") for c in ("received_at", "feed", "reason", "raw")})
         if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
-            cb = pn.state.add_periodic_callback(self.update_cards, period=int(self.refresh_s * 1000))
+            cb = self.every(self.update_cards, period=int(self.refresh_s * 1000))
             self.on_close(cb.stop)
 
     # ------------------------------------------------------------------ cards

@@ -34,6 +34,9 @@ class _Probe(View):
         self.subscribe(["warning"], self._on, period_ms=30_000, immediate=self.immediate)
 
     def _on(self, messages, missed):
+        if any(m.payload == "boom" for m in messages):
+            self._seen.append(("boom", missed))
+            raise RuntimeError("the store closed under the page")
         for m in messages:
             self._seen.append((m.payload, time.monotonic() - m.at, pn.state.curdoc is not None,
                                threading.current_thread().name))
@@ -92,5 +95,27 @@ def test_polled_subscription_waits_for_its_period():
         hub.publish("warning", "w1")
         time.sleep(1.5)
         assert seen == []
+    finally:
+        _stop(server)
+
+
+def test_a_failing_update_is_logged_once_and_the_next_one_reloads(caplog):
+    """A handler that raises (the store closing under a page) neither ends the page's updates
+    nor escapes into Panel's callback task: it is logged once, and the next drain says
+    ``missed`` so the page reloads from the store."""
+    hub, seen = Hub(), []
+    server = _serve(hub, seen, immediate=True)
+    try:
+        with caplog.at_level("ERROR", logger="views.base"):
+            hub.publish("warning", "boom")
+            wait_until(lambda: seen, timeout=5, message="the first publication was not handled")
+            hub.publish("warning", "boom")
+            wait_until(lambda: len(seen) == 2, timeout=5, message="updates stopped after a failure")
+            assert seen == [("boom", False), ("boom", True)]  # the second drain reloads
+            hub.publish("warning", "w1")
+            wait_until(lambda: len(seen) == 3, timeout=5, message="updates stopped")
+            assert seen[2][0] == "w1"
+        failures = [r for r in caplog.records if "live update failed" in r.getMessage()]
+        assert len(failures) == 1 and "_Probe" in failures[0].getMessage()
     finally:
         _stop(server)

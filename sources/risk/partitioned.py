@@ -19,7 +19,8 @@ kernels. Counts equal a single :class:`PointLayer`'s over the same points, pixel
 (a saturating sum of saturated parts is the saturation of the sum). A lost worker's
 partitions are rebuilt by Dask from their chunks; until then a frame fails after
 ``frame_timeout`` seconds with :class:`PartitionedLayerError`, never hangs. Nothing here
-imports Panel.
+imports Panel. What runs on the workers is :mod:`sources.risk.partition_tasks`; the points'
+Parquet input and the store's export, :mod:`sources.risk.partition_io`.
 """
 from __future__ import annotations
 
@@ -29,266 +30,32 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
-from functools import partial
-from pathlib import Path
+from collections.abc import Sequence
 
-import numba as nb
 import numpy as np
 
-from sources.risk.pointkernels import COUNT_DTYPE, COUNT_MAX, _counting_sort, _nearest
+from sources.risk import partition_tasks as tasks
+from sources.risk.partition_io import (  # noqa: F401  (the module's public names)
+    export_points,
+    load_partitioned_layer,
+    parquet_chunks,
+    read_parquet_points,
+)
+from sources.risk.partition_tasks import (  # noqa: F401  (the module's public names)
+    Arrays,
+    Chunk,
+    PartitionedLayerError,
+    PartitionLayer,
+    quadtree,
+)
+from sources.risk.pointkernels import COUNT_DTYPE
 from sources.risk.pointlayer import GRADES, Frame, PointLayer
 
 log = logging.getLogger(__name__)
 
-#: x, y (float32), grade index 0..3 (uint8), enterprise index (int32) of some points.
-Arrays = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
-#: A picklable callable without arguments, run on a worker, returning :data:`Arrays`.
-Chunk = Callable[[], Arrays]
 #: A frame larger than this (pixels) is refused: each partition's worker allocates one.
 MAX_PIXELS = 40_000_000
 TASK_PREFIX = "risk-layer"
-
-
-class PartitionedLayerError(RuntimeError):
-    """The cluster could not answer: a chunk failed to load, a worker was lost, a timeout."""
-
-
-# ---------------------------------------------------------------------- on the workers
-def _worker_address() -> str | None:
-    from distributed import get_worker
-
-    try:
-        return get_worker().address
-    except ValueError:  # run outside a worker (a test calling the function directly)
-        return None
-
-
-def _load_chunk(chunk: Chunk, index: int, extent, fine: int) -> tuple:
-    """Load and check one chunk; with each point's cell of the fine grid (F × F)."""
-    try:
-        x, y, cat, ent = chunk()
-    except Exception as exc:
-        raise PartitionedLayerError(f"chunk {index} ({chunk!r}) could not be loaded: "
-                                    f"{type(exc).__name__}: {exc}") from exc
-    x = np.ascontiguousarray(x, np.float32)
-    y = np.ascontiguousarray(y, np.float32)
-    cat = np.asarray(cat)
-    ent = np.asarray(ent)
-    n = x.shape[0]
-    if not (np.issubdtype(cat.dtype, np.integer) and np.issubdtype(ent.dtype, np.integer)):
-        raise PartitionedLayerError(f"chunk {index}: cat and ent must be integers "
-                                    f"(got {cat.dtype}, {ent.dtype}; nulls?)")
-    if not (y.shape[0] == cat.shape[0] == ent.shape[0] == n):
-        raise PartitionedLayerError(
-            f"chunk {index}: x, y, cat and ent have different lengths "
-            f"({n}, {y.shape[0]}, {cat.shape[0]}, {ent.shape[0]})")
-    if n and (cat.min() < 0 or cat.max() > 3):
-        raise PartitionedLayerError(f"chunk {index}: cat holds grade indices 0..3 "
-                                    f"(red, orange, yellow, blue), found {cat.max()}")
-    if n and ent.min() < 0:
-        raise PartitionedLayerError(f"chunk {index}: negative enterprise index")
-    bad = n - int(np.count_nonzero(np.isfinite(x) & np.isfinite(y)))
-    if bad:
-        raise PartitionedLayerError(f"chunk {index}: {bad} points with non-finite coordinates")
-    x0, x1, y0, y1 = extent  # points outside the extent belong to its edge cells
-    cx = np.clip(np.floor((x.astype(np.float64) - x0) * (fine / (x1 - x0))), 0, fine - 1)
-    cy = np.clip(np.floor((y.astype(np.float64) - y0) * (fine / (y1 - y0))), 0, fine - 1)
-    cells = cy.astype(np.int32) * fine + cx.astype(np.int32)
-    return x, y, cat.astype(np.uint8), ent.astype(np.int32), cells
-
-
-def _cell_counts(loaded: tuple, fine: int) -> np.ndarray:
-    return np.bincount(loaded[4], minlength=fine * fine).astype(np.int64)
-
-
-def _sum(*arrays: np.ndarray) -> np.ndarray:
-    return np.sum(arrays, axis=0)
-
-
-def _identity(value):
-    return value
-
-
-def _cut(loaded: tuple, leaf_of_cell: np.ndarray, nleaves: int) -> dict[int, Arrays]:
-    """One chunk's points by partition (stable: a partition keeps the chunk's order)."""
-    x, y, cat, ent, cells = loaded
-    order, offsets = _counting_sort(leaf_of_cell[cells], nleaves)
-    out = {}
-    for t in np.flatnonzero(np.diff(offsets)):
-        sl = order[offsets[t]:offsets[t + 1]]
-        out[int(t)] = (x[sl], y[sl], cat[sl], ent[sl])
-    return out
-
-
-def _sizes(pieces: dict[int, Arrays]) -> dict[int, int]:
-    return {t: int(p[0].shape[0]) for t, p in pieces.items()}
-
-
-def _bundle(pieces: dict[int, Arrays], leaves: list[int]) -> dict[int, Arrays]:
-    """A chunk's pieces for one worker's partitions: moved to it once, read by each."""
-    return {k: pieces[k] for k in leaves if k in pieces}
-
-
-def _trim_memory() -> None:
-    """Hand the build's freed heap pages back to the OS (glibc keeps them otherwise)."""
-    import ctypes
-
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc: nothing to do
-        pass
-
-
-def quadtree(counts: np.ndarray, cap: int) -> list[tuple[int, int, int, int]]:
-    """Leaves (cx0, cx1, cy0, cy1) of fine cells, each with at most ``cap`` points unless
-    it is one cell; a square of counts (F × F, F a power of two), empty leaves left out."""
-    fine = counts.shape[0]
-    sat = np.zeros((fine + 1, fine + 1), np.int64)  # summed-area table: any rectangle's sum
-    sat[1:, 1:] = counts.cumsum(0).cumsum(1)
-    leaves, todo = [], [(0, fine, 0, fine)]
-    while todo:
-        cx0, cx1, cy0, cy1 = r = todo.pop()
-        n = sat[cy1, cx1] - sat[cy0, cx1] - sat[cy1, cx0] + sat[cy0, cx0]
-        if n == 0:
-            continue
-        if n <= cap or (cx1 - cx0 == 1 and cy1 - cy0 == 1):
-            leaves.append(r)
-            continue
-        mx, my = (cx0 + cx1) // 2, (cy0 + cy1) // 2
-        todo += [(a, b, c, d) for a, b in ((cx0, mx), (mx, cx1)) if b > a
-                 for c, d in ((cy0, my), (my, cy1)) if d > c]
-    return sorted(leaves, key=lambda r: (r[2], r[0]))
-
-
-class PartitionLayer(PointLayer):
-    """One partition's :class:`PointLayer`, picklable (its arrays only), so Dask can move
-    it from worker to worker (a rebuilt partition read where the frame's task runs)."""
-
-    def __sizeof__(self) -> int:
-        # what Dask counts (dask.sizeof falls back to sys.getsizeof): without it a partition
-        # looks free to move, and the scheduler copies partitions between workers
-        return object.__sizeof__(self) + self.nbytes
-
-    def __reduce__(self):
-        return (PartitionLayer, (self.x, self.y, self.cat, self.ent, self.offsets, self.grid,
-                            self.extent, self.enterprise_ids, self.cache_size))
-
-
-def _build_partition(bounds, grid: int, leaf: int, *bundles: dict) -> PartitionLayer:
-    """One partition's layer from its pieces, in chunk order (a cell keeps the input order);
-    its index about 8 points a cell, at most ``grid`` cells a side."""
-    pieces = [b[leaf] for b in bundles if leaf in b]
-    cols = [np.concatenate([p[i] for p in pieces]) for i in range(4)]
-    side = 2 ** round(math.log2(max(1.0, math.sqrt(cols[0].shape[0] / 8))))
-    # ``ent`` indexes the client's enterprise table: no copy of it per partition
-    return PartitionLayer.from_arrays(*cols, extent=bounds, grid=int(min(max(side, 8), grid)),
-                                 enterprise_ids=np.zeros(0, np.int64))
-
-
-def _describe(layer: PartitionLayer) -> dict:
-    # load the kernels now (a cold compile takes seconds): not in the first frame's time
-    layer.aggregate(layer.extent, 8, 8, threads=1)
-    n = len(layer)
-    bbox = ((float(layer.x.min()), float(layer.x.max()), float(layer.y.min()),
-             float(layer.y.max())) if n else None)
-    return {"n": n, "bbox": bbox, "nbytes": layer.nbytes, "worker": _worker_address()}
-
-
-def _aggregate_group(view, grades, mask, threads, windows, *layers):
-    """The counts of several partitions, each cut to the pixel window its points can reach and
-    sent as the smaller of: the window's counts, or its non-empty pixels (index, counts)."""
-    bounds, w, h = view
-    crops = []
-    for layer, (r0, r1, c0, c1) in zip(layers, windows, strict=True):
-        counts, totals = layer.aggregate(bounds, w, h, grades=grades, ent_mask=mask,
-                                         threads=threads)
-        crop = np.ascontiguousarray(counts[r0:r1, c0:c1])
-        if crop.size == 0:
-            crops.append((r0, c0, 0, None, None, totals))
-            continue
-        words = crop.view(np.uint64).reshape(-1)  # a pixel's four uint16 counts: one word
-        nz = np.flatnonzero(words)
-        if nz.size * 12 < words.size * 8:  # 4 + 8 bytes a non-empty pixel vs 8 a pixel
-            crops.append((r0, c0, c1 - c0, nz.astype(np.int32), words[nz], totals))
-        else:
-            crops.append((r0, c0, c1 - c0, None, crop, totals))
-    return _worker_address(), crops
-
-
-def _totals_group(bounds, mask, *layers):
-    totals = np.zeros(4, np.int64)
-    for layer in layers:
-        _, t = layer.aggregate(bounds, 1, 1, grades=(), ent_mask=mask, threads=1)
-        totals += [t[g] for g in GRADES]
-    return _worker_address(), totals
-
-
-def _nearest_group(x, y, rx, ry, grades, mask, *layers):
-    """(squared normalised distance, enterprise index) of the nearest visible point."""
-    cat_mask = np.array([g in grades for g in GRADES], np.uint8)
-    use_ent = mask is not None
-    m = mask if use_ent else np.zeros(1, np.uint8)
-    best = None
-    for layer in layers:
-        if not len(layer):
-            continue
-        i = _nearest(layer.x, layer.y, layer.cat, layer.ent, layer.offsets, layer.grid,
-                     layer.extent[0], layer.extent[2], layer._gsx, layer._gsy,
-                     float(x), float(y), float(rx), float(ry), cat_mask, m, use_ent)
-        if i >= 0:  # the kernel's arithmetic: float32 coordinate, float64 query
-            d = ((np.float64(layer.x[i]) - x) / rx) ** 2 + ((np.float64(layer.y[i]) - y) / ry) ** 2
-            if best is None or d <= best[0]:
-                best = (float(d), int(layer.ent[i]))
-    return _worker_address(), best
-
-
-# ---------------------------------------------------------------------- on the client
-@nb.njit(cache=True, nogil=True)
-def _add_saturating(out, crop, r0, c0):
-    """out[r0:, c0:] += crop, saturating at COUNT_MAX as the aggregation kernel does."""
-    for r in range(crop.shape[0]):
-        for c in range(crop.shape[1]):
-            for k in range(4):
-                v = np.uint32(out[r0 + r, c0 + c, k]) + np.uint32(crop[r, c, k])
-                out[r0 + r, c0 + c, k] = v if v < COUNT_MAX else COUNT_MAX
-
-
-@nb.njit(cache=True, nogil=True)
-def _add_sparse(out, idx, vals, r0, c0, width):
-    """Add non-empty pixels (flat index in a window ``width`` wide at r0, c0), saturating."""
-    for j in range(idx.shape[0]):
-        r = r0 + idx[j] // width
-        c = c0 + idx[j] % width
-        for k in range(4):
-            v = np.uint32(out[r, c, k]) + np.uint32(vals[j, k])
-            out[r, c, k] = v if v < COUNT_MAX else COUNT_MAX
-
-
-def _meets(bbox, x0, x1, y0, y1, *, closed: bool = False) -> bool:
-    """Whether points inside ``bbox`` can fall in [x0, x1) × [y0, y1) (closed: [x0, x1])."""
-    if bbox is None:
-        return False
-    bx0, bx1, by0, by1 = bbox
-    if closed:
-        return bx0 <= x1 and bx1 >= x0 and by0 <= y1 and by1 >= y0
-    return bx0 < x1 and bx1 >= x0 and by0 < y1 and by1 >= y0
-
-
-def _window(bbox, bounds, w: int, h: int) -> tuple[int, int, int, int]:
-    """Pixel rows and columns a partition's points can reach in a view (one pixel to spare).
-
-    The kernel's pixel is ``int((v - v0) * (size / (v1 - v0)))``, non-decreasing in v: the
-    bbox's corners bound it.
-    """
-    vx0, vx1, vy0, vy1 = bounds
-    bx0, bx1, by0, by1 = bbox
-    sx, sy = w / (vx1 - vx0), h / (vy1 - vy0)
-    c0 = max(int((max(bx0, vx0) - vx0) * sx) - 1, 0)
-    c1 = min(int((min(bx1, vx1) - vx0) * sx) + 2, w)
-    r0 = max(int((max(by0, vy0) - vy0) * sy) - 1, 0)
-    r1 = min(int((min(by1, vy1) - vy0) * sy) + 2, h)
-    return r0, max(r1, r0), c0, max(c1, c0)
 
 
 def _connect(client, scheduler, n_workers, memory_limit):
@@ -438,12 +205,12 @@ class PartitionedPointLayer:
                 raise PartitionedLayerError(f"{what} failed: {type(exc).__name__}: {exc}") \
                     from exc
 
-        loaded = [client.submit(_load_chunk, c, i, extent, fine, key=f"{tag}-load-{i}")
+        loaded = [client.submit(tasks.load_chunk, c, i, extent, fine, key=f"{tag}-load-{i}")
                   for i, c in enumerate(chunks)]
-        counts = [client.submit(_cell_counts, f, fine, key=f"{tag}-cells-{i}")
+        counts = [client.submit(tasks.cell_counts, f, fine, key=f"{tag}-cells-{i}")
                   for i, f in enumerate(loaded)]
         while len(counts) > 1:  # summed on the workers, 16 at a time: one array comes here
-            counts = [client.submit(_sum, *counts[i:i + 16], key=f"{tag}-sum-{len(counts)}-{i}")
+            counts = [client.submit(tasks.add_up, *counts[i:i + 16], key=f"{tag}-sum-{len(counts)}-{i}")
                       for i in range(0, len(counts), 16)]
         total = settle(counts, "loading the chunks")[0].reshape(fine, fine)
         leaves = quadtree(total, cap)
@@ -451,10 +218,10 @@ class PartitionedPointLayer:
         for k, (cx0, cx1, cy0, cy1) in enumerate(leaves):
             leaf_of_cell[cy0:cy1, cx0:cx1] = k
         # a task, not scattered data: Dask can recompute it if a worker holding it is lost
-        lut = client.submit(_identity, leaf_of_cell.reshape(-1), key=f"{tag}-leaves")
-        cuts = [client.submit(_cut, f, lut, len(leaves), key=f"{tag}-cut-{i}")
+        lut = client.submit(tasks.identity, leaf_of_cell.reshape(-1), key=f"{tag}-leaves")
+        cuts = [client.submit(tasks.cut, f, lut, len(leaves), key=f"{tag}-cut-{i}")
                 for i, f in enumerate(loaded)]
-        sizes = settle([client.submit(_sizes, c, key=f"{tag}-sizes-{i}")
+        sizes = settle([client.submit(tasks.sizes, c, key=f"{tag}-sizes-{i}")
                         for i, c in enumerate(cuts)], "cutting the chunks")
         workers = sorted(client.scheduler_info(n_workers=-1)["workers"])
         if not workers:
@@ -471,25 +238,25 @@ class PartitionedPointLayer:
         bundles = {}
         for w in workers:
             mine = [k for k, pw in zip(order, placed, strict=True) if pw == w]
-            bundles[w] = [client.submit(_bundle, cuts[i], mine, key=f"{tag}-bundle-{i}-{w}")
+            bundles[w] = [client.submit(tasks.bundle, cuts[i], mine, key=f"{tag}-bundle-{i}-{w}")
                           for i, s in enumerate(sizes) if any(k in s for k in mine)]
         layers, bounds = [], []
         for k, w in zip(order, placed, strict=True):
             cx0, cx1, cy0, cy1 = leaves[k]
             bounds.append((x0 + sx * cx0, x0 + sx * cx1, y0 + sy * cy0, y0 + sy * cy1))
             # a loose restriction: if that worker is lost, Dask rebuilds it elsewhere
-            layers.append(client.submit(_build_partition, bounds[-1], grid, k, *bundles[w],
+            layers.append(client.submit(tasks.build_partition, bounds[-1], grid, k, *bundles[w],
                                         key=f"{tag}-part-{k}", workers=[w],
                                         allow_other_workers=True))
         loaded = counts = cuts = bundles = None  # raw chunks leave the workers once built
-        meta = settle([client.submit(_describe, f, key=f"{tag}-describe-{k}", workers=[w],
+        meta = settle([client.submit(tasks.describe, f, key=f"{tag}-describe-{k}", workers=[w],
                                      allow_other_workers=True)
                        for f, k, w in zip(layers, order, placed, strict=True)],
                       "building the partitions")
         for m, b in zip(meta, bounds, strict=True):
             m["bounds"] = b
         try:
-            client.run(_trim_memory)
+            client.run(tasks.trim_memory)
         except Exception as exc:  # best effort: a worker gone now is the frames' business
             log.warning("risk layer: trimming the workers' memory: %s", exc)
         return layers, meta
@@ -517,7 +284,7 @@ class PartitionedPointLayer:
     def partitions_in(self, bounds) -> list[int]:
         """The partitions whose points can fall inside ``bounds`` (x0, x1, y0, y1)."""
         vx0, vx1, vy0, vy1 = map(float, bounds)
-        return [i for i, m in enumerate(self.meta) if _meets(m["bbox"], vx0, vx1, vy0, vy1)]
+        return [i for i, m in enumerate(self.meta) if tasks.meets(m["bbox"], vx0, vx1, vy0, vy1)]
 
     def close(self) -> None:
         """Release the partitions on the workers; close the client and cluster if the layer
@@ -647,12 +414,12 @@ class PartitionedPointLayer:
             raise ValueError(f"frame of {width}x{height} pixels is over {MAX_PIXELS:,}")
         view = ((vx0, vx1, vy0, vy1), width, height)
         parts = self.partitions_in(view[0])
-        windows = {p: _window(self.meta[p]["bbox"], view[0], width, height) for p in parts}
+        windows = {p: tasks.window(self.meta[p]["bbox"], view[0], width, height) for p in parts}
         out = np.zeros((height, width, 4), COUNT_DTYPE)
         totals = np.zeros(4, np.int64)
         received, sparse, dense = 0, 0, 0
         if parts:
-            groups = self._ask(_aggregate_group, parts, windows, view, tuple(grades),
+            groups = self._ask(tasks.aggregate_group, parts, windows, view, tuple(grades),
                                self._mask(ent_mask, mask_key),
                                threads or self.partition_threads, what="risk frame")
             for crops in groups:
@@ -663,10 +430,10 @@ class PartitionedPointLayer:
                     received += vals.nbytes + (0 if idx is None else idx.nbytes)
                     if idx is None:
                         dense += 1
-                        _add_saturating(out, vals, r0, c0)
+                        tasks.add_saturating(out, vals, r0, c0)
                     else:
                         sparse += 1
-                        _add_sparse(out, idx, vals.view(np.uint16).reshape(-1, 4), r0, c0,
+                        tasks.add_sparse(out, idx, vals.view(np.uint16).reshape(-1, 4), r0, c0,
                                     width)
         self.last_frame = {"partitions": len(parts), "bytes": received, "sparse": sparse,
                            "dense": dense, "workers": len({self._where.get(p) for p in parts})}
@@ -714,7 +481,7 @@ class PartitionedPointLayer:
         parts = self.partitions_in((vx0, vx1, vy0, vy1))
         totals = np.zeros(4, np.int64)
         if parts:
-            for t in self._ask(_totals_group, parts, None, (vx0, vx1, vy0, vy1),
+            for t in self._ask(tasks.totals_group, parts, None, (vx0, vx1, vy0, vy1),
                                self._mask(ent_mask, None), what="risk counts"):
                 totals += t
         return {g: (int(totals[i]) if g in grades else 0) for i, g in enumerate(GRADES)}
@@ -725,91 +492,13 @@ class PartitionedPointLayer:
         none: :meth:`PointLayer.nearest` (at exactly equal distances either may win)."""
         x, y, rx, ry = float(x), float(y), float(rx), float(ry)
         parts = [i for i, m in enumerate(self.meta)
-                 if _meets(m["bbox"], x - rx, x + rx, y - ry, y + ry, closed=True)]
+                 if tasks.meets(m["bbox"], x - rx, x + rx, y - ry, y + ry, closed=True)]
         if not parts or not (rx > 0 and ry > 0):
             return None
-        found = [b for b in self._ask(_nearest_group, parts, None, x, y, rx, ry, tuple(grades),
+        found = [b for b in self._ask(tasks.nearest_group, parts, None, x, y, rx, ry, tuple(grades),
                                       self._mask(ent_mask, None), what="risk click")
                  if b is not None]
         if not found:
             return None
         ent = min(found, key=lambda b: b[0])[1]
         return int(ent if self.enterprise_ids is None else self.enterprise_ids[ent])
-
-
-# ---------------------------------------------------------------------- where points come from
-def read_parquet_points(path: str) -> Arrays:
-    """One Parquet file's points: columns ``x``, ``y`` (float), ``cat`` (0..3), ``ent``."""
-    import pyarrow.parquet as pq
-
-    table = pq.read_table(path, columns=["x", "y", "cat", "ent"])
-    return tuple(table.column(c).to_numpy() for c in ("x", "y", "cat", "ent"))
-
-
-def parquet_chunks(paths) -> list[Chunk]:
-    """One chunk per Parquet file (a directory: its ``*.parquet``, in name order). The
-    workers open the files: give paths they can read (a shared or copied directory)."""
-    if isinstance(paths, str | Path) and Path(paths).is_dir():
-        paths = sorted(Path(paths).glob("*.parquet"))
-    return [partial(read_parquet_points, str(p)) for p in paths]
-
-
-_ENTERPRISES_SQL = (
-    "SELECT e.enterprise_id, e.industry, e.size, e.county_code, c.city_code "
-    "FROM enterprises e LEFT JOIN counties c USING (county_code) ORDER BY e.enterprise_id")
-
-
-def export_points(source, directory, *, rows_per_file: int = 4_000_000) -> list[Path]:
-    """Write a :class:`~sources.risk.risk.RiskSource`'s points as Parquet files of ``x, y,
-    cat, ent`` (``ent``: row of the enterprise by id, as ``RiskSource.load_layer``),
-    streamed in batches: this process never holds them all."""
-    import pyarrow.parquet as pq
-
-    from sources.risk.risk import _GRADE_CASE
-
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    for old in directory.glob("points-*.parquet"):
-        old.unlink()
-    sql = ("WITH ei AS (SELECT enterprise_id, (row_number() OVER (ORDER BY enterprise_id) - 1)"
-           " AS idx FROM enterprises) "
-           "SELECT p.lon::FLOAT AS x, p.lat::FLOAT AS y, "
-           f"{_GRADE_CASE.format(col='p.risk_level')}::UTINYINT AS cat, ei.idx::INTEGER AS ent "
-           "FROM risk_points p JOIN ei USING (enterprise_id)")
-    paths: list[Path] = []
-    writer, rows = None, 0
-    cur = source.store.cursor()
-    try:
-        for batch in cur.sql(sql).to_arrow_reader(min(rows_per_file, 1 << 20)):
-            if writer is None or rows >= rows_per_file:
-                if writer is not None:
-                    writer.close()
-                paths.append(directory / f"points-{len(paths):05d}.parquet")
-                writer, rows = pq.ParquetWriter(paths[-1], batch.schema), 0
-            writer.write_batch(batch)
-            rows += batch.num_rows
-    finally:
-        if writer is not None:
-            writer.close()
-        cur.close()
-    return paths
-
-
-def load_partitioned_layer(source, directory, **build):
-    """A :class:`~sources.risk.risk.RiskLayer` whose points live on Dask workers: the
-    source's points exported to ``directory`` (:func:`export_points`), read there by the
-    workers; enterprises (for filters) stay here. ``build``: :meth:`PartitionedPointLayer.build`
-    arguments (``scheduler=``, ``partition_points=``...)."""
-    from sources.risk.risk import RiskLayer
-
-    ents = source.store.df(_ENTERPRISES_SQL)
-    for c in ("industry", "size", "county_code", "city_code"):
-        ents[c] = ents[c].astype("category")
-    paths = export_points(source, directory)
-    if not paths:
-        raise PartitionedLayerError("the store holds no risk points to partition")
-    build.setdefault("extent", source.extent())
-    points = PartitionedPointLayer.build(parquet_chunks(paths),
-                                         enterprise_ids=ents["enterprise_id"].to_numpy(np.int64),
-                                         **build)
-    return RiskLayer(points=points, enterprises=ents)

@@ -321,9 +321,10 @@ def serve(args: argparse.Namespace) -> None:
         console.principal_of = auth.page_principal
         console.users = access.users
         kwargs.update(auth.serve_kwargs())
-    else:
-        log.warning("no login (no --users): every page is open to whoever reaches "
-                    "%s:%s", args.address, args.port)
+    else:  # a warning when others can reach it; on loopback, the single-user default
+        log.log(logging.INFO if args.address in LOOPBACK else logging.WARNING,
+                "no login (no --users): every page is open to whoever reaches %s:%s",
+                args.address, args.port)
     if args.certfile:
         kwargs["ssl_certfile"], kwargs["ssl_keyfile"] = args.certfile, args.keyfile
     routes, titles = dashboards.routes(console)

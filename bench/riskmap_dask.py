@@ -34,8 +34,8 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-# bench/distributed.py would shadow the ``distributed`` package (here and in the workers,
-# which inherit sys.path): import from the repository root instead of from bench/
+# a bench script named like a package would shadow it (here and in the workers, which
+# inherit sys.path): import from the repository root instead of from bench/
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
 sys.path.insert(0, str(ROOT))
 

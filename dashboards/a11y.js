@@ -11,7 +11,8 @@
 //     rowgroup and the footer a row whose pager is a cell;
 //   * names: the row-selection check boxes, the icon-only buttons of Panel's Player and of
 //     Bokeh's number spinners, and inputs whose visible label is not tied to them (Bokeh's
-//     check box, flatpickr's date field, the Player's slider) get the label they show.
+//     check box, flatpickr's date field, the Player's slider, a Bokeh slider's handle) get
+//     the label they show.
 //
 // `labels` (CustomJS argument) holds the names in the page's language.
 if (window.__consoleA11y) {
@@ -136,6 +137,13 @@ function fixElement(el) {
   }
   if (el.className && typeof el.className === "string" && el.className.includes("tabulator")) {
     fixTabulator(el, cls);
+  }
+  if (cls.contains("noUi-handle") && !named(el)) {
+    // Bokeh's slider: the handle (role=slider) is named by the slider's title
+    const root = el.getRootNode();
+    const title = root.querySelector && root.querySelector(".bk-slider-title");
+    const text = title ? title.textContent.split(/[:：]/)[0].trim() : "";
+    el.setAttribute("aria-label", text || L.player_position);
   }
   const tag = el.tagName;
   if (tag === "BUTTON") {

@@ -87,7 +87,8 @@ class View(pn.viewable.Viewer):
             if messages or missed:
                 on_messages(messages, missed)
 
-        drain = self._guarded(drain, failed)
+        callbacks: list = []
+        drain = self._guarded(drain, failed, callbacks)
 
         def drain_now():
             with set_curdoc(doc):
@@ -102,6 +103,7 @@ class View(pn.viewable.Viewer):
         sub = hub.subscribe(topics, maxsize=maxsize, notify=notify if immediate and live
                             else None)
         cb = pn.state.add_periodic_callback(drain, period=period_ms)  # already guarded
+        callbacks.append(cb)
         self.on_close(lambda: (cb.stop(), hub.unsubscribe(sub)))
         return sub
 
@@ -109,16 +111,26 @@ class View(pn.viewable.Viewer):
         """Run ``fn`` every ``period`` ms on this page (Panel's periodic callback), guarded:
         a failing run is logged (once, until a run succeeds again) and the next run comes as
         usual. Keyword arguments go to ``pn.state.add_periodic_callback``."""
-        return pn.state.add_periodic_callback(self._guarded(fn), period=period, **kwargs)
+        callbacks: list = []
+        cb = pn.state.add_periodic_callback(self._guarded(fn, callbacks=callbacks),
+                                            period=period, **kwargs)
+        callbacks.append(cb)
+        return cb
 
-    def _guarded(self, fn: Callable[[], None], on_error: Callable[[], None] | None = None):
-        # A page's refresh that fails (the store closing under it at shutdown, a bad row) must
-        # not end its updates nor raise out of Panel's callback task, whose unretrieved
-        # exception is logged later from wherever the garbage collector happens to run.
+    def _guarded(self, fn: Callable[[], None], on_error: Callable[[], None] | None = None,
+                 callbacks: list | None = None):
+        # A page's refresh that fails (a bad row, a store error) must not end its updates nor
+        # raise out of Panel's callback task, whose unretrieved exception is logged later from
+        # wherever the garbage collector happens to run. Once the console's store is closed
+        # (shutdown, with pages still open) the page's periodic ``callbacks`` stop quietly.
         def run():
             try:
                 fn()
             except Exception:
+                if getattr(getattr(self.source, "store", None), "closed", False):
+                    for cb in callbacks or ():
+                        cb.stop()
+                    return
                 if on_error is not None:
                     on_error()
                 if not self._refresh_failed:

@@ -23,6 +23,7 @@ from .command_common import (
 )
 from .inventory_common import table
 from .panes import HTML, Markdown
+from .styles import ACTION_CSS
 
 
 class IncidentList(CommandView):
@@ -104,7 +105,8 @@ class IncidentWorkspace(CommandView):
                                        value="III", width=150, css_classes=["cmd-level"])
         self.launch_button = pn.widgets.Button(label=t("command.response.launch"),
                                                color="danger", align="end",
-                                               css_classes=["cmd-launch"])
+                                               css_classes=["cmd-launch"],
+                                               stylesheets=[ACTION_CSS])
         self.deaths = pn.widgets.IntInput(label=t("command.deaths"), start=0, width=90)
         self.missing = pn.widgets.IntInput(label=t("command.missing"), start=0, width=90)
         self.injured = pn.widgets.IntInput(label=t("command.injured"), start=0, width=90)
@@ -127,7 +129,8 @@ class IncidentWorkspace(CommandView):
         self.close_note = pn.widgets.TextInput(label=t("command.close.note"), width=300,
                                                css_classes=["cmd-close-note"])
         self.close_button = pn.widgets.Button(label=t("command.close"), align="end",
-                                              color="warning", css_classes=["cmd-close"])
+                                              color="warning", css_classes=["cmd-close"],
+                                              stylesheets=[ACTION_CSS])
         self.grade_button.on_click(lambda _e: self.set_grade())
         self.launch_button.on_click(lambda _e: self.launch())
         self.correct_button.on_click(lambda _e: self.correct())

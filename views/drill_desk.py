@@ -14,6 +14,7 @@ from sources.drills.desk import DrillError, DrillSource
 from .base import Refused, View
 from .inventory_common import table
 from .panes import HTML
+from .styles import ACTION_CSS
 
 DESK_CSS = """
 .drill-status { font-size: 15px; padding: 6px 0; }
@@ -52,10 +53,11 @@ class DrillDesk(View):
         self.speed = pn.widgets.Select(name=t("drill.speed"), options=[1, 2, 5, 10, 20],
                                        value=1, width=90)
         self.start_btn = pn.widgets.Button(name=t("drill.start"), button_type="danger",
-                                           disabled=not scenarios)
+                                           disabled=not scenarios, stylesheets=[ACTION_CSS])
         self.pause_btn = pn.widgets.Button(name=t("drill.pause"))
         self.resume_btn = pn.widgets.Button(name=t("drill.resume"))
-        self.stop_btn = pn.widgets.Button(name=t("drill.stop"), button_type="warning")
+        self.stop_btn = pn.widgets.Button(name=t("drill.stop"), button_type="warning",
+                                          stylesheets=[ACTION_CSS])
         self.start_btn.on_click(lambda _e: self.start())
         self.pause_btn.on_click(lambda _e: self.control("pause"))
         self.resume_btn.on_click(lambda _e: self.control("resume"))
@@ -72,7 +74,8 @@ class DrillDesk(View):
         self.export_btn = pn.widgets.FileDownload(
             callback=self._review_csv, filename="drill-review.csv", label=t("drill.export"),
             button_type="primary")
-        self.purge_btn = pn.widgets.Button(name=t("drill.purge"), button_type="danger")
+        self.purge_btn = pn.widgets.Button(name=t("drill.purge"), button_type="danger",
+                                           stylesheets=[ACTION_CSS])
         self.purge_btn.on_click(lambda _e: self.purge())
         if not scenarios:
             self._say(t("drill.err.no_desk"), ok=False)

@@ -79,7 +79,7 @@ class WarningForm(View):
         self._publish_btn = w.Button(name=self.t("warnings.publish"), button_type="danger",
                                      css_classes=["wf-publish"], stylesheets=[ACTION_CSS])
         self._cancel_btn = w.Button(name=self.t("warnings.cancel"), button_type="warning",
-                                    css_classes=["wf-cancel"], visible=False)
+                                    css_classes=["wf-cancel"], visible=False, stylesheets=[ACTION_CSS])
         self._new_btn = w.Button(name=self.t("warnings.new_draft"), css_classes=["wf-new"])
         active = self.drills.active() if self.drills is not None else None
         # during a drill the form starts as an exercise: a drill's warning is never real

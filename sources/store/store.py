@@ -54,6 +54,8 @@ class Store(param.Parameterized):
                   "allocator_background_threads": True,
                   "late_materialization_max_rows": 0}
         self._con = duckdb.connect(self.path, read_only=self.read_only, config=config)
+        #: set by :meth:`close`: pages still open at shutdown stop their refreshes on it
+        self.closed = False
         self._write_lock = threading.RLock()
         if not self.read_only:
             self.apply_schema()
@@ -97,6 +99,7 @@ class Store(param.Parameterized):
             while True:
                 try:
                     self._con.close()
+                    self.closed = True
                     return
                 except duckdb.Error as exc:
                     if "busy" not in str(exc) or time.monotonic() > deadline:

@@ -26,7 +26,7 @@ from tests.distributed.test_processes import wait_for
 pytestmark = NEEDS_NATS
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "bench"))
+sys.path.append(str(ROOT / "bench"))  # after site-packages: no bench script shadows a package
 
 
 def get(url: str, cookie: str | None = None, timeout: float = 5.0) -> tuple[int, dict]:

@@ -19,7 +19,7 @@ from tests.distributed.test_processes import breach, wait_for
 pytestmark = NEEDS_NATS
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "bench"))
+sys.path.append(str(ROOT / "bench"))  # after site-packages: no bench script shadows a package
 FEED_TABLES = ("readings", "alarms", "alarm_actions", "quarantine")
 
 

@@ -67,8 +67,21 @@ def settle(page) -> None:
 
 
 def tabs(page) -> list:
-    """The headers of the page's tab strips (one strip per page at most here)."""
+    """The headers of the page's tab strips, in document order (an outer strip's headers
+    before the strips nested in its tabs)."""
     return page.locator(".bk-tab").all()
+
+
+def reveal(page, headers: list, i: int) -> bool:
+    """Make header ``i`` visible: a nested strip shows only under its outer tab, so click
+    the earlier (outer) headers until it is. False if none does."""
+    for h in headers[:i]:
+        if headers[i].is_visible():
+            break
+        if h.is_visible():
+            h.click()
+            settle(page)
+    return headers[i].is_visible()
 
 
 def structure(page, where: str, *, kiosk: bool) -> list[str]:
@@ -105,11 +118,14 @@ def audit_page(browser, console, route: str, query: str, lang: str,
         headers = tabs(page)
         names = [h.inner_text() for h in headers] or [""]
         for i, name in enumerate(names):
-            if headers:
-                headers[i].click()
-                settle(page)
             where = f"/{route}?{query}{sep}lang={lang} {size[0]}x{size[1]}" + \
                 (f" tab {name!r}" if name else "")
+            if headers:
+                if not reveal(page, headers, i):
+                    problems.append(f"{where}: no tab shows this tab's header")
+                    continue
+                headers[i].click()
+                settle(page)
             found = audit(page)
             for v in found:
                 counts[f"{v['impact']}:{v['id']}"] = counts.get(

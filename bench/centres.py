@@ -1,6 +1,6 @@
 """Benchmark (not a test): distributed mode's latencies on loopback.
 
-``python bench/distributed.py [--samples 30]``
+``python bench/centres.py [--samples 30]``
 
 Three centres (county 370102 → city 370100 → province 370000), each with its own
 ``nats-server`` (Debian's), linked as leaf nodes; the county's ingest node on a websocket

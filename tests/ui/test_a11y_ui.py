@@ -102,10 +102,12 @@ def structure(page, where: str, *, kiosk: bool) -> list[str]:
 
 
 def audit_page(browser, console, route: str, query: str, lang: str,
-               size: tuple[int, int], expect: str | None = None) -> tuple[list[str], dict]:
+               size: tuple[int, int], expect: str | None = None,
+               every_tab: bool = True) -> tuple[list[str], dict]:
     """Open a page, audit it and each of its tabs; (problems, violations by rule).
 
-    ``expect``: a selector that must be shown first (the events the audit is about)."""
+    ``expect``: a selector that must be shown first (the events the audit is about).
+    ``every_tab=False``: the tab the page opens on only."""
     sep = "&" if query else ""
     url = f"{console.url}/{route}?{query}{sep}lang={lang}"
     context, page = open_page(browser, url, size)
@@ -115,7 +117,7 @@ def audit_page(browser, console, route: str, query: str, lang: str,
         if expect:
             wait_until(lambda: deep(page, expect), timeout=30, message=f"{url}: no {expect}")
         settle(page)
-        headers = tabs(page)
+        headers = tabs(page) if every_tab else []
         names = [h.inner_text() for h in headers] or [""]
         for i, name in enumerate(names):
             where = f"/{route}?{query}{sep}lang={lang} {size[0]}x{size[1]}" + \
@@ -158,7 +160,10 @@ def title_problems(route: str, title: str, lang: str) -> list[str]:
 @pytest.mark.parametrize("route,query,_key", PAGES,
                          ids=[f"{r or 'index'}{'-kiosk' if q else ''}" for r, q, _k in PAGES])
 def test_page_passes_axe(browser, console, route, query, _key, lang):
-    problems, counts = audit_page(browser, console, route, query, lang, (1920, 1080))
+    """Every tab in Chinese (the console's language); in English the page as it opens (the
+    same markup in other words: names, lang and title are what changes)."""
+    problems, counts = audit_page(browser, console, route, query, lang, (1920, 1080),
+                                  every_tab=lang == "zh")
     print(f"axe /{route}?{query} {lang}: {counts}")  # noqa: T201 - the report reads it
     assert not problems, "\n".join(problems)
 

@@ -119,3 +119,29 @@ def test_a_failing_update_is_logged_once_and_the_next_one_reloads(caplog):
         assert len(failures) == 1 and "_Probe" in failures[0].getMessage()
     finally:
         _stop(server)
+
+
+def test_refreshes_stop_quietly_once_the_store_is_closed(caplog):
+    """At shutdown the store closes under pages still open: their periodic refreshes stop
+    instead of failing (and logging) every period; before that, a failure is logged."""
+    from types import SimpleNamespace
+
+    class _StoreSource(Source):
+        store = param.Parameter(default=None)
+
+    store = SimpleNamespace(closed=False)
+    view = _Probe.__new__(_Probe)
+    View.__init__(view, source=_StoreSource(store=store))
+    stopped = []
+    callback = SimpleNamespace(stop=lambda: stopped.append(True))
+
+    def refresh():
+        raise RuntimeError("Connection already closed")
+
+    run = view._guarded(refresh, callbacks=[callback])
+    with caplog.at_level("ERROR", logger="views.base"):
+        run()  # the store is open: a real failure, logged, the callback keeps running
+        assert stopped == [] and len(caplog.records) == 1
+        store.closed = True
+        run()
+        assert stopped == [True] and len(caplog.records) == 1

@@ -49,7 +49,7 @@ from sources.risk.partition_tasks import (  # noqa: F401  (the module's public n
     quadtree,
 )
 from sources.risk.pointkernels import COUNT_DTYPE
-from sources.risk.pointlayer import GRADES, Frame, PointLayer
+from sources.risk.pointlayer import GRADES, Frame, PointLayer, cached_frame
 
 log = logging.getLogger(__name__)
 
@@ -452,26 +452,10 @@ class PartitionedPointLayer:
               palette_index: bool = False) -> Frame:
         """Aggregate on the workers and shade here: :meth:`PointLayer.frame` (cached LRU by
         view, size and filters; ``mask_key`` names ``ent_mask``)."""
-        key = None
-        if ent_mask is None or mask_key is not None:
-            key = (tuple(round(float(b), 9) for b in bounds), int(width), int(height),
-                   tuple(sorted(grades)), mask_key, spread, palette_index)
-            with self._lock:
-                hit = self._cache.get(key)
-                if hit is not None:
-                    self._cache.move_to_end(key)
-                    return hit
-        counts, totals = self.aggregate(bounds, width, height, grades=grades,
-                                        ent_mask=ent_mask, mask_key=mask_key)
-        shade = self.shade_index if palette_index else self.shade
-        img, tmax = shade(counts, spread=spread)
-        fr = Frame(image=img, bounds=tuple(map(float, bounds)), counts=totals, max_count=tmax)
-        if key is not None:
-            with self._lock:
-                self._cache[key] = fr
-                while len(self._cache) > self.cache_size:
-                    self._cache.popitem(last=False)
-        return fr
+        return cached_frame(self, bounds, width, height, grades, ent_mask, mask_key, spread,
+                            palette_index, lambda: self.aggregate(
+                                bounds, width, height, grades=grades, ent_mask=ent_mask,
+                                mask_key=mask_key))
 
     def counts_in(self, bounds, *, grades=GRADES, ent_mask=None) -> dict[str, int]:
         """Per-grade point counts in ``bounds``: :meth:`PointLayer.counts_in`."""

@@ -93,6 +93,32 @@ class Frame:
         return sum(self.counts.values())
 
 
+def cached_frame(layer, bounds, width: int, height: int, grades, ent_mask, mask_key, spread,
+                 palette_index: bool, aggregate) -> Frame:
+    """A view's :class:`Frame` through ``layer``'s LRU cache (its ``_cache``, ``_lock`` and
+    ``cache_size``): cached when there is no filter or the filter is named (``mask_key``);
+    otherwise ``aggregate()`` (counts, totals) is shaded with the layer's own kernels."""
+    key = None
+    if ent_mask is None or mask_key is not None:
+        key = (tuple(round(float(b), 9) for b in bounds), int(width), int(height),
+               tuple(sorted(grades)), mask_key, spread, palette_index)
+        with layer._lock:
+            hit = layer._cache.get(key)
+            if hit is not None:
+                layer._cache.move_to_end(key)
+                return hit
+    counts, totals = aggregate()
+    shade = layer.shade_index if palette_index else layer.shade
+    img, tmax = shade(counts, spread=spread)
+    fr = Frame(image=img, bounds=tuple(map(float, bounds)), counts=totals, max_count=tmax)
+    if key is not None:
+        with layer._lock:
+            layer._cache[key] = fr
+            while len(layer._cache) > layer.cache_size:
+                layer._cache.popitem(last=False)
+    return fr
+
+
 @dataclass
 class PointLayer:
     """All risk points in memory: float32 x/y, grade (uint8), enterprise index (int32).
@@ -283,26 +309,10 @@ class PointLayer:
         The image is packed RGBA (uint32), or with ``palette_index`` one uint8 index of
         :func:`palette` per pixel (what the risk map sends to the browser).
         """
-        key = None
-        if ent_mask is None or mask_key is not None:
-            key = (tuple(round(float(b), 9) for b in bounds), int(width), int(height),
-                   tuple(sorted(grades)), mask_key, spread, palette_index)
-            with self._lock:
-                hit = self._cache.get(key)
-                if hit is not None:
-                    self._cache.move_to_end(key)
-                    return hit
-        counts, totals = self.aggregate(bounds, width, height, grades=grades, ent_mask=ent_mask,
-                                        reuse=True)
-        shade = self.shade_index if palette_index else self.shade
-        img, tmax = shade(counts, spread=spread)
-        fr = Frame(image=img, bounds=tuple(map(float, bounds)), counts=totals, max_count=tmax)
-        if key is not None:
-            with self._lock:
-                self._cache[key] = fr
-                while len(self._cache) > self.cache_size:
-                    self._cache.popitem(last=False)
-        return fr
+        return cached_frame(self, bounds, width, height, grades, ent_mask, mask_key, spread,
+                            palette_index, lambda: self.aggregate(
+                                bounds, width, height, grades=grades, ent_mask=ent_mask,
+                                reuse=True))
 
     def candidates(self, bounds) -> int:
         """How many points a view of ``bounds`` reads (the points of the cells it covers)."""

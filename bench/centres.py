@@ -26,6 +26,8 @@ import threading
 import time
 from pathlib import Path
 
+import pyarrow as pa
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
@@ -34,6 +36,21 @@ sys.path.insert(0, str(ROOT / "bench"))
 def pct(xs, q):
     xs = sorted(xs)
     return xs[min(len(xs) - 1, int(round(q * (len(xs) - 1))))] if xs else None
+
+
+def acknowledged_and_heard(actor, listener, alarm_ids) -> list[float]:
+    """Milliseconds from acknowledging each alarm on ``actor`` to its news on ``listener``'s
+    hub (the same console: the embedded baseline)."""
+    out = []
+    for alarm_id in alarm_ids:
+        heard = threading.Event()
+        sub = listener.hub.subscribe(["alarm"], notify=heard.set)
+        t0 = time.perf_counter()
+        actor.alarms.acknowledge(alarm_id, "bench")
+        heard.wait(10)
+        out.append((time.perf_counter() - t0) * 1e3)
+        listener.hub.unsubscribe(sub)
+    return out
 
 
 def main() -> None:
@@ -109,33 +126,16 @@ def main() -> None:
         time.sleep(0.5)
         ids = a.store.arrow("SELECT alarm_id FROM alarms WHERE state = 'raised' AND alarm_id > "
                             "1e9 ORDER BY 1").column(0).to_pylist()[:args.samples]
-        a_to_b = []
-        for alarm_id in ids:
-            ev = threading.Event()
-            sub = b.hub.subscribe(["alarm"], notify=ev.set)
-            t0 = time.perf_counter()
-            a.alarms.acknowledge(alarm_id, "bench")
-            ev.wait(10)
-            a_to_b.append((time.perf_counter() - t0) * 1e3)
-            b.hub.unsubscribe(sub)
+        a_to_b = acknowledged_and_heard(a, b, ids)
         # baseline: the same action on an embedded console, heard on its own hub
         emb_ids = []
         for r in sensors:
-            emb.alarm_engine.evaluate(__import__("pyarrow").table({
-                "ts": __import__("pyarrow").array([int(time.time() * 1e6)]).cast(
-                    __import__("pyarrow").timestamp("us", tz="UTC")),
+            emb.alarm_engine.evaluate(pa.table({
+                "ts": pa.array([int(time.time() * 1e6)]).cast(pa.timestamp("us", tz="UTC")),
                 "sensor_id": [r["sensor_id"]], "value": [r["hi_hi"] + 1.0]}))
         emb_ids = emb.store.arrow("SELECT alarm_id FROM alarms WHERE state = 'raised' "
                                   "ORDER BY 1").column(0).to_pylist()[:args.samples]
-        embedded = []
-        for alarm_id in emb_ids:
-            ev = threading.Event()
-            sub = emb.hub.subscribe(["alarm"], notify=ev.set)
-            t0 = time.perf_counter()
-            emb.alarms.acknowledge(alarm_id, "bench")
-            ev.wait(10)
-            embedded.append((time.perf_counter() - t0) * 1e3)
-            emb.hub.unsubscribe(sub)
+        embedded = acknowledged_and_heard(emb, emb, emb_ids)
     finally:
         for c in consoles:
             c.stop()

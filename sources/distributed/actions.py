@@ -28,6 +28,7 @@ import datetime as dt
 import functools
 import logging
 import re
+import secrets
 from typing import Any
 
 import param
@@ -53,10 +54,32 @@ ACTIONS: dict[tuple[str, str], tuple[str, str, tuple[int, str] | None, str]] = {
     ("materials", "reject"): ("dispatch", "local", (0, "dispatch_id"), "now"),
     ("materials", "ship"): ("dispatch", "local", (0, "dispatch_id"), "now"),
     ("materials", "receive"): ("dispatch", "local", (0, "dispatch_id"), "now"),
+    ("materials", "adjust"): ("stock", "local", None, "now"),
+    ("experts", "draw"): ("expert_task", "local", None, "now"),
+    ("experts", "redraw"): ("expert_task", "local", (0, "task_id"), "now"),
+    ("experts", "rate"): ("expert_task", "local", (0, "task_id"), "now"),
+    ("experts", "record_fee"): ("expert_task", "local", (0, "task_id"), "now"),
     ("command", "open_incident"): ("incident", "local", None, "now"),
+    ("command", "take_over"): ("incident", "local", (0, "feed_incident_id"), "now"),
+    ("command", "open_from_alarm"): ("incident", "local", None, "now"),
+    ("command", "correct"): ("incident", "local", (0, "incident_id"), "now"),
+    ("command", "set_grade"): ("incident", "local", (0, "incident_id"), "now"),
+    ("command", "launch_response"): ("incident", "local", (0, "incident_id"), "now"),
+    ("command", "tick_item"): ("incident", "local", (0, "incident_id"), "now"),
+    ("command", "add_note"): ("incident", "local", (0, "incident_id"), "now"),
+    ("command", "close_incident"): ("incident", "local", (0, "incident_id"), "now"),
+    ("command", "open_shelter"): ("incident", "local", (0, "incident_id"), "now"),
+    ("command", "request_materials"): ("incident", "local", (0, "incident_id"), "now"),
+    ("command", "draw_experts"): ("incident", "local", (0, "incident_id"), "now"),
+    ("command", "submit_report"): ("incident", "local", (0, "incident_id"), "now"),
+    ("command", "revise_report"): ("report", "local", (0, "report_id"), "now"),
     ("command", "assign_team"): ("team", "local", (1, "team_id"), "now"),
     ("command", "advance_task"): ("task", "local", (0, "task_id"), "now"),
 }
+#: Random choices fixed when an action is published (the keyword, set when the officer left
+#: it out): every replica then draws the same experts from the same pool.
+SEEDED = {("experts", "draw"): "seed", ("experts", "redraw"): "seed",
+          ("command", "draw_experts"): "seed"}
 WARNING_ACTIONS = ("issue", "update", "cancel")
 #: Alarm ids of a centre's engine start at ``int(code) * ALARM_ID_SPAN``.
 ALARM_ID_SPAN = 10**9
@@ -160,6 +183,9 @@ class Actions(param.Parameterized):
         kwargs = dict(kwargs)
         if kwargs.get(time_kw) is None:
             kwargs[time_kw] = dt.datetime.now(dt.UTC)
+        seed_kw = SEEDED.get((name, method))
+        if seed_kw and kwargs.get(seed_kw) is None:
+            kwargs[seed_kw] = secrets.randbits(62)
         key = None
         if obj is not None:
             pos, kw = obj

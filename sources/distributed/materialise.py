@@ -52,8 +52,12 @@ log = logging.getLogger("console.distributed")
 #: ``source -> methods`` an event of kind ``call`` may name (anything else is refused).
 REPLICATED: dict[str, tuple[str, ...]] = {
     "alarms": ("acknowledge", "dispose", "close"),
-    "materials": ("request_dispatch", "approve", "reject", "ship", "receive"),
-    "command": ("open_incident", "assign_team", "advance_task"),
+    "materials": ("request_dispatch", "approve", "reject", "ship", "receive", "adjust"),
+    "experts": ("draw", "redraw", "rate", "record_fee"),
+    "command": ("open_incident", "take_over", "open_from_alarm", "correct", "set_grade",
+                "launch_response", "tick_item", "add_note", "close_incident", "open_shelter",
+                "request_materials", "draw_experts", "submit_report", "revise_report",
+                "assign_team", "advance_task"),
 }
 #: Subjects of high-volume events whose last sequence nobody waits for.
 UNTRACKED = (".up.feed", ".up.alarms", ".up.escalate")
@@ -73,6 +77,7 @@ class Targets(param.Parameterized):
     warnings = param.ClassSelector(class_=WarningSource, default=None, allow_None=True,
                                    doc="Warnings (None: warning events are not applied).")
     materials = param.Parameter(default=None, doc="The material inventory (MaterialSource).")
+    experts = param.Parameter(default=None, doc="The expert registry (ExpertSource).")
     command = param.Parameter(default=None, doc="Incident command (CommandSource).")
     geography = param.ClassSelector(class_=CountyGeometry, default=None, allow_None=True,
                                     doc="Counties (the feed writers' warning checks).")
@@ -87,7 +92,7 @@ class Targets(param.Parameterized):
     def of_console(cls, console) -> Targets:
         return cls(store=console.store, hub=console.hub, alarms=console.alarms,
                    warnings=console.warnings, materials=console.materials,
-                   command=console.command, geography=console.geography)
+                   experts=console.experts, command=console.command, geography=console.geography)
 
     def writer(self, url: str) -> FeedWriter:
         """The feed writer of one feed (its stored seqs read once)."""

@@ -185,22 +185,145 @@ def test_two_officers_on_two_processes_one_wins(centre):
         b.store.df("SELECT * FROM alarms ORDER BY alarm_id"))
 
 
-def test_an_action_not_replicated_is_refused_and_writes_nothing(centre):
+#: Tables an incident's whole command workflow writes (beside ``REPLICATED``).
+COMMAND_TABLES = ("incidents", "command_incidents", "command_plan_items", "command_notes",
+                  "command_plan_ticks", "command_reports", "command_tasks",
+                  "command_task_states", "command_commitments", "dispatches", "stock",
+                  "stock_ledger", "expert_tasks", "expert_draws", "expert_draw_members",
+                  "expert_ratings", "expert_fees", "experts")
+
+
+def table(store, name: str):
+    """Every row of ``name`` in a fixed order (all columns), for a row-for-row comparison."""
+    return store.df(f"SELECT * FROM {name} ORDER BY ALL")
+
+
+def test_every_command_and_inventory_action_is_replicated(centre):
+    """An incident's whole workflow, its steps alternating between two processes: each step
+    is heard on the other process, refusals are the embedded console's own, and at the end
+    both views hold the same rows in every table the workflow writes."""
+    from sources.command.common import CommandError
+    from sources.inventory.common import InventoryError
+
+    a, b, node, feed = centre
+    missing = [t for t in COMMAND_TABLES if not a.store.scalar(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [t])]
+    assert not missing, missing
+
+    def on_both(sql, params, what):  # a step taken on one process, seen on the other
+        for c in (a, b):
+            wait_for(lambda c=c: c.store.scalar(sql, params), what=f"{what} on both")
+
+    inc = a.command.open_incident(subtype="flood", user="li", county_code="370102",
+                                  title="城区内涝", deaths=0)
+    iid = inc["incident_id"]
+    on_both("SELECT count(*) FROM command_incidents WHERE incident_id = ?", [iid], "intake")
+    v2 = b.command.correct(iid, user="wang", deaths=2, note="续报伤亡")
+    assert v2["version"] == 2
+    on_both("SELECT max(version) = 2 FROM command_incidents WHERE incident_id = ?", [iid], "correction")
+    with pytest.raises(CommandError) as e:  # the embedded refusal, from the other process
+        a.command.set_grade(iid, "II", user="zhao", reason="")
+    assert e.value.key == "command.error.need_reason"
+    v3 = a.command.set_grade(iid, "II", user="zhao", reason="主城区大面积积水")
+    assert (v3["grade"], v3["grade_reason"]) == ("II", "主城区大面积积水")
+    r = b.command.launch_response(iid, "III", user="wang")
+    assert r["response_level"] == "III"
+    on_both("SELECT count(*) FROM command_plan_items WHERE incident_id = ?", [iid], "checklist")
+    a.command.tick_item(iid, 1, user="li")
+    with pytest.raises(CommandError) as e:  # ticked on A: B's officer is told by whom
+        b.command.tick_item(iid, 1, user="zhao")
+    assert e.value.key == "command.error.already_ticked" and e.value.fmt["who"] == "li"
+    note_id = b.command.add_note(iid, "现场排涝泵车已到位", user="wang")
+    on_both("SELECT count(*) FROM command_notes WHERE note_id = ?", [note_id], "note")
+
+    support = a.command.support(iid)
+    shelter = int(support["shelters"].shelter_id.iloc[0])
+    t_shelter = b.command.open_shelter(iid, shelter, people=10, user="wang")
+    wh = int(support["warehouses"].warehouse_id.iloc[0])
+    kind = a.command.warehouse_stock(wh).query("countable and quantity >= 3").iloc[0]
+    t_mat = a.command.request_materials(iid, kind_id=int(kind.kind_id), quantity=2,
+                                        warehouse_id=wh, user="li")
+    t_exp = b.command.draw_experts(iid, n=1, user="wang", type=None)  # no seed given
+    seeds = {c.store.scalar("SELECT seed FROM expert_draws WHERE draw_id = ?",
+                            [t_exp["draw_id"]]) for c in (a, b)}
+    assert len(seeds) == 1 and None not in seeds  # fixed once, when published
+
+    # the expert desk: a draw, a redraw, a rating and a fee, alternating
+    draw = a.experts.draw(n=2, title="会商专家", tags=[], type=None, actor="li")
+    on_both("SELECT count(*) FROM expert_draw_members WHERE task_id = ?", [draw["task_id"]],
+            "draw")
+    assert b.experts.replay(draw["draw_id"]) == list(draw["result"])  # B drew the same
+    new = b.experts.redraw(draw["task_id"], draw["result"][0], actor="wang", reason="出差")
+    assert new["result"][0] not in draw["result"]
+    kept = draw["result"][1]
+    rating = a.experts.rate(draw["task_id"], kept, professionalism=5, conduct=4,
+                            timeliness=3, actor="li")
+    with pytest.raises(InventoryError) as e:
+        b.experts.rate(draw["task_id"], kept, professionalism=1, conduct=1, timeliness=1)
+    assert e.value.key == "inventory.error.already_rated"
+    on_both("SELECT rating = ? FROM experts WHERE expert_id = ?", [rating, kept], "rating")
+    fee_id = b.experts.record_fee(draw["task_id"], kept, days=2, daily_rate=800, travel=150,
+                                  actor="wang")
+    on_both("SELECT amount = 1750 FROM expert_fees WHERE fee_id = ?", [fee_id], "fee")
+
+    # stock taken in on A, written off on B; a write-off beyond the stock refused on both
+    held = a.materials.adjust(warehouse_id=wh, kind_id=int(kind.kind_id), delta=5, actor="li")
+    assert b.materials.adjust(warehouse_id=wh, kind_id=int(kind.kind_id), delta=-1,
+                              actor="wang") == held - 1
+    with pytest.raises(InventoryError) as e:
+        a.materials.adjust(warehouse_id=wh, kind_id=int(kind.kind_id), delta=-1e9, actor="li")
+    assert e.value.key == "inventory.error.short_adjust"
+
+    # reports: submitted on B, revised on A
+    rep = b.command.submit_report(iid, "first", "首报：城区内涝，死亡 2 人", user="wang",
+                                  recipient="市应急管理局")
+    rev = a.command.revise_report(rep["report_id"], "首报（更正）：死亡 2 人，转移 10 人",
+                                  user="li")
+    assert rev["version"] == 2
+    # tasks ended on either process, then closed on B: refused on A while one is active
+    for task, c in ((t_shelter, a), (t_mat, b)):
+        c.command.advance_task(task["task_id"], "cancelled", user="li")
+    with pytest.raises(CommandError) as e:
+        a.command.close_incident(iid, user="li")
+    assert e.value.key == "command.error.active_tasks"
+    b.command.advance_task(t_exp["task_id"], "cancelled", user="wang")
+    closed = b.command.close_incident(iid, user="wang", note="积水排除")
+    assert closed["status"] == "closed"
+    on_both("SELECT count(*) FROM command_incidents WHERE incident_id = ? AND "
+            "status = 'closed'", [iid], "closed")
+
+    # both views hold the same rows, row for row, in every table the workflow wrote
+    wait_for(lambda: a.materialiser.position == b.materialiser.position,
+             what="A and B at the same position")
+    for name in COMMAND_TABLES:
+        ta, tb = table(a.store, name), table(b.store, name)
+        assert len(ta) > 0 or name in ("stock",), name
+        assert ta.equals(tb), f"{name} differs between A and B"
+    assert a.command.timeline(iid, nearby=False).kind.tolist() == \
+        b.command.timeline(iid, nearby=False).kind.tolist()
+
+
+def test_a_write_that_is_no_event_is_refused_and_writes_nothing(centre):
     from sources.distributed.viewstore import NotReplicated
 
     a, b, node, feed = centre
-    before = counts(a.store), a.store.scalar("SELECT count(*) FROM expert_draws")
+    before = counts(a.store), a.store.scalar("SELECT count(*) FROM drills")
     with pytest.raises(NotReplicated, match="not replicated in distributed mode"):
-        a.experts.draw(n=1, title="抽取", actor="li")
-    with pytest.raises(NotReplicated):
-        a.materials.adjust(warehouse_id=1, kind_id=2, delta=5, actor="li")
-    assert (counts(a.store), a.store.scalar("SELECT count(*) FROM expert_draws")) == before
+        with a.store.transaction() as cur:  # a write from code that publishes no event
+            cur.execute("INSERT INTO drills (drill_id, scenario, title, started_at, "
+                        "started_by) VALUES ('D1', 's', 't', now(), 'li')")
+    assert (counts(a.store), a.store.scalar("SELECT count(*) FROM drills")) == before
+    # drills are not available here: no scenario player behind a serving process
+    from sources.drills.desk import DrillError
+
+    with pytest.raises(DrillError, match="no feed here plays drills"):
+        a.drills.start("linyi_rainstorm", actor="li")
     # a hostile event on the log naming a method that is not an action changes nothing
     from sources.distributed.log import subject
 
     a.materialiser.log.publish(subject("370102", "dispatch", 1, scope="local"),
-                               {"source": "materials", "method": "adjust", "args": [],
-                                "kwargs": {"warehouse_id": 1, "kind_id": 2, "delta": 1e9}},
+                               {"source": "experts", "method": "_record_draw", "args": [],
+                                "kwargs": {"task_id": 1, "n": 1}},
                                kind="call")
     wait_for(lambda: a.materialiser.refused >= 1 and b.materialiser.refused >= 1,
              what="refused on both")

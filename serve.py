@@ -76,6 +76,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--distributed", default=None, metavar="CENTRES.json",
                    help="serve a view of a centre's event log (docs/DISTRIBUTED.md)")
     p.add_argument("--centre", default=None, help="with --distributed: this centre's code")
+    p.add_argument("--risk-workers", type=int, default=None, metavar="N",
+                   help="keep the risk points on N local Dask worker processes (the [scale] "
+                        "extra; docs/SCALE.md) instead of in this process")
+    p.add_argument("--risk-scheduler", default=None, metavar="tcp://HOST:PORT",
+                   help="keep the risk points on the workers of this Dask scheduler (they "
+                        "read the points' Parquet files beside --db: a shared file system)")
     p.add_argument("--malloc-trim-s", type=float, default=60.0,
                    help="return freed memory to the system every N seconds, with malloc "
                         "arenas capped at 2 (glibc; 0: neither)")
@@ -159,7 +165,41 @@ def check_options(args: argparse.Namespace) -> None:
     if not args.users and not args.no_login and args.address not in LOOPBACK:
         raise StartError(f"--address {args.address} without --users: every page would be open "
                          "to the network; give --users FILE (or --no-login on a closed network)")
+    check_risk_cluster(args)
     check_store(Path(args.db))
+
+
+def check_risk_cluster(args: argparse.Namespace) -> None:
+    """``--risk-workers`` / ``--risk-scheduler``: one of them, well formed, Dask installed."""
+    from urllib.parse import urlsplit
+
+    workers, scheduler = getattr(args, "risk_workers", None), getattr(args, "risk_scheduler", None)
+    if workers is None and scheduler is None:
+        return
+    if workers is not None and scheduler is not None:
+        raise StartError("--risk-workers and --risk-scheduler: give one of them (local workers, "
+                         "or the workers of a running scheduler)")
+    if args.distributed:
+        raise StartError("--risk-workers/--risk-scheduler are not options of a --distributed "
+                         "serving process yet; serve its risk layer in process")
+    if workers is not None and not 1 <= workers <= 256:
+        raise StartError(f"--risk-workers {workers}: a number of worker processes, 1 to 256")
+    if scheduler is not None:
+        parts = urlsplit(scheduler)
+        if parts.scheme not in ("tcp", "tls") or not parts.hostname or not parts.port:
+            raise StartError(f"--risk-scheduler {scheduler!r}: a Dask scheduler address is "
+                             "tcp://host:port (or tls://host:port)")
+    import importlib.util
+
+    if importlib.util.find_spec("distributed") is None:
+        raise StartError("--risk-workers/--risk-scheduler need Dask: pip install -e '.[scale]'")
+
+
+def risk_cluster(args: argparse.Namespace) -> str | None:
+    """The console's ``risk_cluster`` of these options (None: points in this process)."""
+    if getattr(args, "risk_workers", None) is not None:
+        return f"local:{args.risk_workers}"
+    return getattr(args, "risk_scheduler", None)
 
 
 def check_store(path: Path) -> None:
@@ -257,7 +297,7 @@ def build_console(args: argparse.Namespace, *, first_start: bool = False):
     try:
         return Console(store=Store(db), lang=args.lang, feeds=list(args.feed), demo=demo,
                        keep_readings_days=args.keep_readings_days,
-                       malloc_trim_s=args.malloc_trim_s)
+                       malloc_trim_s=args.malloc_trim_s, risk_cluster=risk_cluster(args))
     except BaseException as exc:
         if demo is not None:
             demo.stop()

@@ -110,6 +110,12 @@ class Console(param.Parameterized):
                                    doc="Days of audit log kept (at least 180).")
     load_layers = param.Boolean(default=True, doc="Load the risk point layer at start "
                                 "(else on first use) and warm the wall in the background.")
+    risk_cluster = param.String(
+        default=None, allow_None=True,
+        doc="Where the risk points live: None (in this process), 'local:N' (a Dask "
+            "LocalCluster of N worker processes owned by the console) or a scheduler address "
+            "'tcp://host:port' (its workers read the points' Parquet files from the path "
+            "beside the store: a shared file system). Needs the [scale] extra.")
     started_at = param.Number(default=None, allow_None=True, doc="Epoch seconds of start().")
     server = param.Parameter(default=None, doc="The Bokeh server serving the console "
                              "(set by serve.py; /health counts its open pages).")
@@ -175,7 +181,8 @@ class Console(param.Parameterized):
         if self._layer is None:
             with self._layer_lock:
                 if self._layer is None:
-                    layer = self.risk.load_layer()
+                    layer = (self.risk.load_layer() if not self.risk_cluster
+                             else self._partitioned_layer())
                     # compile and warm the kernels before the first page asks for a frame
                     pts = layer.points
                     pts.frame(pts.extent, 64, 64, palette_index=True)
@@ -183,6 +190,29 @@ class Console(param.Parameterized):
                     pts.counts_in(pts.extent)
                     self._layer = layer
         return self._layer
+
+    def _partitioned_layer(self) -> RiskLayer:
+        """The risk layer on Dask workers (``risk_cluster``): the points exported to Parquet
+        beside the store, read and partitioned by the workers."""
+        from sources.risk.partition_io import load_partitioned_layer
+
+        where = self.risk_cluster
+        build = ({"n_workers": int(where.split(":", 1)[1])} if where.startswith("local:")
+                 else {"scheduler": where})
+        directory = Path(self.store.path).with_name(Path(self.store.path).stem + ".points")
+        return load_partitioned_layer(self.risk, directory, **build)
+
+    def risk_layer_status(self) -> dict | None:
+        """Where the shared risk layer's points are (for ``/health``); None before it loads."""
+        layer = self._layer
+        if layer is None:
+            return None
+        points = layer.points
+        meta = getattr(points, "meta", None)
+        if meta is None:
+            return {"kind": "in-process", "points": len(points)}
+        return {"kind": "partitioned", "points": len(points), "partitions": len(meta),
+                "workers": len({m["worker"] for m in meta}), "cluster": self.risk_cluster}
 
     # ------------------------------------------------------------------ lifecycle
     def services(self) -> list[Service]:
@@ -250,6 +280,13 @@ class Console(param.Parameterized):
             except Exception:  # noqa: BLE001 - keep stopping the rest
                 log.exception("stopping %r", thing)
         self.sandbox.stop()  # its processes start on a page's first query, started or not
+        points = getattr(self._layer, "points", None)
+        close = getattr(points, "close", None) if hasattr(points, "meta") else None
+        if close is not None:  # a partitioned layer: its workers (and a cluster it owns)
+            try:
+                close()
+            except Exception:  # noqa: BLE001 - keep stopping
+                log.exception("closing the risk layer's workers")
         if close_store:
             self.store.close()
 
@@ -324,4 +361,5 @@ class Console(param.Parameterized):
             "memory": self.memory(),
             "feeds": [ingest.status() for ingest in self.ingests],
             "services": services,
+            "risk_layer": self.risk_layer_status(),
         }

@@ -116,17 +116,21 @@ def test_kill_a_log_server_and_a_serving_process_under_a_feed(tmp_path, registry
                 break
             end = now_end
         assert centre.procs["serve-0"].pid != victim.pid  # restarted by the centre
+        health = {p: get(f"http://127.0.0.1:{p}/health")[1].get("services", {}).get(
+            "Materialiser") for p in centre.ports}  # named in a failure below
     finally:
         if admin is not None:
             admin.stop()
         centre.stop()
         feed._stop.set()
         servers.stop()
+    held = {}
     for i in range(2):
         con = duckdb.connect(str(tmp_path / "var" / f"serve-{i}.duckdb"), read_only=True)
-        n, distinct = con.execute("SELECT count(*), count(DISTINCT seq) FROM readings").fetchone()
+        held[i] = con.execute("SELECT count(*), count(DISTINCT seq) FROM readings").fetchone()
         con.close()
-        assert (n, distinct) == (sent, sent), f"serve-{i}: {n} rows, {distinct} seqs of {sent}"
+    assert all(v == (sent, sent) for v in held.values()), \
+        f"rows, seqs per process {held} of {sent}; end of log {end}; materialisers {health}"
 
 
 def settled(admin, stream: str, quiet_s: float = 3.0) -> int:

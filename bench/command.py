@@ -36,6 +36,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from tests.ui.deep import WATCH_JS as PAGE_JS  # noqa: E402 - shadow-root search, watchers
+
 DEMO = Path("/tmp/command-bench/demo.duckdb")
 KINDS = ("hazchem_leak", "fire", "explosion", "flood", "landslide")
 
@@ -120,41 +122,6 @@ def decision_support(args) -> dict:
 
 
 # ---------------------------------------------------------------------- browser
-PAGE_JS = """
-window.__deep = (sel) => {
-  const roots = [document];
-  while (roots.length) {
-    const root = roots.pop();
-    const hit = root.querySelector(sel);
-    if (hit) return hit;
-    for (const el of root.querySelectorAll('*')) if (el.shadowRoot) roots.push(el.shadowRoot);
-  }
-  return null;
-};
-window.__seen = {};
-window.__watch = (host, text, key) => {
-  const el = window.__deep(host);
-  const root = el.shadowRoot || el;
-  const tick = () => {
-    if ((root.textContent || '').includes(text)) { window.__seen[key] = Date.now(); return; }
-    setTimeout(tick, 10);
-  };
-  tick();
-};
-window.__watchChange = (host, key) => {
-  // notes when the text of ``host`` first differs from what it is now
-  const el = window.__deep(host);
-  const root = el.shadowRoot || el;
-  const before = root.textContent || '';
-  const tick = () => {
-    if ((root.textContent || '') !== before) { window.__seen[key] = Date.now(); return; }
-    setTimeout(tick, 10);
-  };
-  tick();
-};
-document.addEventListener('pointerdown', () => { window.__click = Date.now(); }, true);
-"""
-
 
 def browser_push(args) -> dict:
     from playwright.sync_api import sync_playwright

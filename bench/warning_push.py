@@ -28,46 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-# Deep search through open shadow roots (every Panel pane has its own); a watcher polls one
-# element's shadow root every 10 ms for a text and notes the time it first appears.
-PAGE_JS = """
-window.__deep = (sel) => {
-  const roots = [document];
-  while (roots.length) {
-    const root = roots.pop();
-    const hit = root.querySelector(sel);
-    if (hit) return hit;
-    for (const el of root.querySelectorAll('*')) if (el.shadowRoot) roots.push(el.shadowRoot);
-  }
-  return null;
-};
-window.__text = (sel) => {
-  const el = window.__deep(sel);
-  return el ? ((el.shadowRoot || el).textContent || '') : '';
-};
-window.__seen = {};
-window.__watch = (host, text) => {
-  const el = window.__deep(host);
-  const root = el.shadowRoot || el;
-  const tick = () => {
-    if ((root.textContent || '').includes(text)) { window.__seen[text] = Date.now(); return; }
-    setTimeout(tick, 10);
-  };
-  tick();
-};
-window.__watchChange = (host, key) => {
-  // notes when the text of ``host`` first differs from what it is now
-  const el = window.__deep(host);
-  const root = el.shadowRoot || el;
-  const before = root.textContent || '';
-  const tick = () => {
-    if ((root.textContent || '') !== before) { window.__seen[key] = Date.now(); return; }
-    setTimeout(tick, 10);
-  };
-  tick();
-};
-document.addEventListener('pointerdown', () => { window.__click = Date.now(); }, true);
-"""
+from tests.ui.deep import WATCH_JS as PAGE_JS  # noqa: E402 - shadow-root search, watchers
 
 
 def fill_draft(page, headline: str, county: str) -> None:

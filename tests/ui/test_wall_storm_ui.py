@@ -18,22 +18,11 @@ import duckdb
 import pytest
 
 from tests.conftest import start_console, wait_until
+from tests.ui.deep import DEEP_JS
 from tests.ui.feeds import ScriptedFeed
 
 pytestmark = [pytest.mark.ui, pytest.mark.slow]
 
-DEEP_JS = """
-window.__deep = (sel) => {
-  const roots = [document];
-  while (roots.length) {
-    const root = roots.pop();
-    const hit = root.querySelector(sel);
-    if (hit) return hit;
-    for (const el of root.querySelectorAll('*')) if (el.shadowRoot) roots.push(el.shadowRoot);
-  }
-  return null;
-};
-"""
 
 SHOWN_JS = """() => {
   const kpi = (key) => {

@@ -12,28 +12,14 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import start_console, wait_until
+from tests.ui.deep import DEEP_JS as BASE_DEEP_JS
 
 pytestmark = [pytest.mark.ui, pytest.mark.slow]
 SHOTS = Path(tempfile.gettempdir()) / "warnings-ui"
 SHOTS.mkdir(exist_ok=True)
 
-# Deep search through open shadow roots (every Panel pane has its own).
-DEEP_JS = """
-window.__deep = (sel, text) => {
-  const roots = [document];
-  while (roots.length) {
-    const root = roots.pop();
-    for (const el of root.querySelectorAll(sel)) {
-      if (!text || (el.textContent || '').includes(text)) return el;
-    }
-    for (const el of root.querySelectorAll('*')) if (el.shadowRoot) roots.push(el.shadowRoot);
-  }
-  return null;
-};
-window.__text = (sel) => {
-  const el = window.__deep(sel);
-  return el ? (el.shadowRoot ? el.shadowRoot.textContent : el.textContent) : '';
-};
+# A watcher of one text (its own: it notes one time, present or gone), on the shared search.
+DEEP_JS = BASE_DEEP_JS + """
 window.__watch = (sel, text, present, host) => {
   // with ``host``, poll only that element's shadow root (cheap); else search everything
   window.__seen = null;

@@ -180,6 +180,10 @@ class CommandSource(Intake, TaskActions, ReportActions, DecisionSupport, Replay,
         if len(df):
             df["_g"] = df["grade"].map({g: i for i, g in enumerate(GRADES)})
             df = df.sort_values(["_g", "learned_at"], ascending=[True, False]).drop(columns="_g")
+        for col in ("response_level", "next_report", "county_code", "drill_id"):
+            # a text column with gaps: None, not the NaN pandas puts beside strings (a NaN is
+            # truthy: "command.report." + NaN broke the incident list with a feed incident)
+            df[col] = df[col].astype(object).where(df[col].notna(), None)
         return df.reset_index(drop=True)
 
     def _task_counts(self, ids: list[str]) -> dict[str, dict[str, int]]:

@@ -53,6 +53,22 @@ def test_incident_list_shows_grade_response_and_countdown(src, leak):
     assert view.incident_id == leak["incident_id"]
 
 
+def test_incident_list_with_a_feed_incident_beside_a_commanded_one(src, store, leak, clock):
+    """A feed incident has no response and no report due: its cells say so (it broke the
+    whole /command page once: the gaps came as NaN beside the commanded incident's text)."""
+    store.execute("INSERT INTO incidents VALUES ('ws://feed', 7, ?, 'INC-1', 'fire', 117.0, "
+                  "36.6, '仓库火灾', 'orange', 'open', '370102', NULL, NULL)", [clock()])
+    df = src.wall_incidents()
+    assert set(df.origin) == {"feed", "officer"}
+    assert all(v is None or isinstance(v, str) for c in ("response_level", "next_report")
+               for v in df[c])
+    view = IncidentList(source=src, lang="zh")
+    rows = view.table.value.set_index(df.incident_id)
+    assert (rows.loc["INC-1", "response_level"], rows.loc["INC-1", "next_report"],
+            rows.loc["INC-1", "countdown"]) == ("—", "—", "")
+    assert rows.loc[leak["incident_id"], "next_report"] == "首报"
+
+
 def test_workspace_card_rule_and_checklist(src, leak, clock):
     view = IncidentWorkspace(source=src, lang="zh", incident_id=leak["incident_id"])
     card = view.card.object

@@ -32,12 +32,14 @@ reported too (``live``).
 Measured per setup: time until every wall is open, the median, ``/health`` p50/max meanwhile (polled
 every 0.25 s through the front, as a wall's clock does: behind nginx each poll lands on a
 process chosen by a fresh key), and the CPU seconds each process spent during the burst —
-serving processes, ingest node, nginx, nats-server, and this script (clients, feed, poller),
-all on the same machine.
+serving processes, ingest node, nginx, nats-server, the demo feed (a thread of this script)
+and the rest of this script (the walls' clients and the ``/health`` poller), all on the same
+machine.
 """
 from __future__ import annotations
 
 import os
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -49,12 +51,15 @@ CODE = "370000"
 
 
 class Processes:
-    """CPU seconds of named processes, each with its children (nginx's worker)."""
+    """CPU seconds of named processes, each with its children (nginx's worker), and of this
+    script: named threads of it (``threads``: name -> native thread id) apart, the rest as
+    ``bench (clients)``."""
 
-    def __init__(self, pids: dict[str, int]):
+    def __init__(self, pids: dict[str, int], threads: dict[str, int] | None = None):
         import psutil
 
         self.procs = {name: psutil.Process(pid) for name, pid in pids.items()}
+        self.me, self.threads = psutil.Process(), dict(threads or {})
 
     def cpu_each(self) -> dict[str, float]:
         import psutil
@@ -69,6 +74,12 @@ class Processes:
             except psutil.NoSuchProcess:  # died: its figure stops at what was read
                 pass
             out[name] = total
+        mine = self.me.cpu_times()
+        by_id = {t.id: t.user_time + t.system_time for t in self.me.threads()}
+        for name, tid in self.threads.items():
+            out[name] = by_id.get(tid, 0.0)
+        out["bench (clients)"] = mine.user + mine.system - sum(
+            out[name] for name in self.threads)
         return out
 
     def cpu(self) -> float:
@@ -154,7 +165,8 @@ def measure(args, front: str, direct: list[str], pids: dict[str, int]) -> dict:
         clients, _ = protocol_burst(url, path, 1, 120, origin=front, until="doc")
         if clients[0].error:
             raise RuntimeError(f"a wall on {url} failed: {clients[0].error}")
-    procs = Processes({**pids, "bench (clients)": os.getpid()})
+    feed = {t.native_id for t in threading.enumerate() if t.name == "demo-feed"}
+    procs = Processes(pids, {"demo feed": feed.pop()} if len(feed) == 1 else {})
     load_before = load()
     health = HealthPoller(front)
     try:

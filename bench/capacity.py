@@ -1,6 +1,7 @@
 """Benchmark (not a test): what an open page costs the server, and the wall under a storm.
 
-``python bench/capacity.py [--db PATH] [--walls 10] [--rate 400] [--minutes 1] [--burst 50]``
+``python bench/capacity.py [--db PATH] [--walls 10] [--rate 400] [--minutes 1] [--burst 50]
+[--phases idle,storm,burst,spread] [--processes 1,3]``
 
 One console (``serve.py``) on a copy of a store (default: a ``small`` demo store built here)
 reading the demo feed (``data.simulate``'s province, run in this process at speed 1 so every
@@ -19,6 +20,11 @@ event it sends is stamped here), and headless Debian Chromium pages (Playwright)
    its ticker with a page opened afterwards.
 3. **burst** — ``--burst`` walls opened at once: time until every one is live, ``/health``
    max meanwhile; baseline: one wall opened alone.
+4. **spread** (not run by default; ``--phases spread --processes 1,3``) — the same burst of
+   browserless walls, first on the embedded console (one process: the baseline), then on a
+   distributed centre of each ``--processes`` serving processes behind nginx's sticky
+   routing (``bench/capacity_spread.py``): time until all are live, median, ``/health``
+   p50/max, every process's CPU seconds.
 
 Event → wall: warnings and incidents are marked ``⟨n⟩`` in their headline/title by this
 script's feed (the only change to the simulator's storm); a wall has event *n* when its
@@ -35,6 +41,7 @@ with every phase (the figures move 2–3× on a loaded machine).
 from __future__ import annotations
 
 import argparse
+import http.cookiejar
 import itertools
 import json
 import os
@@ -45,6 +52,7 @@ import tempfile
 import threading
 import time
 import urllib.request
+from contextlib import ExitStack
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -291,6 +299,10 @@ class Server:
         t = self.proc.cpu_times()
         return t.user + t.system
 
+    def cpu_each(self) -> dict[str, float]:
+        """CPU seconds by process (here the one)."""
+        return {"serve": self.cpu()}
+
     def rss_mb(self) -> float:
         return self.proc.memory_info().rss / 2**20
 
@@ -508,11 +520,13 @@ class WallClient:
     """A wall without a browser: what Chromium asks of the server for one page — the page
     (a new session), its websocket, the whole document (PULL-DOC) and then its patches —
     minus the drawing. Live once the document came and a first patch followed (the page's
-    periodic callbacks run). Many of them measure what the *server* can open at once; 50
-    Chromium pages on the same 2 cores mostly measure Chromium."""
+    data or periodic callbacks changed it: on the embedded console with its feed, within
+    a second). Many of them measure what the *server* can open at once; 50 Chromium pages
+    on the same 2 cores mostly measure Chromium."""
 
-    def __init__(self, url: str, path: str):
-        self.url, self.path = url, path
+    def __init__(self, url: str, path: str, origin: str | None = None):
+        self.url, self.path, self.origin = url, path, origin or url
+        self.doc_at: float | None = None  # the whole document came
         self.live_at: float | None = None
         self.error: str | None = None
         self.patches = 0
@@ -524,13 +538,19 @@ class WallClient:
         from websockets.asyncio.client import connect
 
         loop = asyncio.get_running_loop()
+        # the page's cookies go with its websocket, as a browser's do: behind nginx's sticky
+        # routing (sources.distributed.centre) they take it to the process that made the page
+        jar = http.cookiejar.CookieJar()
+        opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
         try:
-            html = await loop.run_in_executor(None, lambda: urllib.request.urlopen(
+            html = await loop.run_in_executor(None, lambda: opener.open(
                 self.url + self.path, timeout=300).read().decode())
             token = re.search(r'"token":"([^"]+)"', html).group(1)
             ws_url = self.url.replace("http", "ws", 1) + self.path.split("?")[0] + "/ws"
+            cookies = "; ".join(f"{c.name}={c.value}" for c in jar)
             async with connect(ws_url, subprotocols=["bokeh", token], max_size=None,
-                               origin=self.url, open_timeout=300, ping_interval=None) as ws:
+                               origin=self.origin, open_timeout=300, ping_interval=None,
+                               additional_headers={"Cookie": cookies} if cookies else None) as ws:
                 await self._read(ws)  # ACK
                 for part in ('{"msgid":"1","msgtype":"PULL-DOC-REQ"}', "{}", "{}"):
                     await ws.send(part)
@@ -538,7 +558,7 @@ class WallClient:
                 while True:  # ends when the burst is over (the task is cancelled)
                     kind = await self._read(ws)
                     if kind == "PULL-DOC-REPLY":
-                        pulled = True
+                        pulled, self.doc_at = True, time.time()
                     elif kind == "PATCH-DOC" and pulled:
                         self.patches += 1
                         if self.live_at is None:
@@ -557,16 +577,22 @@ class WallClient:
         return header.get("msgtype", "")
 
 
-def protocol_burst(url: str, path: str, n: int, timeout: float) -> tuple[list, float]:
-    """Open ``n`` browserless walls at once; returns them (live or not) and the start time."""
+def protocol_burst(url: str, path: str, n: int, timeout: float, origin: str | None = None,
+                   until: str = "live") -> tuple[list, float]:
+    """Open ``n`` browserless walls at once; returns them (live or not) and the start time.
+
+    ``origin``: the websocket's ``Origin`` (default ``url``; a serving process reached
+    directly, not through its nginx, accepts only nginx's). ``until``: the burst ends when
+    every wall is ``"live"`` (a first patch after the document) or has its ``"doc"``."""
     import asyncio
 
-    clients = [WallClient(url, path) for _ in range(n)]
+    clients = [WallClient(url, path, origin) for _ in range(n)]
+    done = (lambda c: c.live_at) if until == "live" else (lambda c: c.doc_at)
 
     async def main():
         tasks = [asyncio.create_task(c.run()) for c in clients]
         deadline = time.time() + timeout
-        while time.time() < deadline and not all(c.live_at or c.error for c in clients):
+        while time.time() < deadline and not all(done(c) or c.error for c in clients):
             await asyncio.sleep(0.1)
         for t in tasks:  # every page closes (the server ends their sessions)
             t.cancel()
@@ -579,22 +605,31 @@ def protocol_burst(url: str, path: str, n: int, timeout: float) -> tuple[list, f
     return clients, t0
 
 
-def burst_protocol(args, server: Server, url: str, health: HealthPoller) -> dict:
+def burst_protocol(args, server: Server, url: str, health: HealthPoller,
+                   until: str = "live") -> dict:
+    """One wall alone, then ``args.burst`` at once (``until``: see :func:`protocol_burst`);
+    ``*_doc_s``: until the walls' documents came, ``*_live_s``: their first patch."""
     path = READY["wall"][0]
-    clients, t0 = protocol_burst(url, path, 1, 60)  # one alone (also warms the server)
-    alone = (clients[0].live_at or t0) - t0
+    clients, t0 = protocol_burst(url, path, 1, 60, until=until)  # alone (also warms it)
+    alone = (getattr(clients[0], f"{until}_at") or t0) - t0
     time.sleep(args.settle)
-    c0 = server.cpu()
-    clients, t0 = protocol_burst(url, path, args.burst, args.burst_timeout)
+    c0, each0 = server.cpu(), server.cpu_each()
+    clients, t0 = protocol_burst(url, path, args.burst, args.burst_timeout, until=until)
     t1 = time.time()
+    each1 = server.cpu_each()
     lives = sorted(c.live_at - t0 for c in clients if c.live_at)
+    docs = sorted(c.doc_at - t0 for c in clients if c.doc_at)
     errors = sorted({c.error for c in clients if c.error})
-    return {"client": "protocol", "pages": args.burst, "one_alone_s": round(alone, 2),
-            "live": len(lives),
+    return {"client": "protocol", "pages": args.burst, "until": until,
+            "one_alone_s": round(alone, 2), "live": len(lives),
             "all_live_s": round(max(lives), 2) if len(lives) == args.burst else None,
             "median_live_s": round(statistics.median(lives), 2) if lives else None,
+            "docs": len(docs),
+            "all_doc_s": round(max(docs), 2) if len(docs) == args.burst else None,
+            "median_doc_s": round(statistics.median(docs), 2) if docs else None,
             "reloads": 0, "errors": errors[:3],
             "create_cpu_s_per_page": round((server.cpu() - c0) / args.burst, 3),
+            "cpu_s": {k: round(each1[k] - each0[k], 2) for k in each0},
             "health": health.between(t0, t1), "load": load()}
 
 
@@ -653,6 +688,9 @@ def run(args) -> dict:
         from data.generate import build
 
         build(db, scale="small", seed=7, progress=False)
+    registry = None
+    if "spread" in args.phases:  # the distributed centres start from the store as built
+        registry = shutil.copy2(db, work / "registry.duckdb")
     feed = TaggedFeed(db)
     prelude = ""
     if args.profile:  # cProfile of the server's main thread (its IO loop), written at exit
@@ -662,12 +700,18 @@ def run(args) -> dict:
     server = Server(console)
     health = HealthPoller(console.url)
     result = {"benchmark": "capacity", "cores": os.cpu_count(), "load_start": load()}
+    needs_browser = bool(args.phases & {"idle", "storm", "burst-chromium"}) or (
+        "burst" in args.phases and "chromium" in args.burst_clients)
     try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                        args=CHROMIUM_ARGS)
-            context = browser.new_context(viewport={"width": 1920, "height": 1080})
-            context.add_init_script(INIT_JS)
+        with ExitStack() as stack:
+            context = None
+            if needs_browser:
+                p = stack.enter_context(sync_playwright())
+                browser = p.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                            args=CHROMIUM_ARGS)
+                stack.callback(browser.close)
+                context = browser.new_context(viewport={"width": 1920, "height": 1080})
+                context.add_init_script(INIT_JS)
             url = console.url
             if "idle" in args.phases:
                 print("idle pages:", flush=True)
@@ -711,7 +755,13 @@ def run(args) -> dict:
                       f"(load {b['load']})", flush=True)
                 if b.get("errors"):
                     print(f"  errors: {b['errors']}", flush=True)
-            browser.close()
+            if "spread" in args.phases:  # last: it stops the embedded console
+                from capacity_spread import spread_phase
+
+                print(f"spread: {args.burst} walls at once on one process, then on a centre's "
+                      f"{args.processes} serving processes behind nginx", flush=True)
+                result["spread"] = spread_phase(args, console, health, feed.url, registry,
+                                                work)
     finally:
         health.stop()
         console.stop()
@@ -749,6 +799,9 @@ def main(argv=None) -> None:
                     help="burst: browserless walls (protocol), Chromium pages, or both")
     ap.add_argument("--burst-timeout", type=float, default=120,
                     help="seconds the burst's walls have to become live")
+    ap.add_argument("--processes", default="1,3",
+                    help="spread: serving processes of each distributed centre measured "
+                         "after the embedded console (comma-separated)")
     ap.add_argument("--idle-pages", type=int, default=4, help="pages of each kind (idle)")
     ap.add_argument("--settle", type=float, default=8.0, help="seconds to settle")
     ap.add_argument("--measure-s", type=float, default=30.0, help="idle measuring window")
@@ -758,6 +811,7 @@ def main(argv=None) -> None:
     args = ap.parse_args(argv)
     args.phases = set(args.phases.split(","))
     args.burst_clients = set(args.burst_clients.split(","))
+    args.processes = [int(n) for n in args.processes.split(",") if n.strip()]
     args.kinds = {k.strip() for k in args.kinds.split(",") if k.strip()}
     print(json.dumps(run(args), ensure_ascii=False))
 

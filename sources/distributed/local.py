@@ -2,12 +2,14 @@
 
 For a demonstration, the tests and the benchmarks: :class:`LogServers` writes the
 configuration of one server or a cluster of three (``nats-server`` from Debian), starts
-them, kills one (``kill -9``) and starts it again on its own store; :class:`Relay` is a
-TCP relay that a leaf-node link goes through, so a test can cut the link and restore it.
-Every process is stopped by its PID.
+them, kills one (``kill -9``) and starts it again on its own store; :func:`write_centres`
+writes the centres file that names them; :class:`Relay` is a TCP relay that a leaf-node
+link goes through, so a test can cut the link and restore it. Every process is stopped by
+its PID.
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -36,6 +38,13 @@ def wait_port(port: int, timeout: float = 10.0) -> None:
                 return
         time.sleep(0.05)
     raise TimeoutError(f"nothing listens on port {port}")
+
+
+def write_centres(path: str | Path, centres: dict[str, dict]) -> Path:
+    """Write a centres file (``{"centres": centres}``, see :mod:`.topology`) at ``path``."""
+    path = Path(path)
+    path.write_text(json.dumps({"centres": centres}), encoding="utf-8")
+    return path
 
 
 class LogServers:

@@ -5,13 +5,14 @@ Without Debian's ``nats-server`` the tests skip and say how to install it.
 """
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
 import pytest
 
-from sources.distributed.local import NATS_SERVER, LogServers
+from sources.distributed.local import NATS_SERVER, LogServers, write_centres
+
+__all__ = ["NEEDS_NATS", "copy_db", "write_centres"]  # write_centres: the test modules import it here
 
 #: Every test module here: ``pytestmark = NEEDS_NATS``.
 NEEDS_NATS = [pytest.mark.slow, pytest.mark.skipif(
@@ -24,11 +25,6 @@ def registry(tiny_db_template, tmp_path_factory) -> Path:
     from sources.distributed.ingest import prepare_registry
 
     return prepare_registry(tiny_db_template, tmp_path_factory.mktemp("reg") / "registry.duckdb")
-
-
-def write_centres(path: Path, centres: dict[str, dict]) -> Path:
-    path.write_text(json.dumps({"centres": centres}), encoding="utf-8")
-    return path
 
 
 @pytest.fixture

@@ -35,6 +35,7 @@ from sources.ingest.messages import Batch
 from sources.ingest.writer import FeedWriter
 
 from .actions import ALARM_ID_SPAN
+from .feeds import FeedBeacon
 from .log import EventLog, LogUnavailable, subject
 from .materialise import Materialiser, Targets, payload_of
 from .topology import Topology
@@ -176,6 +177,9 @@ class CentreIngest(param.Parameterized):
                                                  on_failure=ingest._write_failed)
                 self.ingests.append(ingest)
                 self._started.append(ingest.start())
+            # the serving processes' walls hear the feeds' liveness from here
+            self._started.append(FeedBeacon(log=self.log, code=self.code,
+                                            ingests=self.ingests).start())
         except BaseException:
             self.stop()
             raise

@@ -243,6 +243,30 @@ class EventLog(Service):
                    and self._nc.connected_url else None)
         return out
 
+    # ------------------------------------------------------------------ announcements
+    def announce(self, subj: str, payload: dict) -> None:
+        """Send ``payload`` to whoever listens on ``subj`` now (plain NATS, not stored in the
+        log: a state that the next announcement replaces, like the feeds' statuses)."""
+        self.call(self._nc.publish(subj, encode(payload)))
+
+    def listen(self, subj: str, fn) -> None:
+        """Call ``fn(payload)`` (on the log's thread) for every announcement on ``subj``;
+        a payload that does not decode is dropped. Kept across reconnections."""
+
+        async def handler(msg):
+            try:
+                payload = decode(msg.data)
+            except Exception:  # noqa: BLE001 - a stray or hostile message is not a status
+                return
+            if isinstance(payload, dict):
+                fn(payload)
+
+        async def subscribe():
+            # kept with the stream readers: closing the log drops them all alike
+            self._subs["listen:" + subj] = (None, await self._nc.subscribe(subj, cb=handler))
+
+        self.call(subscribe())
+
     # ------------------------------------------------------------------ writing
     def publish(self, subj: str, payload: dict, *, kind: str, msg_id: str | None = None,
                 expected_last: int | None = None, domain: str | None = None,

@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 
 from .actions import Actions
+from .feeds import CentreFeeds
 from .log import EventLog, LogUnavailable
 from .materialise import Materialiser, Targets
 from .topology import Topology, TopologyError
@@ -56,6 +57,8 @@ def distributed_console(centres: str | Path, code: str, db: str | Path, *,
                     "python -m sources.distributed.centre first)")
         store = ViewStore(db)
         console = Console(store=store, hub=ViewHub(), feeds=[], demo=None, **console_params)
+        # no feed of its own: the centre's ingest node announces its feeds' liveness
+        console.ingests.append(CentreFeeds(log=event_log, code=code, hub=console.hub))
         materialiser = Materialiser(
             log=event_log, stream=centre.view, targets=Targets.of_console(console),
             snapshot_bucket=centre.snapshots if snapshot_every_s else None,

@@ -328,3 +328,40 @@ def test_a_write_that_is_no_event_is_refused_and_writes_nothing(centre):
     wait_for(lambda: a.materialiser.refused >= 1 and b.materialiser.refused >= 1,
              what="refused on both")
     assert counts(a.store) == before[0]
+
+
+def test_the_walls_of_a_serving_process_hear_the_centres_feeds(centre):
+    """A serving process has no feed of its own: its wall says "live" from the ingest node's
+    announcements (not "no feed"), and "disconnected" once they stop; junk on the subject
+    changes nothing."""
+    from sources.distributed.feeds import CentreFeeds, status_subject
+    from sources.situation.kpis import freshness
+    from views.board import SituationBoard
+    from views.board_live import statuses_of
+
+    a, b, node, feed = centre
+    feeds = next(i for i in a.ingests if isinstance(i, CentreFeeds))
+    wait_for(lambda: feeds.status()["connected"], what="the ingest node's feed heard on A")
+    breach(feed, a.store, n=1)
+    st = wait_for(lambda: (s := feeds.status())["stored"] > 0 and s, what="counters")
+    assert st["url"] == "ingest node 370102 (1 feeds)" and st["last_message_at"] is not None
+    assert a.health()["feeds"][0]["connected"] is True
+    wall = SituationBoard(source=a.situation, ingests=list(a.ingests), lang="zh")
+    wall.heartbeat(statuses_of(wall.ingests))
+    assert (wall.clock.feeds_total, wall.clock.feeds_connected) == (1, 1)
+    assert freshness(statuses_of(b.ingests))["connected"] == 1  # B hears it too
+
+    heard = feeds.heard  # hostile or stray announcements: ignored
+    log = a.materialiser.log
+    for junk in ({"code": "370102", "feeds": "x"}, {"code": "999999", "feeds": []}, {"x": 1}):
+        log.announce(status_subject("370102"), junk)
+    log.call(log._nc.publish(status_subject("370102"), b"\xff\x00not msgpack"))
+    time.sleep(1.5)
+    assert feeds.status()["connected"] and feeds.heard > heard  # the node's own still count
+
+    node.stop()  # the ingest node goes silent: disconnected after silent_s, said why
+    wait_for(lambda: not feeds.status()["connected"], timeout=feeds.silent_s + 5,
+             what="silent node reads as disconnected")
+    assert "no status from the ingest node" in feeds.status()["last_error"]
+    wall.heartbeat(statuses_of(wall.ingests))
+    assert (wall.clock.feeds_total, wall.clock.feeds_connected) == (1, 0)

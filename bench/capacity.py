@@ -13,11 +13,16 @@ event it sends is stamped here), and headless Debian Chromium pages (Playwright)
    (baseline, measured first): per page.
 2. **storm** — the exercise desk's event storm (``--rate`` events a minute of warnings,
    incidents, quakes and hotspots for ``--minutes``; ``python -m data.simulate --storm``)
-   first with no page open (baseline), then with ``--walls`` kiosk walls: reloads of the
-   walls, event → wall latency (p50/p95/max over every event and wall), the last event's
-   arrival on the walls after the storm, ``/health`` answer times (p50/max, polled every
-   0.25 s), server CPU; at the end each wall's KPIs and map are compared with the store and
-   its ticker with a page opened afterwards.
+   first with no page open (baseline), then with ``--walls`` browserless walls (the page,
+   its websocket, its document and patches, as a browser receives them, minus the drawing:
+   what the server delivers), then with ``--walls`` Chromium kiosk walls
+   (``--storm-clients`` picks): reloads of the walls, event → wall latency (p50/p95/max
+   over every event and wall), the last event's arrival on the walls after the storm,
+   ``/health`` answer times (p50/max, polled every 0.25 s), server CPU; at the end each
+   Chromium wall's KPIs and map are compared with the store and its ticker with a page
+   opened afterwards. ``--pin`` puts the server on core 0 and this script, its browsers
+   and the feed on the other cores: walls on other machines than the server, as on a
+   real video wall, on one machine.
 3. **burst** — ``--burst`` walls opened at once: time until every one is live, ``/health``
    max meanwhile; baseline: one wall opened alone.
 4. **spread** (not run by default; ``--phases spread --processes 1,3``) — the same burst of
@@ -29,7 +34,8 @@ event it sends is stamped here), and headless Debian Chromium pages (Playwright)
 Event → wall: warnings and incidents are marked ``⟨n⟩`` in their headline/title by this
 script's feed (the only change to the simulator's storm); a wall has event *n* when its
 ticker shows ``⟨n⟩`` or a later mark (a later event read from the store includes it).
-Quakes and hotspots are found on the wall's map by their longitude. Each page stamps with
+Quakes and hotspots are found on a Chromium wall's map by their longitude (a browserless
+wall sees only the marked events: the map's columns come as binary buffers). Each page stamps with
 ``Date.now()`` (one clock with this script's ``time.time()``), every 100 ms.
 
 Reloads: main-frame navigations after the first, with what each page logged before
@@ -45,6 +51,7 @@ import http.cookiejar
 import itertools
 import json
 import os
+import re
 import shutil
 import statistics
 import sys
@@ -386,8 +393,11 @@ def idle_phase(args, server: Server, context, url: str) -> dict:
     return out
 
 
-def storm_run(args, server: Server, feed: TaggedFeed, health: HealthPoller, walls: list):
-    """One storm; returns what was measured (walls: the open wall pages, maybe none)."""
+def storm_run(args, server: Server, feed: TaggedFeed, health: HealthPoller, walls: list,
+              protocol: ProtocolWalls | None = None):
+    """One storm; returns what was measured. ``walls``: the open Chromium wall pages (maybe
+    none); or ``protocol``: browserless walls, which see the marked events (warnings and
+    incidents: the ticker's text) but not the map's quakes and hotspots (binary columns)."""
     from playwright.sync_api import Error
 
     navs = {id(p): 0 for p in walls}
@@ -405,21 +415,27 @@ def storm_run(args, server: Server, feed: TaggedFeed, health: HealthPoller, wall
         time.sleep(0.5)
     t_end = time.time()
     cpu_storm = 100 * (server.cpu() - c0) / (t_end - t0)
-    sent = {k: v for k, v in feed.stamps.items() if k not in keys0}
+    sent = {k: v for k, v in feed.stamps.items() if k not in keys0
+            and (protocol is None or ":" not in k)}
     marks = feed.marks[n0:]
     last_sent = max(sent.values()) / 1000
+    if protocol is not None:
+        seen_of = lambda: [dict(c.seen) for c in protocol.clients]  # noqa: E731
+    else:
+        seen_of = lambda: [_safe(p, "() => window.__seen") or {} for p in walls]  # noqa: E731
+    n_walls = len(protocol.clients) if protocol is not None else len(walls)
     # wait until every wall has everything (or 30 s)
     deadline = time.time() + 30
     seen_by = []
-    while walls and time.time() < deadline:
-        seen_by = [_safe(p, "() => window.__seen") or {} for p in walls]
+    while n_walls and time.time() < deadline:
+        seen_by = seen_of()
         if all(_has_all(s, sent, marks) for s in seen_by):
             break
         time.sleep(1)
     health_storm = health.between(t0, max(t_end, last_sent + 5))
     out = {"events": len(sent), "server_cpu_pct": round(cpu_storm, 1),
            "health": health_storm, "load": load()}
-    if not walls:
+    if not n_walls:
         return out
     lat, missed, tails = [], 0, []
     for s in seen_by:
@@ -430,6 +446,15 @@ def storm_run(args, server: Server, feed: TaggedFeed, health: HealthPoller, wall
                 tails.append(got[key] / 1000 - last_sent)
             else:
                 missed += 1
+    out.update({
+        "walls": n_walls, "client": "protocol" if protocol is not None else "chromium",
+        "latency_ms": {"p50": round(pct(lat, .5) or -1), "p95": round(pct(lat, .95) or -1),
+                       "max": round(max(lat) if lat else -1)},
+        "missed": missed, "pairs": len(sent) * n_walls,
+        "last_event_after_storm_s": round(max(tails), 2) if tails else None})
+    if protocol is not None:
+        out["errors"] = protocol.errors()[:3]
+        return out
     received = [(_safe(p, "() => [window.__wsBytes || 0, window.__wsFrames || 0]") or [0, 0])
                 for p in walls]
     per_wall = [(b[0] - a[0], b[1] - a[1]) for a, b in zip(bytes0, received, strict=True)
@@ -444,15 +469,11 @@ def storm_run(args, server: Server, feed: TaggedFeed, health: HealthPoller, wall
             except Error:
                 pass
     out.update({
-        "walls": len(walls), "reloads": reloads,
-        "latency_ms": {"p50": round(pct(lat, .5) or -1), "p95": round(pct(lat, .95) or -1),
-                       "max": round(max(lat) if lat else -1)},
-        "missed": missed, "pairs": len(sent) * len(walls),
+        "reloads": reloads,
         "ws_kb_per_wall": round(statistics.median(b for b, _ in per_wall) / 1024)
         if per_wall else None,
         "ws_messages_per_wall": round(statistics.median(f for _, f in per_wall))
         if per_wall else None,
-        "last_event_after_storm_s": round(max(tails), 2) if tails else None,
         "reload_logs": logs[:3]})
     return out
 
@@ -556,7 +577,8 @@ class WallClient:
                     await ws.send(part)
                 pulled = False
                 while True:  # ends when the burst is over (the task is cancelled)
-                    kind = await self._read(ws)
+                    kind, content = await self._read(ws)
+                    self.on_message(kind, content)
                     if kind == "PULL-DOC-REPLY":
                         pulled, self.doc_at = True, time.time()
                     elif kind == "PATCH-DOC" and pulled:
@@ -566,15 +588,83 @@ class WallClient:
         except Exception as exc:  # noqa: BLE001 - reported
             self.error = f"{type(exc).__name__}: {exc}"
 
+    def on_message(self, kind: str, content) -> None:
+        """Each message the server sent (``content``: its JSON text), as it arrives."""
+
     @staticmethod
-    async def _read(ws) -> str:
+    async def _read(ws) -> tuple[str, str]:
         header = json.loads(await ws.recv())
         await ws.recv()  # metadata
-        await ws.recv()  # content
+        content = await ws.recv()
         for _ in range(int(header.get("num_buffers") or 0)):
             await ws.recv()
             await ws.recv()
-        return header.get("msgtype", "")
+        return header.get("msgtype", ""), content
+
+
+#: A storm event's mark in a message's text (as is, or as JSON's escape of the brackets).
+MARK = re.compile(r"(?:⟨|\\u27e8)(\d+)(?:⟩|\\u27e9)")
+
+
+class StormWall(WallClient):
+    """A browserless wall that notes when each marked event ``⟨n⟩`` first reaches it: in
+    the document or a patch (the ticker's markup), stamped on arrival (epoch ms). What the
+    server delivers, without a browser's drawing on the same cores."""
+
+    def __init__(self, url: str, path: str, origin: str | None = None):
+        super().__init__(url, path, origin)
+        self.seen: dict[str, float] = {}
+
+    def on_message(self, kind: str, content) -> None:
+        if not isinstance(content, str):
+            return
+        now = time.time() * 1000
+        for n in MARK.findall(content):
+            self.seen.setdefault(n, now)
+
+
+class ProtocolWalls:
+    """``n`` :class:`StormWall` kept open in a thread of their own while a storm runs."""
+
+    def __init__(self, url: str, path: str, n: int):
+        import asyncio
+
+        self.clients = [StormWall(url, path) for _ in range(n)]
+        self._loop = asyncio.new_event_loop()
+        self._done: asyncio.Event | None = None
+        self._thread = threading.Thread(target=self._run, daemon=True, name="protocol-walls")
+
+    def _run(self) -> None:
+        import asyncio
+
+        async def main():
+            self._done = asyncio.Event()
+            tasks = [asyncio.create_task(c.run()) for c in self.clients]
+            await self._done.wait()
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        self._loop.run_until_complete(main())
+        self._loop.close()
+
+    def start(self, timeout: float = 300) -> ProtocolWalls:
+        """Open them all; return once each has its document (or failed, or ``timeout``)."""
+        self._thread.start()
+        deadline = time.time() + timeout
+        while time.time() < deadline and not all(c.doc_at or c.error for c in self.clients):
+            time.sleep(0.2)
+        return self
+
+    def stop(self) -> None:
+        while self._done is None and self._thread.is_alive():
+            time.sleep(0.05)
+        if self._done is not None:
+            self._loop.call_soon_threadsafe(self._done.set)
+        self._thread.join(30)
+
+    def errors(self) -> list[str]:
+        return sorted({c.error for c in self.clients if c.error})
 
 
 def protocol_burst(url: str, path: str, n: int, timeout: float, origin: str | None = None,
@@ -700,7 +790,15 @@ def run(args) -> dict:
     server = Server(console)
     health = HealthPoller(console.url)
     result = {"benchmark": "capacity", "cores": os.cpu_count(), "load_start": load()}
-    needs_browser = bool(args.phases & {"idle", "storm", "burst-chromium"}) or (
+    if args.pin:  # the server on core 0, everything else (clients, browsers, feed) on the rest
+        import psutil
+
+        others = list(range(1, os.cpu_count() or 1)) or [0]
+        psutil.Process(console.proc.pid).cpu_affinity([0])
+        psutil.Process().cpu_affinity(others)
+        result["pinned"] = {"server": [0], "clients": others}
+    needs_browser = bool(args.phases & {"idle", "burst-chromium"}) or (
+        "storm" in args.phases and "chromium" in args.storm_clients) or (
         "burst" in args.phases and "chromium" in args.burst_clients)
     try:
         with ExitStack() as stack:
@@ -723,6 +821,22 @@ def run(args) -> dict:
                 print(f"  no page (baseline): server {base['server_cpu_pct']} % of a core, "
                       f"/health p50 {base['health']['p50_s']} s max {base['health']['max_s']} s "
                       f"(load {base['load']})", flush=True)
+                result["storm"] = {"baseline": base}
+                if "protocol" in args.storm_clients:
+                    time.sleep(args.settle)
+                    pw = ProtocolWalls(url, READY["wall"][0], args.walls).start()
+                    time.sleep(args.settle)
+                    try:
+                        ps = storm_run(args, server, feed, health, [], protocol=pw)
+                    finally:
+                        pw.stop()
+                    result["storm"]["protocol_walls"] = ps
+                    print(f"  {args.walls} browserless walls: warning/incident → wall "
+                          f"{ps['latency_ms']}, missed {ps['missed']}/{ps['pairs']}, last "
+                          f"event +{ps['last_event_after_storm_s']} s, /health {ps['health']}, "
+                          f"server {ps['server_cpu_pct']} % (load {ps['load']})"
+                          + (f", errors {ps['errors']}" if ps["errors"] else ""), flush=True)
+            if "storm" in args.phases and "chromium" in args.storm_clients:
                 time.sleep(args.settle)
                 walls = open_pages(context, url + READY["wall"][0], args.walls, READY["wall"][1])
                 time.sleep(args.settle)
@@ -735,7 +849,7 @@ def run(args) -> dict:
                       f"{storm['health']}, server {storm['server_cpu_pct']} % (load "
                       f"{storm['load']})", flush=True)
                 end = consistency(args, console, server, context, url, walls, feed)
-                result["storm"] = {"baseline": base, "walls": storm}
+                result["storm"]["walls"] = storm
                 result["_end"] = end
                 close_pages(server, walls)
                 feed.feed.resume()
@@ -794,6 +908,12 @@ def main(argv=None) -> None:
     ap.add_argument("--walls", type=int, default=10, help="walls open during the storm")
     ap.add_argument("--rate", type=float, default=400, help="storm: events a minute")
     ap.add_argument("--minutes", type=float, default=1.0, help="storm: how long")
+    ap.add_argument("--storm-clients", default="protocol,chromium",
+                    help="storm: browserless walls, Chromium walls, or both (one after the "
+                         "other)")
+    ap.add_argument("--pin", action="store_true",
+                    help="pin the server to core 0 and this script, its browsers and the "
+                         "feed to the other cores (walls on other machines than the server)")
     ap.add_argument("--burst", type=int, default=50, help="walls opened at once")
     ap.add_argument("--burst-clients", default="protocol,chromium",
                     help="burst: browserless walls (protocol), Chromium pages, or both")
@@ -811,6 +931,7 @@ def main(argv=None) -> None:
     args = ap.parse_args(argv)
     args.phases = set(args.phases.split(","))
     args.burst_clients = set(args.burst_clients.split(","))
+    args.storm_clients = set(args.storm_clients.split(","))
     args.processes = [int(n) for n in args.processes.split(",") if n.strip()]
     args.kinds = {k.strip() for k in args.kinds.split(",") if k.strip()}
     print(json.dumps(run(args), ensure_ascii=False))

@@ -361,33 +361,65 @@ def close_pages(server: Server, pages, timeout: float = 60) -> None:
 
 
 # ---------------------------------------------------------------------- phases
+def open_kind(args, server: Server, context, url: str, kind: str) -> tuple[list, dict, float]:
+    """``--idle-pages`` pages of ``kind`` opened at once, after one opened and closed (what
+    every page imports and caches once); returns them, what opening them cost (``cpu_s`` a
+    page, ``wall_s`` for all) and the server's memory (MB) before."""
+    path, ready = READY[kind]
+    n = args.idle_pages
+    close_pages(server, open_pages(context, url + path, 1, ready))
+    time.sleep(2)
+    c0, t0, r0 = server.cpu(), time.monotonic(), server.rss_mb()
+    pages = open_pages(context, url + path, n, ready)
+    return pages, {"cpu_s": round((server.cpu() - c0) / n, 3),
+                   "wall_s": round(time.monotonic() - t0, 2)}, r0
+
+
 def idle_phase(args, server: Server, context, url: str) -> dict:
     time.sleep(args.settle)
     base = server.measure(args.measure_s)
-    out = {"baseline": base}
     print(f"  no page: server {base['cpu_pct']:.1f} % of a core, {base['rss_mb']:.0f} MB "
           f"(load {base['load']})", flush=True)
-    for kind, (path, ready) in READY.items():
-        if args.kinds and kind not in args.kinds:
-            continue
+    kinds = [k for k in READY if not args.kinds or k in args.kinds]
+    return {"baseline": base, **per_page(args, server, context, url, kinds, "idle",
+                                         lambda: server.measure(args.measure_s),
+                                         base["cpu_pct"])}
+
+
+def storm_per_page(args, server: Server, feed: TaggedFeed, health: HealthPoller, context,
+                   url: str, base: dict) -> dict:
+    """Per page kind (``--storm-kinds``): ``--idle-pages`` pages open (Chromium) through a
+    storm; the server's CPU above the same storm with no page, and its memory, per page."""
+
+    def measure() -> dict:
+        m = storm_run(args, server, feed, health, [])
+        return {"cpu_pct": m["server_cpu_pct"], "rss_mb": server.rss_mb(), "load": m["load"],
+                "health": m["health"]}
+
+    return per_page(args, server, context, url, args.storm_kinds, "storm", measure,
+                    base["server_cpu_pct"])
+
+
+def per_page(args, server: Server, context, url: str, kinds: list[str], what: str, measure,
+             base_cpu_pct: float) -> dict:
+    """For each page kind: ``--idle-pages`` pages opened (:func:`open_kind`), then
+    ``measure()`` (``cpu_pct``, ``rss_mb``, ``load``, maybe ``health``) with them open: the
+    server's CPU above ``base_cpu_pct`` and its memory, per page."""
+    out = {}
+    for kind in kinds:
         n = args.idle_pages
-        # one page first, closed again: what every page imports and caches once
-        close_pages(server, open_pages(context, url + path, 1, ready))
-        time.sleep(2)
-        c0, t0, r0 = server.cpu(), time.monotonic(), server.rss_mb()
-        pages = open_pages(context, url + path, n, ready)
-        create = {"cpu_s": round((server.cpu() - c0) / n, 3),
-                  "wall_s": round(time.monotonic() - t0, 2)}
+        pages, create, r0 = open_kind(args, server, context, url, kind)
         time.sleep(args.settle)
-        m = server.measure(args.measure_s)
+        m = measure()
         row = {"pages": n, "create_cpu_s_per_page": create["cpu_s"],
                "open_all_s": create["wall_s"],
-               "idle_cpu_pct_per_page": round((m["cpu_pct"] - base["cpu_pct"]) / n, 2),
-               "rss_mb_per_page": round((m["rss_mb"] - r0) / n, 2),
-               "load": m["load"]}
+               f"{what}_cpu_pct_per_page": round((m["cpu_pct"] - base_cpu_pct) / n, 2),
+               "rss_mb_per_page": round((m["rss_mb"] - r0) / n, 2), "load": m["load"]}
+        if "health" in m:
+            row["health"] = m["health"]
         out[kind] = row
-        print(f"  {kind:10}: create {row['create_cpu_s_per_page']:.2f} CPU s/page, idle "
-              f"{row['idle_cpu_pct_per_page']:.2f} % of a core/page, "
+        print(f"  {kind:10}: create {row['create_cpu_s_per_page']:.2f} CPU s/page, {what} "
+              f"{row[f'{what}_cpu_pct_per_page']:.2f} % of a core/page, "
               f"{row['rss_mb_per_page']:.1f} MB/page (load {row['load']})", flush=True)
         close_pages(server, pages)
     return out
@@ -798,7 +830,7 @@ def run(args) -> dict:
         psutil.Process().cpu_affinity(others)
         result["pinned"] = {"server": [0], "clients": others}
     needs_browser = bool(args.phases & {"idle", "burst-chromium"}) or (
-        "storm" in args.phases and "chromium" in args.storm_clients) or (
+        "storm" in args.phases and ("chromium" in args.storm_clients or args.storm_kinds)) or (
         "burst" in args.phases and "chromium" in args.burst_clients)
     try:
         with ExitStack() as stack:
@@ -822,6 +854,9 @@ def run(args) -> dict:
                       f"/health p50 {base['health']['p50_s']} s max {base['health']['max_s']} s "
                       f"(load {base['load']})", flush=True)
                 result["storm"] = {"baseline": base}
+                if args.storm_kinds:
+                    result["storm"]["per_page"] = storm_per_page(args, server, feed, health,
+                                                                 context, url, base)
                 if "protocol" in args.storm_clients:
                     time.sleep(args.settle)
                     pw = ProtocolWalls(url, READY["wall"][0], args.walls).start()
@@ -911,6 +946,9 @@ def main(argv=None) -> None:
     ap.add_argument("--storm-clients", default="protocol,chromium",
                     help="storm: browserless walls, Chromium walls, or both (one after the "
                          "other)")
+    ap.add_argument("--storm-kinds", default="",
+                    help="storm: also the server's CPU and memory per open page of these "
+                         "kinds (comma-separated: wall, risk map, alarm desk)")
     ap.add_argument("--pin", action="store_true",
                     help="pin the server to core 0 and this script, its browsers and the "
                          "feed to the other cores (walls on other machines than the server)")
@@ -932,6 +970,10 @@ def main(argv=None) -> None:
     args.phases = set(args.phases.split(","))
     args.burst_clients = set(args.burst_clients.split(","))
     args.storm_clients = set(args.storm_clients.split(","))
+    args.storm_kinds = [k.strip() for k in args.storm_kinds.split(",") if k.strip()]
+    unknown = [k for k in args.storm_kinds if k not in READY]
+    if unknown:
+        ap.error(f"--storm-kinds {', '.join(unknown)}: the kinds are {', '.join(READY)}")
     args.processes = [int(n) for n in args.processes.split(",") if n.strip()]
     args.kinds = {k.strip() for k in args.kinds.split(",") if k.strip()}
     print(json.dumps(run(args), ensure_ascii=False))

@@ -76,6 +76,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--distributed", default=None, metavar="CENTRES.json",
                    help="serve a view of a centre's event log (docs/DISTRIBUTED.md)")
     p.add_argument("--centre", default=None, help="with --distributed: this centre's code")
+    p.add_argument("--drill-feed", default=None, metavar="URL",
+                   help="with --distributed: the feed (read by the centre's ingest node) whose "
+                        "simulator plays exercises for the /drills desk")
     p.add_argument("--risk-workers", type=int, default=None, metavar="N",
                    help="keep the risk points on N local Dask worker processes (the [scale] "
                         "extra; docs/SCALE.md) instead of in this process")
@@ -156,6 +159,14 @@ def check_options(args: argparse.Namespace) -> None:
         if parts.scheme not in ("ws", "wss") or not parts.hostname:
             raise StartError(f"--feed {url!r}: a feed is a websocket URL (ws://host:port/path "
                              "or wss://...)")
+    if args.drill_feed:
+        parts = urlsplit(args.drill_feed)
+        if not args.distributed:
+            raise StartError("--drill-feed goes with --distributed (the embedded console's demo "
+                             "feed plays exercises itself)")
+        if parts.scheme not in ("ws", "wss") or not parts.hostname or not parts.port:
+            raise StartError(f"--drill-feed {args.drill_feed!r}: the feed's websocket URL "
+                             "(ws://host:port/path), whose simulator plays the exercises")
     for name in ("certfile", "keyfile"):
         value = getattr(args, name)
         if value and not Path(value).is_file():
@@ -281,6 +292,7 @@ def build_console(args: argparse.Namespace, *, first_start: bool = False):
 
         try:
             return distributed_console(args.distributed, args.centre, db, lang=args.lang,
+                                       drill_feed=args.drill_feed,
                                        keep_readings_days=args.keep_readings_days,
                                        malloc_trim_s=args.malloc_trim_s)
         except DistributedStartError as exc:

@@ -75,6 +75,9 @@ ACTIONS: dict[tuple[str, str], tuple[str, str, tuple[int, str] | None, str]] = {
     ("command", "revise_report"): ("report", "local", (0, "report_id"), "now"),
     ("command", "assign_team"): ("team", "local", (1, "team_id"), "now"),
     ("command", "advance_task"): ("task", "local", (0, "task_id"), "now"),
+    ("drills", "record_start"): ("drill", "local", (0, "drill_id"), "now"),
+    ("drills", "record_stop"): ("drill", "local", (0, "drill_id"), "now"),
+    ("drills", "purge_rows"): ("drill", "local", (0, "drill_id"), "now"),
 }
 #: Random choices fixed when an action is published (the keyword, set when the officer left
 #: it out): every replica then draws the same experts from the same pool.

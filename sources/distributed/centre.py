@@ -128,6 +128,8 @@ class Centre:
                "--port", str(self.ports[i]), "--address", "127.0.0.1",
                "--allow-websocket-origin", a.listen,
                "--allow-websocket-origin", f"localhost:{host[-1]}", *a.serve_args]
+        if a.drill_feed:
+            cmd += ["--drill-feed", a.drill_feed]
         if i == 0:
             env["CONSOLE_VIEW_SNAPSHOT_S"] = str(a.snapshot_every_s)
         return cmd, env
@@ -196,6 +198,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--listen", default="127.0.0.1:8080", help="nginx's address:port")
     p.add_argument("--registry", required=True, help="a console store with the registries")
     p.add_argument("--feed", action="append", default=[], help="feed URL (repeatable)")
+    p.add_argument("--drill-feed", default=None, metavar="URL",
+                   help="the --feed whose simulator plays exercises (the /drills desk of "
+                        "every serving process starts and stops them there)")
     p.add_argument("--var", default="var/centre", help="folder of the stores and logs")
     p.add_argument("--nginx", action="store_true", help="run nginx on the written config")
     p.add_argument("--snapshot-every-s", type=float, default=300.0,

@@ -58,6 +58,7 @@ REPLICATED: dict[str, tuple[str, ...]] = {
                 "launch_response", "tick_item", "add_note", "close_incident", "open_shelter",
                 "request_materials", "draw_experts", "submit_report", "revise_report",
                 "assign_team", "advance_task"),
+    "drills": ("record_start", "record_stop", "purge_rows"),
 }
 #: Subjects of high-volume events whose last sequence nobody waits for.
 UNTRACKED = (".up.feed", ".up.alarms", ".up.escalate")
@@ -78,6 +79,7 @@ class Targets(param.Parameterized):
                                    doc="Warnings (None: warning events are not applied).")
     materials = param.Parameter(default=None, doc="The material inventory (MaterialSource).")
     experts = param.Parameter(default=None, doc="The expert registry (ExpertSource).")
+    drills = param.Parameter(default=None, doc="Exercises (DrillSource).")
     command = param.Parameter(default=None, doc="Incident command (CommandSource).")
     geography = param.ClassSelector(class_=CountyGeometry, default=None, allow_None=True,
                                     doc="Counties (the feed writers' warning checks).")
@@ -92,7 +94,7 @@ class Targets(param.Parameterized):
     def of_console(cls, console) -> Targets:
         return cls(store=console.store, hub=console.hub, alarms=console.alarms,
                    warnings=console.warnings, materials=console.materials,
-                   experts=console.experts, command=console.command, geography=console.geography)
+                   experts=console.experts, drills=console.drills, command=console.command, geography=console.geography)
 
     def writer(self, url: str) -> FeedWriter:
         """The feed writer of one feed (its stored seqs read once)."""

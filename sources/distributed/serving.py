@@ -10,8 +10,11 @@ node does, once per centre).
 """
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
+
+from sources.ingest.demo import desk_control
 
 from .actions import Actions
 from .feeds import CentreFeeds
@@ -27,11 +30,13 @@ class DistributedStartError(RuntimeError):
 
 def distributed_console(centres: str | Path, code: str, db: str | Path, *,
                         snapshot_every_s: float | None = None, catch_up_s: float = 60.0,
-                        **console_params):
+                        drill_feed: str | None = None, **console_params):
     """A console of centre ``code`` on the view store ``db`` (not started).
 
     ``snapshot_every_s``: this process also publishes a snapshot of its view that often
-    (one process per centre is enough). ``console_params`` go to :class:`Console`.
+    (one process per centre is enough). ``drill_feed``: the feed (read by the centre's
+    ingest node) whose simulator plays exercises: the ``/drills`` desk starts and stops
+    them there, and their records are events. ``console_params`` go to :class:`Console`.
     """
     from sources.console import Console
 
@@ -59,6 +64,8 @@ def distributed_console(centres: str | Path, code: str, db: str | Path, *,
         console = Console(store=store, hub=ViewHub(), feeds=[], demo=None, **console_params)
         # no feed of its own: the centre's ingest node announces its feeds' liveness
         console.ingests.append(CentreFeeds(log=event_log, code=code, hub=console.hub))
+        if drill_feed:
+            console.drills.control = functools.partial(desk_control, drill_feed)
         materialiser = Materialiser(
             log=event_log, stream=centre.view, targets=Targets.of_console(console),
             snapshot_bucket=centre.snapshots if snapshot_every_s else None,

@@ -111,14 +111,20 @@ class DrillSource(Source):
         status = self._act("scenario/start", name=name, speed=speed)
         drill = status.get("drill_id")
         if drill:
-            with self.store.transaction() as cur:
-                cur.execute(
-                    "INSERT INTO drills (drill_id, scenario, title, started_at, started_by) "
-                    "VALUES (?, ?, ?, now(), ?) ON CONFLICT (drill_id) DO UPDATE SET "
-                    "started_by = excluded.started_by, title = excluded.title",
-                    [drill, status.get("name"), status.get("title"), str(actor)])
+            self.record_start(drill, status.get("name"), status.get("title"), actor=str(actor))
             self._published({"drill_id": drill, "state": status.get("state")})
         return status
+
+    def record_start(self, drill_id: str, scenario: str | None, title: str | None, *,
+                     actor: str, now: datetime | None = None) -> None:
+        """Record who started drill ``drill_id`` (the desk started it; its first messages
+        may have recorded the drill already)."""
+        with self.store.transaction() as cur:
+            cur.execute(
+                "INSERT INTO drills (drill_id, scenario, title, started_at, started_by) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (drill_id) DO UPDATE SET "
+                "started_by = excluded.started_by, title = excluded.title",
+                [drill_id, scenario, title, now or datetime.now(UTC), str(actor)])
 
     def pause(self) -> dict:
         return self._published(self._act("scenario/pause"))
@@ -132,9 +138,14 @@ class DrillSource(Source):
         status = self._act("scenario/stop")
         drill = (running or {}).get("drill_id") or status.get("drill_id")
         if drill:
-            with self.store.transaction() as cur:
-                cur.execute("UPDATE drills SET ended_at = now() WHERE drill_id = ?", [drill])
+            self.record_stop(drill)
         return self._published(status)
+
+    def record_stop(self, drill_id: str, *, now: datetime | None = None) -> None:
+        """Record that drill ``drill_id`` is over (the desk stopped it)."""
+        with self.store.transaction() as cur:
+            cur.execute("UPDATE drills SET ended_at = ? WHERE drill_id = ?",
+                        [now or datetime.now(UTC), drill_id])
 
     def _act(self, path: str, **params) -> dict:
         if self.control is None:
@@ -240,7 +251,8 @@ class DrillSource(Source):
 
     # ------------------------------------------------------------------ purge
     def purge(self, drill_id: str, *, actor: str,
-              on_alarms: Callable[[list[int]], None] | None = None) -> dict[str, int]:
+              on_alarms: Callable[[list[int]], None] | None = None,
+              now: datetime | None = None) -> dict[str, int]:
         """Delete every row born of ``drill_id`` in one transaction; real rows stay.
 
         Refused while the drill runs (stop it first) and for a drill never seen. The
@@ -255,6 +267,20 @@ class DrillSource(Source):
         if running is not None and running["drill_id"] == drill_id:
             raise DrillError("drill.err.running", "stop drill {drill_id} before purging it",
                              drill_id=drill_id)
+        alarm_ids = self.store.arrow("SELECT alarm_id FROM alarms WHERE drill_id = ?",
+                                     [drill_id]).column(0).to_pylist()
+        deleted = self.purge_rows(drill_id, actor=actor, now=now)
+        if on_alarms is not None and alarm_ids:
+            on_alarms(alarm_ids)
+        return deleted
+
+    def purge_rows(self, drill_id: str, *, actor: str,
+                   now: datetime | None = None) -> dict[str, int]:
+        """The purge itself (:meth:`purge` checks first that the drill is not running: the
+        desk's answer, which only the officer's own process asks): one transaction, then
+        every page is told."""
+        if not self.store.scalar("SELECT count(*) FROM drills WHERE drill_id = ?", [drill_id]):
+            raise DrillError("drill.err.unknown", "no drill {drill_id}", drill_id=drill_id)
         deleted: dict[str, int] = {}
         with self.store.transaction() as cur:
             alarm_ids = [r[0] for r in cur.execute(
@@ -271,10 +297,8 @@ class DrillSource(Source):
                 deleted[table] = cur.execute(f"DELETE FROM {table} WHERE drill_id = ?",
                                              [drill_id]).fetchone()[0]
             cur.execute("UPDATE drills SET purged_at = ?, purged_by = ?, purged_rows = ? "
-                        "WHERE drill_id = ?", [datetime.now(UTC), str(actor),
+                        "WHERE drill_id = ?", [now or datetime.now(UTC), str(actor),
                                                sum(deleted.values()), drill_id])
-        if on_alarms is not None and alarm_ids:
-            on_alarms(alarm_ids)
         self.invalidate()
         if self.hub is not None:  # every page re-reads what it showed of the drill
             gone = [{"alarm_id": a, "state": "closed", "change": "purge"} for a in alarm_ids]

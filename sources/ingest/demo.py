@@ -121,21 +121,29 @@ class DemoFeed:
         """
         if not self.url or not self.running:
             raise ControlError(0, "the demo feed is not running")
-        parts = urlsplit(self.url)
-        url = f"http://{parts.hostname}:{parts.port}/{path.lstrip('/')}"
-        if params:
-            url += "?" + urlencode(params)
-        request = urllib.request.Request(url, method=method, data=b"" if method == "POST"
-                                         else None)
+        return desk_control(self.url, path, method=method, timeout=timeout, **params)
+
+
+def desk_control(feed_url: str, path: str, *, method: str = "GET", timeout: float = 3.0,
+                 **params) -> dict:
+    """Call the exercise desk of the simulator serving the feed ``feed_url`` (HTTP on the
+    feed's host and port): what :meth:`DemoFeed.control` does for its own process, and a
+    distributed centre's serving processes for the feed their ingest node reads."""
+    parts = urlsplit(feed_url)
+    url = f"http://{parts.hostname}:{parts.port}/{path.lstrip('/')}"
+    if params:
+        url += "?" + urlencode(params)
+    request = urllib.request.Request(url, method=method, data=b"" if method == "POST"
+                                     else None)
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as answer:
+            return json.loads(answer.read() or b"{}")
+    except urllib.error.HTTPError as exc:
         try:
-            with urllib.request.urlopen(request, timeout=timeout) as answer:
-                return json.loads(answer.read() or b"{}")
-        except urllib.error.HTTPError as exc:
-            try:
-                body = json.loads(exc.read() or b"{}")
-                message = body.get("error") or body.get("message") or str(body)
-            except ValueError:
-                message = exc.reason
-            raise ControlError(exc.code, str(message)) from None
-        except (OSError, ValueError) as exc:
-            raise ControlError(0, f"{type(exc).__name__}: {exc}") from None
+            body = json.loads(exc.read() or b"{}")
+            message = body.get("error") or body.get("message") or str(body)
+        except ValueError:
+            message = exc.reason
+        raise ControlError(exc.code, str(message)) from None
+    except (OSError, ValueError) as exc:
+        raise ControlError(0, f"{type(exc).__name__}: {exc}") from None

@@ -6,6 +6,7 @@ test process so their stores can be compared row for row).
 """
 from __future__ import annotations
 
+import contextlib
 import sys
 import threading
 import time
@@ -26,11 +27,9 @@ REPLICATED = ("readings", "alarms", "alarm_actions", "warnings", "dispatches", "
               "command_commitments", "quarantine")
 
 
-@pytest.fixture
-def centre(county_log, registry, tmp_path):
-    """County 370102: its ingest node on a feed, two consoles A and B, started."""
-    from alarm_latency import BenchFeed
-
+@contextlib.contextmanager
+def running_centre(county_log, registry, tmp_path, feed_url: str, **console_params):
+    """County 370102 on ``feed_url``: its ingest node and two consoles A and B, started."""
     from sources.distributed.ingest import CentreIngest
     from sources.distributed.log import EventLog
     from sources.distributed.serving import distributed_console
@@ -41,18 +40,31 @@ def centre(county_log, registry, tmp_path):
     admin = EventLog(servers=servers.urls).start()
     admin.ensure_streams(topo, "370102")
     admin.put_snapshot("SNAP_370102", registry)
-    feed = BenchFeed()
     node = CentreIngest(topology=topo, code="370102", db=str(tmp_path / "ingest.duckdb"),
-                        registry=str(registry), feeds=[feed.url]).start()
-    params = dict(load_layers=False, snapshot_interval_s=0, malloc_trim_s=0)
+                        registry=str(registry), feeds=[feed_url]).start()
+    params = dict(load_layers=False, snapshot_interval_s=0, malloc_trim_s=0, **console_params)
     a = distributed_console(centres, "370102", tmp_path / "a.duckdb", **params).start()
     b = distributed_console(centres, "370102", tmp_path / "b.duckdb", **params).start()
-    yield a, b, node, feed
-    for c in (a, b):
-        c.stop()
-    node.stop()
-    admin.stop()
-    feed._stop.set()
+    try:
+        yield a, b, node
+    finally:
+        for c in (a, b):
+            c.stop()
+        node.stop()
+        admin.stop()
+
+
+@pytest.fixture
+def centre(county_log, registry, tmp_path):
+    """County 370102: its ingest node on a feed, two consoles A and B, started."""
+    from alarm_latency import BenchFeed
+
+    feed = BenchFeed()
+    try:
+        with running_centre(county_log, registry, tmp_path, feed.url) as (a, b, node):
+            yield a, b, node, feed
+    finally:
+        feed._stop.set()
 
 
 def breach(feed, store, n: int = 3) -> list[str]:

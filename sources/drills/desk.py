@@ -125,6 +125,7 @@ class DrillSource(Source):
                 "VALUES (?, ?, ?, ?, ?) ON CONFLICT (drill_id) DO UPDATE SET "
                 "started_by = excluded.started_by, title = excluded.title",
                 [drill_id, scenario, title, now or datetime.now(UTC), str(actor)])
+        self._published({"drill_id": drill_id, "state": "started"})  # on every process
 
     def pause(self) -> dict:
         return self._published(self._act("scenario/pause"))
@@ -146,6 +147,7 @@ class DrillSource(Source):
         with self.store.transaction() as cur:
             cur.execute("UPDATE drills SET ended_at = ? WHERE drill_id = ?",
                         [now or datetime.now(UTC), drill_id])
+        self._published({"drill_id": drill_id, "state": "stopped"})  # on every process
 
     def _act(self, path: str, **params) -> dict:
         if self.control is None:

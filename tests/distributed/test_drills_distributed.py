@@ -40,13 +40,14 @@ def test_a_drill_started_on_a_stopped_on_b_purged_everywhere(county_log, registr
                 wait_for(lambda c=c: sum(drill_rows(c, drill).values()) > 0, 30,
                          "the drill's messages on both (through the ingest node and the log)")
             assert b.drills.active()["drill_id"] == drill  # B's desk sees it running
+            listed = {c: c.drills.drills() for c in (a, b)}  # each desk's list, now cached
+            assert all(drill in set(df.drill_id) for df in listed.values())
             with pytest.raises(DrillError, match="before purging"):
                 b.drills.purge(drill, actor="wang")  # refused while it runs, nothing written
             b.drills.stop()
-            for c in (a, b):
-                wait_for(lambda c=c: c.store.scalar(
-                    "SELECT ended_at IS NOT NULL FROM drills WHERE drill_id = ?", [drill]),
-                    what="stopped on both")
+            for c in (a, b):  # each desk's list says so too (not a stale cached read)
+                wait_for(lambda c=c: c.drills.drills().set_index("drill_id")
+                         .ended_at.notna().get(drill, False), what="stopped on both desks")
             time.sleep(3)  # the last messages the simulator had in flight
             wait_for(lambda: a.materialiser.position == b.materialiser.position
                      == node.materialiser.position, what="A, B and the node at one position")

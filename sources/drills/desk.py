@@ -110,9 +110,8 @@ class DrillSource(Source):
         """Start scenario ``name`` on the desk; the drill is recorded as ``actor``'s."""
         status = self._act("scenario/start", name=name, speed=speed)
         drill = status.get("drill_id")
-        if drill:
+        if drill:  # recording it tells the pages (on every process, in distributed mode)
             self.record_start(drill, status.get("name"), status.get("title"), actor=str(actor))
-            self._published({"drill_id": drill, "state": status.get("state")})
         return status
 
     def record_start(self, drill_id: str, scenario: str | None, title: str | None, *,
@@ -138,8 +137,9 @@ class DrillSource(Source):
         running = self.active()
         status = self._act("scenario/stop")
         drill = (running or {}).get("drill_id") or status.get("drill_id")
-        if drill:
+        if drill:  # recording it tells the pages
             self.record_stop(drill)
+            return status
         return self._published(status)
 
     def record_stop(self, drill_id: str, *, now: datetime | None = None) -> None:
@@ -269,10 +269,10 @@ class DrillSource(Source):
         if running is not None and running["drill_id"] == drill_id:
             raise DrillError("drill.err.running", "stop drill {drill_id} before purging it",
                              drill_id=drill_id)
-        alarm_ids = self.store.arrow("SELECT alarm_id FROM alarms WHERE drill_id = ?",
-                                     [drill_id]).column(0).to_pylist()
+        alarm_ids = [] if on_alarms is None else self.store.arrow(
+            "SELECT alarm_id FROM alarms WHERE drill_id = ?", [drill_id]).column(0).to_pylist()
         deleted = self.purge_rows(drill_id, actor=actor, now=now)
-        if on_alarms is not None and alarm_ids:
+        if alarm_ids:
             on_alarms(alarm_ids)
         return deleted
 

@@ -24,10 +24,9 @@ A wall counts as open when its whole document came over its websocket (the page 
 session and document built and sent: what a burst costs the server), not at its first
 patch as in phase ``burst``: a distributed serving process sends a wall a patch only when its
 view changes (the feed's events reach it through the ingest node and the log, seconds
-apart), so a first patch there measures the feed, not the opening. (For the same reason
-Chromium is not used here: a wall on a serving process has no feed of its own and its
-freshness says "no feed", never "live".) The first patches seen before the burst ends are
-reported too (``live``).
+apart), so a first patch there measures the feed, not the opening. (Chromium is not used
+here: its walls would wait for their first data the same way.) The first patches seen before
+the burst ends are reported too (``live``).
 
 Measured per setup: time until every wall is open, the median, ``/health`` p50/max meanwhile (polled
 every 0.25 s through the front, as a wall's clock does: behind nginx each poll lands on a

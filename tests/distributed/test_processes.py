@@ -256,6 +256,8 @@ def test_every_command_and_inventory_action_is_replicated(centre):
     t_mat = a.command.request_materials(iid, kind_id=int(kind.kind_id), quantity=2,
                                         warehouse_id=wh, user="li")
     t_exp = b.command.draw_experts(iid, n=1, user="wang", type=None)  # no seed given
+    on_both("SELECT count(*) FROM expert_draws WHERE draw_id = ?", [t_exp["draw_id"]],
+            "the draw")  # B returns once B applied it; A may still be behind
     seeds = {c.store.scalar("SELECT seed FROM expert_draws WHERE draw_id = ?",
                             [t_exp["draw_id"]]) for c in (a, b)}
     assert len(seeds) == 1 and None not in seeds  # fixed once, when published

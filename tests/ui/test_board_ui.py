@@ -187,8 +187,12 @@ def test_wall_fills_the_screen(browser, console, size):
         assert page.locator(".board-incident-2").first.is_hidden()
         clock = page.locator(".board-clock").first.bounding_box()
         assert clock["y"] + clock["height"] <= h * 0.1
+        # a KPI update replaces the number's element: a detached one has no computed style
+        # (NaN), so measure one that is still in the page
         num = page.locator(".kpi .num").first
-        font = float(num.evaluate("e => parseFloat(getComputedStyle(e).fontSize)"))
+        font = wait_until(lambda: num.evaluate(
+            "e => e.isConnected ? parseFloat(getComputedStyle(e).fontSize) || 0 : 0"),
+            timeout=10, message="no KPI number stayed in the page long enough to measure")
         assert font >= 0.05 * h, f"KPI numbers are {font}px on a {h}px screen"
         local = (console.url, "ws://127.0.0.1", "data:", "about:", "blob:")
         foreign = [u for u in urls if not u.startswith(local)]

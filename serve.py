@@ -345,6 +345,7 @@ def start_stop_watchdog(timeout_s: float, console) -> threading.Thread:
 
 def serve(args: argparse.Namespace) -> None:
     import panel as pn
+    from bokeh.settings import settings as bokeh_settings
 
     import dashboards
     from dashboards.endpoints import handlers
@@ -380,6 +381,10 @@ def serve(args: argparse.Namespace) -> None:
     if args.certfile:
         kwargs["ssl_certfile"], kwargs["ssl_keyfile"] = args.certfile, args.keyfile
     routes, titles = dashboards.routes(console)
+    # Bokeh checks each new page's models (W-/E- codes) by default: a tenth of what a page
+    # costs, for pages that are all the same; the tests check every page once instead
+    # (tests/views/test_page_validation.py)
+    bokeh_settings.perform_document_validation.set_value(False)
     origins = [f"{args.address}:{args.port}", f"localhost:{args.port}",
                f"127.0.0.1:{args.port}", *args.allow_websocket_origin]
     server = pn.serve(

@@ -29,11 +29,13 @@ def discover() -> list[type[Dashboard]]:
 
 def routes(console) -> tuple[dict, dict]:
     """``({route: app}, {route: (title_key, title)})`` of every page served for ``console``."""
+    from views import bokeh_fast
     from views.choices import use_text_labels
 
     from .notebooks_served import notebook_apps  # dashboards/notebooks/*.ipynb
 
     use_text_labels()  # multi-choice labels as text, no Choices.js warning on any page
+    bokeh_fast.install()  # what depends only on a class or a property: once, not per read
     apps, titles = {}, {}
     for cls in discover():
         key = "/" if cls.route == "" else cls.route

@@ -13,6 +13,7 @@ import pandas as pd
 import panel as pn
 import param
 from bokeh.models import (
+    AllIndices,
     CDSView,
     Circle,
     ColumnDataSource,
@@ -24,6 +25,7 @@ from bokeh.models import (
     MultiLine,
     Patches,
     Scatter,
+    UnionRenderers,
 )
 from bokeh.plotting import figure
 
@@ -76,7 +78,7 @@ def base_figure(*, kiosk: bool, name: str) -> figure:
     hidden ones: every model a page holds is built, walked and sent when it opens)."""
     tools = "" if kiosk else "pan,wheel_zoom,reset"
     fig = figure(
-        name=name, tools=tools, toolbar_location=None if kiosk else "right",
+        name=name, title=None, tools=tools, toolbar_location=None if kiosk else "right",
         x_range=DataRange1d(range_padding=0.02), y_range=DataRange1d(range_padding=0.02),
         x_axis_type=None, y_axis_type=None,
         match_aspect=True, sizing_mode="stretch_both", min_width=50, min_height=50,
@@ -92,12 +94,26 @@ def add_glyph(fig: figure, glyph, source: ColumnDataSource, *, view: CDSView | N
               name: str | None = None) -> GlyphRenderer:
     """Draw ``glyph`` from ``source`` on ``fig`` with one glyph model: the browser derives
     the selected, unselected and muted looks (``fig.scatter()`` and the like build three
-    glyph models per layer, on every page)."""
-    r = GlyphRenderer(data_source=source, glyph=glyph, name=name)
-    if view is not None:
-        r.view = view
+    glyph models per layer, on every page).
+
+    The layers of one figure share one "all rows" filter and one selection policy, which
+    hold no state (Bokeh would make one of each per layer and per source: 44 of a wall
+    page's 237 models, each built, walked and sent when the page opens)."""
+    every, union = _stateless(fig)
+    r = GlyphRenderer(data_source=source, glyph=glyph, name=name,
+                      view=view if view is not None else CDSView(filter=every))
+    if "selection_policy" not in source._property_values:  # Bokeh's default, not a choice
+        source.selection_policy = union
     fig.renderers.append(r)
     return r
+
+
+def _stateless(fig: figure) -> tuple[AllIndices, UnionRenderers]:
+    """The figure's one "all rows" filter and one selection policy."""
+    shared = fig.__dict__.get("_console_stateless")
+    if shared is None:
+        shared = fig.__dict__["_console_stateless"] = (AllIndices(), UnionRenderers())
+    return shared
 
 
 class BoardMap(View):

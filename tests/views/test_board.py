@@ -174,3 +174,25 @@ def test_bad_url_arguments_are_clamped_and_said(console, query, shown):
     board = dash.board
     assert 5 <= board.rotate_s <= 86_400 or board.rotate_s == 0
     assert 3 <= board.stale_after_s <= 3_600
+
+
+def test_a_wall_page_holds_one_filter_and_one_selection_policy_a_figure(source):
+    """Every model a page holds is built, walked and sent when it opens (50 walls at once):
+    the layers of a figure share their stateless "all rows" filter and selection policy."""
+    from bokeh.models import AllIndices, ColumnDataSource, GlyphRenderer, Plot, UnionRenderers
+
+    board = SituationBoard(source=source, lang="zh", kiosk=True)
+    root = pn.panel(board).get_root()
+    models = list(root.references())
+    plots = [m for m in models if isinstance(m, Plot)]
+    renderers = [m for m in models if isinstance(m, GlyphRenderer)]
+    assert len(plots) == 4 and len(renderers) >= 20  # the map and three incident maps
+    for plot in plots:
+        filters = {id(r.view.filter) for r in plot.renderers if isinstance(r.view.filter, AllIndices)}
+        policies = {id(r.data_source.selection_policy) for r in plot.renderers}
+        assert len(filters) == 1 and len(policies) <= 2, plot.name  # 2: outlines are shared
+    assert sum(isinstance(m, AllIndices) for m in models) == len(plots)
+    assert sum(isinstance(m, UnionRenderers) for m in models) == len(plots)
+    assert sum(isinstance(m, ColumnDataSource) for m in models) >= 15
+    assert all(p.title is None for p in plots)
+    assert len(models) <= 200, len(models)  # 237 before the layers shared them

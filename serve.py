@@ -408,6 +408,9 @@ def serve(args: argparse.Namespace) -> None:
         from dashboards.auth import restrict_components
 
         restrict_components(server)  # /components never imports a module for a client
+    from dashboards.pacing import pace_pages
+
+    pace_pages(server)  # one page built at a time; /health and open pages answered between
     console.server = server  # /health counts its open pages
     loop = server.io_loop
     stopping = threading.Event()

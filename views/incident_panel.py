@@ -166,8 +166,13 @@ def incident_html(detail: dict, now_ms: float, lang: str) -> str:
         detail["incident"], detail["timeline"], detail["nearest"], now_ms))
 
 
+#: The incident map's markers with nothing to show.
+EMPTY_MARKS = dict(x=[], y=[], marker=[], size=[], color=[], line_color=[], line_width=[])
+
+
 def incident_map(detail: dict, ky: float) -> dict:
-    """Columns of an incident's zoomed map (point, resources, links, window), made once."""
+    """Columns of an incident's zoomed map (marks: resources and the incident's star; links;
+    window), made once."""
     return SHARED_MAP.get(detail["nearest"], (_map_key(detail["incident"]), ky),
                           lambda: _map_columns(detail, ky))
 
@@ -179,8 +184,7 @@ def _map_key(inc: dict) -> tuple:
 def _map_columns(detail: dict, ky: float) -> dict:
     inc, near = detail["incident"], detail["nearest"]
     lon, lat = float(inc["lon"]), float(inc["lat"])
-    out = {"point": dict(x=np.array([lon]), y=np.array([lat * ky]),
-                         color=[WALL_COLORS.get(inc["level"], "#fff")])}
+    out = {}
     xs, ys, lx, ly = [lon], [lat], [], []
     res = {"x": [], "y": [], "marker": [], "color": []}
     for key_, df in near.items():
@@ -195,8 +199,14 @@ def _map_columns(detail: dict, ky: float) -> dict:
                 ys.append(r.lat)
             lx.append(np.array([lon, r.lon]))
             ly.append(np.array([lat * ky, r.lat * ky]))
-    out["resources"] = {"x": np.array(res["x"], float), "y": np.array(res["y"], float),
-                         "marker": res["marker"], "color": res["color"]}
+    # one layer: the nearby resources, then the incident's star on top of them
+    n = len(res["x"])
+    out["marks"] = {"x": np.array([*res["x"], lon], float),
+                    "y": np.array([*res["y"], lat * ky], float),
+                    "marker": [*res["marker"], "star"], "size": [11] * n + [28],
+                    "color": [*res["color"], WALL_COLORS.get(inc["level"], "#fff")],
+                    "line_color": ["#0b1220"] * n + ["#ffffff"],
+                    "line_width": [1] * n + [2]}
     out["links"] = dict(xs=lx, ys=ly)
     half = max(0.08, (max(xs) - min(xs)) / 2 * 1.15, (max(ys) - min(ys)) / 2 * 1.15)
     cx, cy = (max(xs) + min(xs)) / 2, (max(ys) + min(ys)) / 2
@@ -241,13 +251,11 @@ class IncidentPanel(View):
         self.links = ColumnDataSource(dict(xs=[], ys=[]))
         add_glyph(fig, MultiLine(xs="xs", ys="ys", line_color="#7f93ad", line_dash="dashed",
                                  line_width=1), self.links)
-        # the nearest teams, warehouses, shelters and experts: one layer, each kind its marker
-        self.resources = ColumnDataSource(dict(x=[], y=[], marker=[], color=[]))
-        add_glyph(fig, Scatter(x="x", y="y", marker="marker", size=11, fill_color="color",
-                               line_color="#0b1220"), self.resources)
-        self.point = ColumnDataSource(dict(x=[], y=[], color=[]))
-        add_glyph(fig, Scatter(x="x", y="y", marker="star", size=28, fill_color="color",
-                               line_color="#ffffff", line_width=2), self.point)
+        # the nearest teams, warehouses, shelters and experts, each kind its marker, and the
+        # incident's star drawn last: one layer (each layer is five models on every wall)
+        self.marks = ColumnDataSource(dict(EMPTY_MARKS))
+        add_glyph(fig, Scatter(x="x", y="y", marker="marker", size="size", fill_color="color",
+                               line_color="line_color", line_width="line_width"), self.marks)
         self._map = pn.pane.Bokeh(fig, sizing_mode="stretch_both", margin=0,
                                   styles={"flex": "0 0 28%"})
         self._info = HTML(self._empty(), sizing_mode="stretch_both", margin=0,
@@ -277,8 +285,7 @@ class IncidentPanel(View):
             if self._key is not None:
                 self._key = None
                 self._info.object = self._empty()
-                self.point.data = dict(x=[], y=[], color=[])
-                self.resources.data = dict(x=[], y=[], marker=[], color=[])
+                self.marks.data = dict(EMPTY_MARKS)
                 self.links.data = dict(xs=[], ys=[])
                 self.window.data = dict(self._home)
             return
@@ -291,8 +298,7 @@ class IncidentPanel(View):
             return
         self._key = key
         cols = incident_map(detail, self.ky)
-        self.point.data = cols["point"]
-        self.resources.data = cols["resources"]
+        self.marks.data = cols["marks"]
         self.links.data = cols["links"]
         self.window.data = cols["window"]
 

@@ -101,11 +101,13 @@ def test_incident_panel_shows_and_clears(source):
     html = panel._info.object
     assert "储罐泄漏扩大" in html and "危化品泄漏" in html
     assert "近队" in html and "km" in html and "防化服" in html
-    assert len(panel.point.data["x"]) == 1
+    marks = panel.marks.data
+    assert marks["marker"].count("star") == 1 and marks["marker"][-1] == "star"  # on top
+    assert len(marks["x"]) > 1 and set(marks["size"][:-1]) == {11}  # and the resources
     x = panel.window.data["x"]
     assert x[1] - x[0] < 1.0  # zoomed on the incident
     panel.update(None)
-    assert "暂无" in panel._info.object and not panel.point.data["x"]
+    assert "暂无" in panel._info.object and not len(panel.marks.data["x"])
 
 
 def test_clock_and_rotation_parameters():
@@ -195,4 +197,4 @@ def test_a_wall_page_holds_one_filter_and_one_selection_policy_a_figure(source):
     assert sum(isinstance(m, UnionRenderers) for m in models) == len(plots)
     assert sum(isinstance(m, ColumnDataSource) for m in models) >= 15
     assert all(p.title is None for p in plots)
-    assert len(models) <= 200, len(models)  # 237 before the layers shared them
+    assert len(models) <= 185, len(models)  # 237 before the layers shared them

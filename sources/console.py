@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import gc
 import logging
 import os
 import threading
@@ -337,6 +338,9 @@ class Console(param.Parameterized):
         except Exception:  # noqa: BLE001 - a busy or closing store must not break /health
             pass
         out.update(allocators())
+        # objects set aside from the collector at start (serve.py): a full collection
+        # during a burst of pages walks only what came after
+        out["gc_frozen_objects"] = gc.get_freeze_count()
         out["sessions"] = self.open_pages()
         return out
 

@@ -76,8 +76,8 @@ def test_every_page_serialises_the_same_with_the_caches(console, stock_bokeh):
         assert len(text) > 2_000, key  # a page, not an empty document
         if after[key] != text:  # name the first difference, not two 100 kB strings
             at = next(i for i, (a, b) in enumerate(zip(text, after[key], strict=False)) if a != b)
-            pytest.fail(f"{key}: differs at {at}: {text[at - 200:at + 200]!r} vs "
-                        f"{after[key][at - 200:at + 200]!r}")
+            pytest.fail(f"{key}: differs at {at}: {text[at - 100:at + 400]!r} vs "
+                        f"{after[key][at - 100:at + 400]!r}")
 
 
 def test_no_instance_shares_a_mutable_default_with_another(stock_bokeh):

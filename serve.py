@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import faulthandler
-import gc
 import logging
 import os
 import signal
@@ -434,11 +433,9 @@ def serve(args: argparse.Namespace) -> None:
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.asyncio_loop.add_signal_handler(sig, shutdown, sig)
-    # What is built by now (modules, registries, the shared layers) lives as long as the
-    # process: out of the collector's sight, a full collection during a burst of pages
-    # walks only what the pages made (0.5 s -> see README, "what a page costs")
-    gc.collect()
-    gc.freeze()
+    # what is built by now lives as long as the process: out of the collector's sight, a
+    # full collection during a burst of pages walks only what the pages made
+    console.freeze()
     server.start()
     print(f"console at http://{args.address}:{args.port}/", flush=True)
     try:

@@ -117,9 +117,13 @@ def test_uninstall_puts_bokehs_own_methods_back(stock_bokeh):
     own = (PropertyDescriptor.__dict__["instance_default"], HasProps.__dict__["themed_values"])
     assert bokeh_fast.install() and bokeh_fast.install()  # once; a second call is a no-op
     assert PropertyDescriptor.__dict__["instance_default"] is not own[0]
+    from bokeh.settings import settings
+
+    assert settings.simple_ids.get_value_with_provenance()[1].name == "USER_SET"
     bokeh_fast.uninstall()
     assert (PropertyDescriptor.__dict__["instance_default"],
             HasProps.__dict__["themed_values"]) == own
+    assert settings.simple_ids.get_value_with_provenance()[1].name != "USER_SET"
 
 
 def test_every_page_passes_bokehs_checks(console):

@@ -3,7 +3,7 @@
 ``python bench/capacity.py --phases spread --processes 1,3 [--burst 50]``
 
 The same burst (``--burst`` browserless walls opened at once: the page, its websocket, the
-whole document, then its patches; ``capacity.WallClient``) against, in one run:
+whole document, then its patches; ``wall_clients.WallClient``) against, in one run:
 
 1. the **embedded** console ``capacity.py`` started (one process, its own feed and store):
    the baseline;

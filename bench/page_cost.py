@@ -33,7 +33,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.capacity import HealthPoller, Server, load, protocol_burst  # noqa: E402
+from bench.capacity import HealthPoller, Server, load  # noqa: E402
+from bench.wall_clients import protocol_burst  # noqa: E402
 
 #: Page kind -> path; a wall is the kiosk board.
 KINDS = {"wall": "/board?kiosk=1", "risk": "/risk", "alarms": "/alarms",

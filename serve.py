@@ -190,9 +190,6 @@ def check_risk_cluster(args: argparse.Namespace) -> None:
     if workers is not None and scheduler is not None:
         raise StartError("--risk-workers and --risk-scheduler: give one of them (local workers, "
                          "or the workers of a running scheduler)")
-    if args.distributed:
-        raise StartError("--risk-workers/--risk-scheduler are not options of a --distributed "
-                         "serving process yet; serve its risk layer in process")
     if workers is not None and not 1 <= workers <= 256:
         raise StartError(f"--risk-workers {workers}: a number of worker processes, 1 to 256")
     if scheduler is not None:
@@ -294,7 +291,8 @@ def build_console(args: argparse.Namespace, *, first_start: bool = False):
             return distributed_console(args.distributed, args.centre, db, lang=args.lang,
                                        drill_feed=args.drill_feed,
                                        keep_readings_days=args.keep_readings_days,
-                                       malloc_trim_s=args.malloc_trim_s)
+                                       malloc_trim_s=args.malloc_trim_s,
+                                       risk_cluster=risk_cluster(args))
         except DistributedStartError as exc:
             raise StartError(str(exc)) from None
     demo = None

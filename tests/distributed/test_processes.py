@@ -379,3 +379,31 @@ def test_the_walls_of_a_serving_process_hear_the_centres_feeds(centre):
     assert "no status from the ingest node" in feeds.status()["last_error"]
     wall.heartbeat(statuses_of(wall.ingests))
     assert (wall.clock.feeds_total, wall.clock.feeds_connected) == (1, 0)
+
+
+def test_a_serving_process_serves_its_risk_layer_from_dask_workers(centre, county_log,
+                                                                   tmp_path):
+    """``serve.py --distributed … --risk-workers N``: the view's points on the workers."""
+    pytest.importorskip("distributed", reason="the [scale] extra (Dask) is not installed")
+    import psutil
+
+    import serve
+
+    _servers, centres = county_log  # the centre's log, snapshot published by ``centre``
+    args = serve.parse_args(["--distributed", str(centres), "--centre", "370102",
+                             "--db", str(tmp_path / "c.duckdb"), "--risk-workers", "1"])
+    serve.check_options(args)  # once refused: "not options of a --distributed process yet"
+    c = serve.build_console(args).start()
+    try:
+        status = c.risk_layer_status()
+        n = c.store.arrow("SELECT count(*) AS n FROM risk_points").to_pylist()[0]["n"]
+        assert status["kind"] == "partitioned" and status["cluster"] == "local:1"
+        assert status["points"] == n > 0 and status["workers"] == 1
+        pts = c.risk_layer().points
+        assert pts.counts_in(pts.extent)  # the workers answer for the whole view
+        workers = [p for p in psutil.Process().children(recursive=True)
+                   if "spawn" in " ".join(p.cmdline())]
+        assert workers
+    finally:
+        c.stop()
+    assert not [p for p in workers if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]

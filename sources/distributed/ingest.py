@@ -29,6 +29,7 @@ import param
 from sources.alarms.desk import AlarmSource
 from sources.alarms.engine import AlarmEngine
 from sources.alarms.timer import AlarmTimer
+from sources.drills.desk import DrillSource
 from sources.geo import CountyGeometry
 from sources.ingest.feed import FeedIngest
 from sources.ingest.messages import Batch
@@ -159,7 +160,10 @@ class CentreIngest(param.Parameterized):
             hub = ViewHub()
             geo = CountyGeometry(self.store)
             desk = EscalatingDesk(store=self.store, hub=hub, event_log=self.log, code=self.code)
-            targets = Targets(store=self.store, hub=hub, alarms=desk, geography=geo)
+            # drills: a purge deletes the drill's rows here too and says its alarms are
+            # closed, so the engine forgets them (the timer below hears it), as embedded
+            targets = Targets(store=self.store, hub=hub, alarms=desk, geography=geo,
+                              drills=DrillSource(store=self.store, hub=hub))
             self.materialiser = Materialiser(log=self.log, stream=centre.own, targets=targets,
                                              kinds=["feed", "alarms", "escalate", "call"])
             self.materialiser.catch_up()

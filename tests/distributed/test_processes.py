@@ -407,3 +407,40 @@ def test_a_serving_process_serves_its_risk_layer_from_dask_workers(centre, count
     finally:
         c.stop()
     assert not [p for p in workers if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+
+
+def test_the_ingest_node_forgets_a_purged_drills_alarms(centre):
+    """A drill's alarms purged on a serving process are forgotten by the centre's one alarm
+    engine (on the ingest node): the next real breach of those sensors raises new alarms."""
+    a, _b, node, feed = centre
+    rows = a.store.arrow("SELECT sensor_id, hi_hi FROM sensors WHERE hi_hi IS NOT NULL "
+                         "ORDER BY sensor_id LIMIT 2").to_pylist()
+    sensors = [r["sensor_id"] for r in rows]
+
+    def breach_all(drill: str | None = None) -> None:
+        now = int(time.time() * 1000)
+        tag = {"exercise": True, "drill_id": drill} if drill else {}
+        feed.send([{"type": "reading", "seq": s, "ts": now, "sensor_id": r["sensor_id"],
+                    "value": r["hi_hi"] + 1.0, **tag}
+                   for s, r in zip(feed.next_seqs(len(rows)), rows, strict=True)])
+
+    def open_alarms(drill: bool) -> set:
+        return set(a.store.arrow(
+            "SELECT alarm_id FROM alarms WHERE list_contains(?, sensor_id) AND state <> 'closed' "
+            f"AND drill_id IS {'NOT ' if drill else ''}NULL", [sensors]).column(0).to_pylist())
+
+    def tracked() -> set:
+        return {x.alarm_id for x in node.engine._open.values()}
+
+    breach_all("d-purge")
+    wait_for(lambda: len(open_alarms(drill=True)) == 2, what="the drill's two alarms on A")
+    drilled = open_alarms(drill=True)
+    assert drilled <= tracked()  # the engine holds them open
+    a.drills.record_stop("d-purge")
+    a.drills.purge("d-purge", actor="li")
+    wait_for(lambda: not drilled & tracked(), what="the ingest node forgot the purged alarms")
+    assert sum(node.materialiser.targets.drills.counts("d-purge").values()) == 0
+    breach_all()  # a real breach of the same sensors
+    wait_for(lambda: len(open_alarms(drill=False)) == 2,
+             what="the real breach raised two new alarms")
+    assert not open_alarms(drill=False) & drilled

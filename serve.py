@@ -381,7 +381,7 @@ def serve(args: argparse.Namespace) -> None:
     routes, titles = dashboards.routes(console)
     # Bokeh checks each new page's models (W-/E- codes) by default: a tenth of what a page
     # costs, for pages that are all the same; the tests check every page once instead
-    # (tests/views/test_page_validation.py)
+    # (tests/views/test_bokeh_fast.py)
     bokeh_settings.perform_document_validation.set_value(False)
     origins = [f"{args.address}:{args.port}", f"localhost:{args.port}",
                f"127.0.0.1:{args.port}", *args.allow_websocket_origin]

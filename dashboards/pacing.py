@@ -1,10 +1,12 @@
 """Pages are built one at a time, and the server turns between them.
 
-Building a page runs on the server's one IO loop (0.2–0.4 CPU s, ``bench/page_cost.py``).
-When 50 walls ask at once (a shift change, every wall reconnecting after a restart), Tornado
-reads their requests in one turn of the loop and builds all 50 pages back to back before it
+Building a page runs on the server's one IO loop (0.15–0.5 CPU s, ``bench/page_cost.py``).
+When many walls ask at once (a shift change, every wall reconnecting after a restart), Tornado
+reads their requests in one turn of the loop and builds those pages back to back before it
 looks at its sockets again: meanwhile ``/health``, the open pages' websockets and the officers'
-clicks wait, for seconds (``/health`` up to 2.6 s behind 10 walls, 4.9 s behind 50).
+clicks wait (``tests/dashboards/test_pacing.py`` shows a request waiting behind the pages
+that came before it; ``/health`` took up to 2.8–5.2 s during bursts of 50 walls on the
+release before this one).
 
 :func:`pace_pages` makes each page request wait its turn on one lock and lets the loop turn
 once before building: between two pages, whatever else arrived is answered. The pages take

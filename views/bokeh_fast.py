@@ -1,7 +1,8 @@
 """Bokeh's answers that depend only on a class or a property, computed once instead of per read.
 
-Creating a page is what a burst of walls costs (0.5–0.8 CPU s a page, measured in
-``bench/capacity.py``), and a large part of it is Bokeh working out the same answers again.
+Creating a page is what a burst of walls costs (0.5–0.8 CPU s a page before this module,
+measured with ``bench/capacity.py``; ``bench/page_cost.py`` compares with and without it), and
+a large part of it was Bokeh working out the same answers again.
 Every read of a property that was never set recomputes its default (the class's overridden
 defaults walked up the MRO, the value copied and validated), and serialising a model reads
 *every* property, set or not, before it drops the defaults: a page of ~240 models does that

@@ -97,7 +97,7 @@ def add_glyph(fig: figure, glyph, source: ColumnDataSource, *, view: CDSView | N
     glyph models per layer, on every page).
 
     The layers of one figure share one "all rows" filter and one selection policy, which
-    hold no state (Bokeh would make one of each per layer and per source: 44 of a wall
+    hold no state (Bokeh would make one of each per layer and per source: 38 of a wall
     page's 237 models, each built, walked and sent when the page opens)."""
     every, union = _stateless(fig)
     r = GlyphRenderer(data_source=source, glyph=glyph, name=name,

@@ -2,6 +2,7 @@
 between two pages (a real Panel server on loopback; pages that take 0.3 s each to build)."""
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 import urllib.request
@@ -12,7 +13,7 @@ import pytest
 import tornado.web
 
 from dashboards.pacing import pace_pages
-from tests.conftest import free_port
+from tests.conftest import free_port, wait_until
 
 BUILD_S = 0.3
 PAGES = 6
@@ -30,27 +31,51 @@ def slow_page():
 
 @pytest.fixture(params=[True, False], ids=["paced", "unpaced"])
 def server(request):
-    port = free_port()
-    srv = pn.serve({"page": slow_page}, port=port, address="127.0.0.1", show=False,
-                   start=False, websocket_origin=[f"127.0.0.1:{port}"],
-                   extra_patterns=[(r"/ping", Ping)])
-    if request.param:
-        assert pace_pages(srv) == 1  # the one page route
-        assert pace_pages(srv) == 0  # once
-    thread = threading.Thread(target=lambda: (srv.start(), srv.io_loop.start()), daemon=True)
+    """A Panel server on its own loop in a thread (not the test thread's loop: other tests
+    may have left theirs current)."""
+    port, box = free_port(), {}
+
+    def run():
+        try:
+            asyncio.set_event_loop(asyncio.new_event_loop())
+            srv = pn.serve({"page": slow_page}, port=port, address="127.0.0.1", show=False,
+                           start=False, websocket_origin=[f"127.0.0.1:{port}"],
+                           extra_patterns=[(r"/ping", Ping)])
+            if request.param:
+                box["changed"] = (pace_pages(srv), pace_pages(srv))  # once: (1, 0)
+            box["server"] = srv
+            srv.start()
+            srv.io_loop.start()
+        except BaseException as exc:  # reported by the waiting fixture
+            box["error"] = exc
+
+    thread = threading.Thread(target=run, daemon=True, name="pacing-server")
     thread.start()
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(url + "/ping", timeout=2).read()
-            break
-        except OSError:
-            time.sleep(0.1)
+    wait_until(lambda: "server" in box or "error" in box, timeout=30)
+    if "error" in box:
+        raise box["error"]
+    if request.param:
+        assert box["changed"] == (1, 0)  # the one page route, paced once
+    wait_until(lambda: _answers(url + "/ping"), timeout=20, message="the server never answered")
     yield request.param, url
-    srv.io_loop.add_callback(srv.stop)
-    srv.io_loop.add_callback(srv.io_loop.stop)
+    srv = box["server"]
+
+    def halt():
+        try:
+            srv.stop()
+        finally:
+            srv.io_loop.stop()
+
+    srv.io_loop.add_callback(halt)
     thread.join(10)
+
+
+def _answers(url: str) -> bool:
+    try:
+        return urllib.request.urlopen(url, timeout=2).status == 200
+    except OSError:
+        return False
 
 
 def timed(url: str, t0: float) -> float:

@@ -43,6 +43,10 @@ def server(request):
                            extra_patterns=[(r"/ping", Ping)])
             if request.param:
                 box["changed"] = (pace_pages(srv), pace_pages(srv))  # once: (1, 0)
+            # stopped here, on its own loop: not by pn.state's clean-up after the test
+            for key, entry in list(pn.state._servers.items()):
+                if entry[0] is srv:
+                    del pn.state._servers[key]
             box["server"] = srv
             srv.start()
             srv.io_loop.start()

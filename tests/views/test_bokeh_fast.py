@@ -55,7 +55,8 @@ def canonical(doc: Document) -> str:
     text = re.sub(r'("name": "[A-Za-z_]+)\d{5,}"', r'\1N"', text)
     text = re.sub(r'"[0-9a-f]{32}"', '"U"', text)  # uuid4().hex of Panel's tables
     text = re.sub(r"\b1[78]\d{8}(\d{3})?(\.\d+)?\b", "T", text)  # epoch s or ms, now
-    return re.sub(r"\d\d:\d\d:\d\d|\d+(\.\d+)? ?(s|ms|秒)\b", "T", text)
+    text = re.sub(r"\d{4}-\d\d-\d\d", "D", text)  # a page built just after midnight
+    return re.sub(r"\d\d:\d\d(:\d\d)?|\d+(\.\d+)? ?(s|ms|秒)\b", "T", text)  # a minute on
 
 
 def apps(console) -> dict:
